@@ -1,0 +1,169 @@
+//! A per-worker memo of classification results, so that a repeated event (a
+//! MODIFIED version of the same Event, a relist, a replay) is not matched again.
+//!
+//! The key is a 64-bit FxHash of exactly the fields rules can look at (reason,
+//! type, component, involved kind, namespace, message); the value is the
+//! position of the matching rule. A repeat of an Event differs only in count
+//! and timestamps, which are not hashed, so it hits. Two different inputs
+//! sharing a 64-bit hash would share a result: with the bounded size below the
+//! chance is about n²/2⁶⁵ (≈ 3·10⁻¹¹ for 65k entries), accepted for speed.
+//!
+//! The cache is owned by one worker (`&mut self`, no lock) and bound to one
+//! [`Classifier`]: used with another, it empties itself first.
+
+use rustc_hash::{FxHashMap, FxHasher};
+use schemas::model::NormalizedEvent;
+use std::hash::{Hash, Hasher};
+
+use super::{Classification, Classifier};
+
+/// Default number of entries before the cache is emptied (about 1.5 MB).
+pub const DEFAULT_CAPACITY: usize = 65_536;
+
+/// Memo of rule positions by event content. See the module docs.
+#[derive(Debug)]
+pub struct ClassifyCache {
+    map: FxHashMap<u64, u32>,
+    capacity: usize,
+    classifier_id: u64,
+    hits: u64,
+    misses: u64,
+}
+
+/// Stored for "no rule matched", which is worth caching too.
+const NO_MATCH: u32 = u32::MAX;
+
+impl Default for ClassifyCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl ClassifyCache {
+    /// A cache holding at most `capacity` results; when full it is emptied
+    /// (cheaper than LRU bookkeeping, and the working set refills it at once).
+    pub fn new(capacity: usize) -> Self {
+        ClassifyCache {
+            map: FxHashMap::default(),
+            capacity: capacity.max(1),
+            classifier_id: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Same result as [`Classifier::classify`], from memory when possible.
+    #[inline]
+    pub fn classify<'c>(&mut self, classifier: &'c Classifier, ev: &NormalizedEvent) -> Classification<'c> {
+        if self.classifier_id != classifier.id() {
+            self.map.clear();
+            self.classifier_id = classifier.id();
+        }
+        let key = content_hash(ev);
+        let pos = match self.map.get(&key) {
+            Some(&p) => {
+                self.hits += 1;
+                p
+            }
+            None => {
+                self.misses += 1;
+                let p = classifier.match_position(ev).unwrap_or(NO_MATCH);
+                if self.map.len() >= self.capacity {
+                    self.map.clear();
+                }
+                self.map.insert(key, p);
+                p
+            }
+        };
+        classifier.classification_at((pos != NO_MATCH).then_some(pos), ev)
+    }
+
+    /// Lookups answered from memory, for a hit-ratio metric.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Lookups that ran the rules.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Entries currently held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Hash of every field a rule can match on. `str::hash` appends a terminator,
+/// so ("ab","c") and ("a","bc") hash differently.
+#[inline]
+fn content_hash(ev: &NormalizedEvent) -> u64 {
+    let mut h = FxHasher::default();
+    ev.reason.hash(&mut h);
+    ev.event_type.hash(&mut h);
+    ev.reporting_controller.hash(&mut h);
+    ev.regarding.kind.hash(&mut h);
+    ev.namespace.hash(&mut h);
+    ev.note.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(reason: &str, ty: &str, note: &str) -> NormalizedEvent {
+        NormalizedEvent {
+            reason: reason.into(),
+            event_type: ty.into(),
+            reporting_controller: "kubelet".into(),
+            note: note.into(),
+            count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cached_results_equal_direct_results_and_repeats_hit() {
+        let c = Classifier::builtin();
+        let mut cache = ClassifyCache::new(16);
+        let events = [
+            ev("BackOff", "Warning", "Back-off restarting failed container app in pod a_b(c)"),
+            ev("BackOff", "Normal", "Back-off pulling image \"nginx:1.2\""),
+            ev("Failed", "Warning", "Error: ErrImagePull"),
+            ev("NoSuchReason", "Warning", "x"),
+        ];
+        for round in 0..3 {
+            for e in &events {
+                let mut repeat = e.clone();
+                repeat.count = 5 + round; // a repeat: only count/timestamps change
+                assert_eq!(cache.classify(&c, &repeat), c.classify(e));
+            }
+        }
+        assert_eq!(cache.misses(), 4);
+        assert_eq!(cache.hits(), 8);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_rebinds_to_a_new_classifier() {
+        let c1 = Classifier::builtin();
+        let mut cache = ClassifyCache::new(2);
+        for i in 0..5 {
+            cache.classify(&c1, &ev("Pulled", "Normal", &format!("m{i}")));
+            assert!(cache.len() <= 2);
+        }
+        let c2 = Classifier::from_yaml_str(
+            "u.yaml",
+            "rules:\n- name: pulled-is-error\n  reason: Pulled\n  category: image\n  severity: error\n",
+        )
+        .unwrap();
+        let e = ev("Pulled", "Normal", "m4");
+        assert_eq!(cache.classify(&c1, &e).rule, c1.classify(&e).rule);
+        assert_eq!(cache.classify(&c2, &e).rule, "pulled-is-error");
+        assert_eq!(cache.classify(&c1, &e).rule, c1.classify(&e).rule);
+    }
+}

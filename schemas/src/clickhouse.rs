@@ -1,0 +1,254 @@
+//! The ClickHouse schema as ordered, idempotent SQL migrations
+//! (`schemas/clickhouse/NNNN_name.sql`), rendered for one node or for a cluster.
+//!
+//! The sink applies them at start-up (it owns the ClickHouse connection); this module
+//! only knows the files and how to render them, so the DDL lives beside the rest of
+//! the contract and tests can check it without a server.
+//!
+//! Template language (kept tiny on purpose):
+//! - `{{db}}` → the database; `{{ttl_days}}` → raw-row retention in days.
+//! - `{{on_cluster}}` → `""` or ` ON CLUSTER 'name'`.
+//! - `{{local:T}}` → `T` on one node, `T_local` on a cluster (the shard-local table).
+//! - `{{engine:E}}` / `{{engine:E(args)}}` → `E(args)` on one node;
+//!   `ReplicatedE('/clickhouse/tables/{shard}/db/T_local', '{replica}', args)` on a cluster.
+//! - A line `-- @distributed T sharding_key` → on a cluster, a `Distributed` table `T`
+//!   over `T_local`; nothing on one node.
+//!
+//! Statements are separated by `;` at the end of a line. Every statement must be
+//! idempotent (`IF NOT EXISTS`), so re-running a half-applied migration is safe.
+
+/// One migration file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// All migrations, in order. Append only: a released migration never changes.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../clickhouse/0001_events.sql"),
+}];
+
+/// The table that records which migrations a database has.
+pub const MIGRATIONS_TABLE: &str = "kevents_migrations";
+
+/// How to render: one node, or a ClickHouse cluster with replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOptions {
+    pub database: String,
+    /// `Some(name)`: render for the ClickHouse cluster `name` (Replicated engines,
+    /// Distributed tables, `ON CLUSTER`).
+    pub cluster: Option<String>,
+    /// Retention of raw event rows, days.
+    pub ttl_days: u32,
+}
+
+impl RenderOptions {
+    pub fn single(database: &str) -> Self {
+        RenderOptions {
+            database: database.to_string(),
+            cluster: None,
+            ttl_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RenderError {
+    #[error("migration {version}: unknown placeholder {{{{{placeholder}}}}}")]
+    UnknownPlaceholder { version: u32, placeholder: String },
+    #[error("migration {version}: unclosed placeholder")]
+    Unclosed { version: u32 },
+    #[error("migration {version}: bad directive {line:?}")]
+    BadDirective { version: u32, line: String },
+}
+
+/// Render one migration into executable statements.
+pub fn render(m: &Migration, opts: &RenderOptions) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::new();
+    for raw in split_statements(m.sql) {
+        let mut extra = Vec::new();
+        let mut body = String::new();
+        for line in raw.lines() {
+            let t = line.trim();
+            if let Some(rest) = t.strip_prefix("-- @distributed") {
+                let mut parts = rest.split_whitespace();
+                let (Some(table), Some(key)) = (parts.next(), parts.next()) else {
+                    return Err(RenderError::BadDirective {
+                        version: m.version,
+                        line: t.to_string(),
+                    });
+                };
+                if let Some(c) = &opts.cluster {
+                    let db = &opts.database;
+                    extra.push(format!(
+                        "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER '{c}' AS {db}.{table}_local \
+                         ENGINE = Distributed('{c}', '{db}', '{table}_local', {key})"
+                    ));
+                }
+            } else if !t.starts_with("--") && !t.is_empty() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        if !body.trim().is_empty() {
+            out.push(expand(m.version, body.trim(), opts)?);
+        }
+        out.extend(extra);
+    }
+    Ok(out)
+}
+
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut stmts = Vec::new();
+    let mut cur = String::new();
+    for line in sql.lines() {
+        cur.push_str(line);
+        cur.push('\n');
+        let t = line.trim_end();
+        if t.ends_with(';') && !t.trim_start().starts_with("--") {
+            let s = cur.trim_end().trim_end_matches(';').to_string();
+            stmts.push(s);
+            cur.clear();
+        } else if line.trim().starts_with("-- @") {
+            stmts.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        stmts.push(cur);
+    }
+    stmts
+}
+
+fn expand(version: u32, stmt: &str, opts: &RenderOptions) -> Result<String, RenderError> {
+    // The first {{local:T}} names the table an {{engine:…}} belongs to.
+    let table = stmt
+        .split("{{local:")
+        .nth(1)
+        .and_then(|r| r.split("}}").next())
+        .unwrap_or("")
+        .to_string();
+    let mut out = String::with_capacity(stmt.len());
+    let mut rest = stmt;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(RenderError::Unclosed { version })?;
+        let ph = &after[..end];
+        out.push_str(&placeholder(version, ph, &table, opts)?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn placeholder(version: u32, ph: &str, table: &str, opts: &RenderOptions) -> Result<String, RenderError> {
+    let db = &opts.database;
+    Ok(match ph {
+        "db" => db.clone(),
+        "ttl_days" => opts.ttl_days.to_string(),
+        "on_cluster" => match &opts.cluster {
+            Some(c) => format!(" ON CLUSTER '{c}'"),
+            None => String::new(),
+        },
+        _ if ph.starts_with("local:") => {
+            let t = &ph["local:".len()..];
+            match opts.cluster {
+                Some(_) => format!("{t}_local"),
+                None => t.to_string(),
+            }
+        }
+        _ if ph.starts_with("engine:") => {
+            let e = &ph["engine:".len()..];
+            let (name, args) = match e.find('(') {
+                Some(i) => (&e[..i], e[i + 1..].trim_end_matches(')')),
+                None => (e, ""),
+            };
+            match opts.cluster {
+                None => format!("{name}({args})"),
+                Some(_) => {
+                    let sep = if args.is_empty() { "" } else { ", " };
+                    format!(
+                        "Replicated{name}('/clickhouse/tables/{{shard}}/{db}/{table}_local', '{{replica}}'{sep}{args})"
+                    )
+                }
+            }
+        }
+        _ => {
+            return Err(RenderError::UnknownPlaceholder {
+                version,
+                placeholder: ph.to_string(),
+            })
+        }
+    })
+}
+
+/// The bookkeeping table's DDL (created before any migration runs).
+pub fn migrations_table_ddl(opts: &RenderOptions) -> String {
+    let db = &opts.database;
+    match &opts.cluster {
+        None => format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} (version UInt32, name String, \
+             applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
+        ),
+        Some(c) => format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} ON CLUSTER '{c}' (version UInt32, \
+             name String, applied_at DateTime DEFAULT now()) ENGINE = \
+             ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{db}/{MIGRATIONS_TABLE}', \
+             '{{replica}}') ORDER BY version"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_render_on_one_node() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1, "versions are 1, 2, 3, … without gaps");
+            let stmts = render(m, &RenderOptions::single("kev")).unwrap();
+            assert!(!stmts.is_empty());
+            for s in &stmts {
+                assert!(!s.contains("{{"), "unrendered placeholder in {s}");
+                assert!(!s.contains("_local"), "single node has no local tables: {s}");
+                assert!(!s.contains("Replicated"), "{s}");
+                assert!(s.contains("IF NOT EXISTS"), "statements must be idempotent: {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn cluster_rendering_uses_replicated_engines_and_distributed_tables() {
+        let opts = RenderOptions {
+            database: "kev".into(),
+            cluster: Some("fleet".into()),
+            ttl_days: 7,
+        };
+        let stmts = render(&MIGRATIONS[0], &opts).unwrap();
+        let events = stmts.iter().find(|s| s.contains("kev.events_local")).unwrap();
+        assert!(events.contains("ON CLUSTER 'fleet'"), "{events}");
+        assert!(
+            events.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/kev/events_local', '{replica}')"),
+            "{events}"
+        );
+        assert!(events.contains("INTERVAL 7 DAY"));
+        assert!(stmts.iter().any(|s| s.contains(
+            "CREATE TABLE IF NOT EXISTS kev.events ON CLUSTER 'fleet' AS kev.events_local ENGINE = Distributed('fleet', 'kev', 'events_local', cityHash64(cluster_uid))"
+        )));
+        assert!(migrations_table_ddl(&opts).contains("ReplicatedReplacingMergeTree"));
+    }
+
+    #[test]
+    fn unknown_placeholders_are_errors() {
+        let m = Migration { version: 9, name: "bad", sql: "CREATE TABLE IF NOT EXISTS {{nope}} (x UInt8);" };
+        assert_eq!(
+            render(&m, &RenderOptions::single("d")),
+            Err(RenderError::UnknownPlaceholder { version: 9, placeholder: "nope".into() })
+        );
+    }
+}

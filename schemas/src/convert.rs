@@ -1,0 +1,200 @@
+//! Both Kubernetes Event shapes → [`NormalizedEvent`]. The field mapping, written
+//! down once (it follows the API server's own conversion,
+//! `pkg/apis/events/v1/conversion.go`):
+//!
+//! | normalized            | events.k8s.io/v1                                  | core/v1                                  |
+//! |-----------------------|---------------------------------------------------|------------------------------------------|
+//! | regarding             | regarding                                         | involvedObject                           |
+//! | note                  | note                                              | message                                  |
+//! | reporting_controller  | reportingController, else deprecatedSource.component | reportingComponent, else source.component |
+//! | reporting_instance    | reportingInstance, else deprecatedSource.host     | reportingInstance, else source.host      |
+//! | count                 | series.count, else deprecatedCount, else 1        | series.count, else count, else 1         |
+//! | first_seen            | eventTime, else deprecatedFirstTimestamp, else creation | firstTimestamp, else eventTime, else creation |
+//! | last_seen             | series.lastObservedTime, else deprecatedLastTimestamp, else first_seen | series.lastObservedTime, else lastTimestamp, else first_seen |
+//! | event_time            | eventTime                                         | eventTime                                |
+//! | action, related, type, reason | same names                                | same names                               |
+//!
+//! `count` is the object's running total; a version's occurrences are the delta to
+//! the previous version the processor saw (shared README section 2).
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::events::v1 as events;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+use crate::model::{ApiShape, NormalizedEvent, ObjectRef};
+
+/// Annotation prefixes that carry no meaning for event analysis.
+const NOISY_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/"];
+
+fn object_ref(r: &core::ObjectReference) -> ObjectRef {
+    ObjectRef {
+        kind: r.kind.clone().unwrap_or_default(),
+        namespace: r.namespace.clone().unwrap_or_default(),
+        name: r.name.clone().unwrap_or_default(),
+        uid: r.uid.clone().unwrap_or_default(),
+        api_version: r.api_version.clone().unwrap_or_default(),
+        field_path: r.field_path.clone().unwrap_or_default(),
+    }
+}
+
+fn micros(ts: &k8s_openapi::jiff::Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+fn non_empty(s: &Option<String>) -> Option<&String> {
+    s.as_ref().filter(|v| !v.is_empty())
+}
+
+/// Count from the fields an emitter filled: the series wins, then the legacy count.
+fn count_of(series: Option<i32>, legacy: Option<i32>) -> (i64, bool) {
+    match (series, legacy) {
+        (Some(c), _) if c > 0 => (c as i64, true),
+        (_, Some(c)) if c > 0 => (c as i64, false),
+        _ => (1, false),
+    }
+}
+
+fn meta_fields(meta: &ObjectMeta, ev: &mut NormalizedEvent) {
+    ev.uid = meta.uid.clone().unwrap_or_default();
+    ev.namespace = meta.namespace.clone().unwrap_or_default();
+    ev.name = meta.name.clone().unwrap_or_default();
+    ev.resource_version = meta.resource_version.clone().unwrap_or_default();
+    ev.created_us = meta.creation_timestamp.as_ref().map(|t| micros(&t.0)).unwrap_or(0);
+    ev.labels = meta.labels.clone().unwrap_or_default();
+    ev.annotations = meta
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !NOISY_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<BTreeMap<_, _>>();
+}
+
+/// Normalize an `events.k8s.io/v1` Event.
+pub fn from_events_v1(e: &events::Event) -> NormalizedEvent {
+    let mut ev = NormalizedEvent {
+        api_shape: ApiShape::EventsV1,
+        ..Default::default()
+    };
+    meta_fields(&e.metadata, &mut ev);
+    ev.event_type = e.type_.clone().unwrap_or_default();
+    ev.reason = e.reason.clone().unwrap_or_default();
+    ev.note = e.note.clone().unwrap_or_default();
+    ev.action = e.action.clone().unwrap_or_default();
+    ev.regarding = e.regarding.as_ref().map(object_ref).unwrap_or_default();
+    ev.related = e.related.as_ref().map(object_ref);
+    let source = e.deprecated_source.as_ref();
+    ev.reporting_controller = non_empty(&e.reporting_controller)
+        .or_else(|| source.and_then(|s| non_empty(&s.component)))
+        .cloned()
+        .unwrap_or_default();
+    ev.reporting_instance = non_empty(&e.reporting_instance)
+        .or_else(|| source.and_then(|s| non_empty(&s.host)))
+        .cloned()
+        .unwrap_or_default();
+    (ev.count, ev.series) = count_of(e.series.as_ref().map(|s| s.count), e.deprecated_count);
+    ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));
+    ev.first_seen_us = ev
+        .event_time_us
+        .or_else(|| e.deprecated_first_timestamp.as_ref().map(|t| micros(&t.0)))
+        .unwrap_or(ev.created_us);
+    ev.last_seen_us = e
+        .series
+        .as_ref()
+        .map(|s| micros(&s.last_observed_time.0))
+        .or_else(|| e.deprecated_last_timestamp.as_ref().map(|t| micros(&t.0)))
+        .unwrap_or(ev.first_seen_us);
+    ev
+}
+
+/// Normalize a `core/v1` Event.
+pub fn from_core_v1(e: &core::Event) -> NormalizedEvent {
+    let mut ev = NormalizedEvent {
+        api_shape: ApiShape::CoreV1,
+        ..Default::default()
+    };
+    meta_fields(&e.metadata, &mut ev);
+    ev.event_type = e.type_.clone().unwrap_or_default();
+    ev.reason = e.reason.clone().unwrap_or_default();
+    ev.note = e.message.clone().unwrap_or_default();
+    ev.action = e.action.clone().unwrap_or_default();
+    ev.regarding = object_ref(&e.involved_object);
+    ev.related = e.related.as_ref().map(object_ref);
+    let source = e.source.as_ref();
+    ev.reporting_controller = non_empty(&e.reporting_component)
+        .or_else(|| source.and_then(|s| non_empty(&s.component)))
+        .cloned()
+        .unwrap_or_default();
+    ev.reporting_instance = non_empty(&e.reporting_instance)
+        .or_else(|| source.and_then(|s| non_empty(&s.host)))
+        .cloned()
+        .unwrap_or_default();
+    (ev.count, ev.series) = count_of(e.series.as_ref().and_then(|s| s.count), e.count);
+    ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));
+    ev.first_seen_us = e
+        .first_timestamp
+        .as_ref()
+        .map(|t| micros(&t.0))
+        .or(ev.event_time_us)
+        .unwrap_or(ev.created_us);
+    ev.last_seen_us = e
+        .series
+        .as_ref()
+        .and_then(|s| s.last_observed_time.as_ref())
+        .map(|t| micros(&t.0))
+        .or_else(|| e.last_timestamp.as_ref().map(|t| micros(&t.0)))
+        .unwrap_or(ev.first_seen_us);
+    ev
+}
+
+/// Why a JSON object could not be read as an Event.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("item {index}: not an Event: apiVersion {api_version:?}, kind {kind:?}")]
+    NotAnEvent {
+        index: usize,
+        api_version: String,
+        kind: String,
+    },
+    #[error("item {index} ({name}): {source}")]
+    Invalid {
+        index: usize,
+        name: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Normalize one JSON object of either shape, told apart by `apiVersion`
+/// (`events.k8s.io/v1` or `v1`). `index` only labels errors.
+pub fn from_json(index: usize, value: serde_json::Value) -> Result<NormalizedEvent, ConvertError> {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("Event").to_string();
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("<unnamed>")
+        .to_string();
+    let invalid = |source| ConvertError::Invalid {
+        index,
+        name: name.clone(),
+        source,
+    };
+    match (api_version.as_str(), kind.as_str()) {
+        ("events.k8s.io/v1", "Event") => serde_json::from_value::<events::Event>(value)
+            .map(|e| from_events_v1(&e))
+            .map_err(invalid),
+        ("v1", "Event") | ("", "Event") => serde_json::from_value::<core::Event>(value)
+            .map(|e| from_core_v1(&e))
+            .map_err(invalid),
+        _ => Err(ConvertError::NotAnEvent {
+            index,
+            api_version,
+            kind,
+        }),
+    }
+}

@@ -1,0 +1,24 @@
+//! kevents-schemas: the contract between the stages. Every stage depends on this
+//! crate and on no other stage.
+//!
+//! Layout:
+//! - [`model`]: the normalized event, one shape for both Kubernetes API shapes.
+//! - [`convert`]: `events.k8s.io/v1` and `core/v1` Events → [`model::NormalizedEvent`]
+//!   (the field mapping, written down once).
+//! - [`records`]: the Kafka records (raw envelope, processed event, incident,
+//!   pattern, alert, heartbeat).
+//! - [`avro`]: Avro schemas, ids, Confluent framing, encode/decode.
+//! - [`registry`]: optional Confluent schema-registry client for the ids.
+//! - [`ids`]: deterministic record ids (a replay yields the same ids).
+//! - [`clickhouse`]: the ClickHouse migrations and their rendering (single node or
+//!   cluster).
+
+pub mod avro;
+pub mod clickhouse;
+pub mod convert;
+pub mod ids;
+pub mod model;
+pub mod records;
+pub mod registry;
+
+pub use model::{ApiShape, ClusterId, NormalizedEvent, ObjectRef, Severity};

@@ -1,0 +1,123 @@
+# scripts/lib/common.sh — shared paths and helpers for scripts/install-deps and
+# scripts/services. Sourced, never run.
+#
+# Paths (all overridable through the environment):
+#   KEVENTS_CACHE  tools built or downloaded once per machine, outside the clone, so
+#                  CI runs and later clones reuse them (default ~/.cache/kevents)
+#   KEVENTS_DIR    per-clone run state: data dirs, logs, services.env (default
+#                  <repo>/.kevents, git-ignored)
+#   KEVENTS_SERVICES_ENV  the env file `scripts/services up` writes and the Rust
+#                  harness (testkit::services) reads (default $KEVENTS_DIR/services.env)
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+KEVENTS_CACHE="${KEVENTS_CACHE:-$HOME/.cache/kevents}"
+KEVENTS_DIR="${KEVENTS_DIR:-$REPO_ROOT/.kevents}"
+# Make KEVENTS_DIR absolute: the broker runs with its data dir as cwd.
+mkdir -p "$KEVENTS_DIR"
+KEVENTS_DIR="$(cd "$KEVENTS_DIR" && pwd)"
+KEVENTS_SERVICES_ENV="${KEVENTS_SERVICES_ENV:-$KEVENTS_DIR/services.env}"
+
+# Pinned versions: see ../shared/README.md sections 1 and 1b for why these.
+NISSHI_VERSION="0.8.1"
+CHDB_VERSION="26.9.0"
+
+NISSHI_ROOT="$KEVENTS_CACHE/nisshi"
+NISSHI_BIN="$NISSHI_ROOT/bin/nisshi"
+CHDB_VENV="$KEVENTS_CACHE/chdb-venv"
+CHDB_PYTHON="$CHDB_VENV/bin/python"
+CHDB_SERVER_PY="$REPO_ROOT/scripts/lib/chdb_server.py"
+KAFKA_PING_PY="$REPO_ROOT/scripts/lib/kafka_ping.py"
+
+say() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# A python3 for helper scripts that need only the standard library.
+host_python() {
+    if command -v python3 >/dev/null 2>&1; then
+        echo python3
+    elif [ -x "$CHDB_PYTHON" ]; then
+        echo "$CHDB_PYTHON"
+    else
+        die "python3 is missing; run scripts/install-deps"
+    fi
+}
+
+# Is PID a live process (and not a zombie)?
+pid_alive() {
+    local pid="$1"
+    [ -n "$pid" ] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    local state
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [ "$state" != "Z" ]
+}
+
+# Is PID alive and running a command line that contains WORD? Recorded PIDs can be
+# reused by unrelated processes after a reboot or a crash: never signal those.
+pid_matches() {
+    local pid="$1" word="$2"
+    pid_alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$word"
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+    "$(host_python)" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Does something accept TCP connections on 127.0.0.1:PORT?
+port_open() {
+    "$(host_python)" -c 'import socket, sys
+s = socket.socket()
+s.settimeout(1)
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1"
+}
+
+# ClickHouse answers GET /ping with "Ok." when its HTTP interface is up.
+clickhouse_ping() {
+    [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$1/ping" 2>/dev/null)" = "Ok." ]
+}
+
+# The broker answers a Kafka Metadata request advertising itself.
+kafka_ping() {
+    "$(host_python)" "$KAFKA_PING_PY" "127.0.0.1:$1" >/dev/null 2>&1
+}
+
+# Stop PID: TERM, wait up to $2 seconds (default 10), then KILL.
+stop_pid() {
+    local pid="$1" grace="${2:-10}" i
+    pid_alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.1
+    done
+    warn "pid $pid did not stop within ${grace}s; sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.1
+    done
+    die "pid $pid survived KILL"
+}
+
+# Print the last lines of a log file, for failed starts.
+log_tail() {
+    local file="$1"
+    if [ -f "$file" ]; then
+        printf -- '---- last lines of %s ----\n' "$file" >&2
+        tail -n 40 "$file" >&2
+        printf -- '----\n' >&2
+    fi
+}

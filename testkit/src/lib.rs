@@ -1,0 +1,11 @@
+//! kevents-testkit: what the tests and `kevents simulate` stand on. Not a stage:
+//! stages use it only as a dev-dependency.
+//!
+//! Layout:
+//! - `apiserver`: the test Kubernetes API server (Events in both shapes, watches, Leases, faults).
+//! - `sim`: the seeded fleet simulator (scenarios of real-emitter Events, ground truth, fleet driver).
+//! - `services`: the real local broker and ClickHouse (scripts/services), private ones for fault tests.
+
+pub mod services;
+pub mod apiserver;
+pub mod sim;

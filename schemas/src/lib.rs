@@ -10,10 +10,13 @@
 //! - [`avro`]: Avro schemas, ids, Confluent framing, encode/decode.
 //! - [`registry`]: optional Confluent schema-registry client for the ids.
 //! - [`ids`]: deterministic record ids (a replay yields the same ids).
+//! - [`common`]: plumbing every stage needs (Kafka settings, config loading, the ops
+//!   endpoint), here so that stages never import each other.
 //! - [`clickhouse`]: the ClickHouse migrations and their rendering (single node or
 //!   cluster).
 
 pub mod avro;
+pub mod common;
 pub mod clickhouse;
 pub mod convert;
 pub mod ids;

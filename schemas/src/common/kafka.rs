@@ -1,0 +1,272 @@
+//! Kafka connection settings shared by every stage: brokers, TLS and SASL.
+//!
+//! Secrets (SASL password, TLS key password) are read from the config, from an env
+//! var, or from a file, and never appear in `Debug` output or logs.
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+/// How to reach the Kafka cluster.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`. Default `127.0.0.1:9092`.
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings, used with `ssl` and `sasl_ssl`.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// SASL settings, used with `sasl_plaintext` and `sasl_ssl`.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    /// Extra librdkafka properties (`name: value`), applied last. For tuning only:
+    /// the guarantees kevents states depend on the properties it sets itself.
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: default_brokers(),
+            security_protocol: SecurityProtocol::default(),
+            tls: TlsConfig::default(),
+            sasl: None,
+            extra: Default::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("security_protocol", &self.security_protocol)
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn as_rdkafka(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+/// TLS files (PEM). Empty fields use librdkafka's defaults (system CA store).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Verify the broker's host name against its certificate (default true).
+    #[serde(default = "yes")]
+    pub verify_hostname: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// SASL mechanism and credentials.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    /// The password itself (prefer `password_file` or `password_env`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Read the password from this file (e.g. a mounted Kubernetes Secret).
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Read the password from this environment variable.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl std::fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// A config error that names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Check the settings; `prefix` is the path of this struct in the config file.
+    pub fn validate(&self, prefix: &str) -> Result<(), FieldError> {
+        if self.brokers.trim().is_empty() {
+            return Err(FieldError::new(format!("{prefix}.brokers"), "must not be empty"));
+        }
+        let needs_sasl = matches!(
+            self.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        );
+        match (&self.sasl, needs_sasl) {
+            (None, true) => {
+                return Err(FieldError::new(
+                    format!("{prefix}.sasl"),
+                    "required by security_protocol sasl_*",
+                ))
+            }
+            (Some(s), _) => {
+                let sources = [&s.password, &s.password_file, &s.password_env]
+                    .iter()
+                    .filter(|p| p.is_some())
+                    .count();
+                if sources != 1 {
+                    return Err(FieldError::new(
+                        format!("{prefix}.sasl.password"),
+                        "set exactly one of password, password_file, password_env",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn sasl_password(&self, s: &SaslConfig) -> Result<String, FieldError> {
+        if let Some(p) = &s.password {
+            return Ok(p.clone());
+        }
+        if let Some(f) = &s.password_file {
+            return std::fs::read_to_string(f)
+                .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| FieldError::new("kafka.sasl.password_file", format!("{f}: {e}")));
+        }
+        if let Some(v) = &s.password_env {
+            return std::env::var(v)
+                .map_err(|_| FieldError::new("kafka.sasl.password_env", format!("env var {v} is not set")));
+        }
+        Err(FieldError::new("kafka.sasl.password", "missing"))
+    }
+
+    /// An rdkafka client config with the connection and security settings.
+    pub fn client_config(&self) -> Result<ClientConfig, FieldError> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("security.protocol", self.security_protocol.as_rdkafka())
+            .set("client.id", "kevents");
+        if matches!(self.security_protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+            if let Some(v) = &self.tls.ca_file {
+                c.set("ssl.ca.location", v);
+            }
+            if let Some(v) = &self.tls.cert_file {
+                c.set("ssl.certificate.location", v);
+            }
+            if let Some(v) = &self.tls.key_file {
+                c.set("ssl.key.location", v);
+            }
+            c.set(
+                "ssl.endpoint.identification.algorithm",
+                if self.tls.verify_hostname { "https" } else { "none" },
+            );
+        }
+        if let Some(s) = &self.sasl {
+            c.set("sasl.mechanism", s.mechanism.as_str())
+                .set("sasl.username", &s.username)
+                .set("sasl.password", self.sasl_password(s)?);
+        }
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_needs_exactly_one_password_source_and_debug_hides_it() {
+        let mut k = KafkaConfig {
+            security_protocol: SecurityProtocol::SaslSsl,
+            ..Default::default()
+        };
+        assert_eq!(k.validate("kafka").unwrap_err().field, "kafka.sasl");
+        k.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: Some("hunter2".into()),
+            password_file: None,
+            password_env: None,
+        });
+        k.validate("kafka").unwrap();
+        assert!(!format!("{k:?}").contains("hunter2"));
+        let c = k.client_config().unwrap();
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        k.sasl.as_mut().unwrap().password_env = Some("X".into());
+        assert_eq!(k.validate("kafka").unwrap_err().field, "kafka.sasl.password");
+    }
+}

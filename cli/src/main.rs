@@ -1,1 +1,115 @@
-fn main() {}
+//! `kevents`: the one user-facing binary. Each subcommand sets up logging, loads
+//! its stage's config (YAML file, then `KEVENTS_SECTION__FIELD` env overrides) and
+//! runs that stage until SIGTERM or Ctrl-C — the one shutdown signal every stage
+//! receives as a future.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod simulate;
+
+#[derive(Parser)]
+#[command(
+    name = "kevents",
+    version,
+    about = "Kubernetes Events of a whole fleet, classified, correlated and kept in ClickHouse.",
+    long_about = "kevents turns the Kubernetes Events of a fleet of clusters into classified, \
+                  correlated, long-lived data.\n\nData flows one way: collector (one per cluster) → \
+                  Kafka → processor → Kafka → sink → ClickHouse.\n\nEvery stage reads a YAML config \
+                  (--config) and lets environment variables override any field: \
+                  KEVENTS_<SECTION>__<FIELD>=value, e.g. KEVENTS_KAFKA__BROKERS=kafka:9092."
+)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info,kevents_collector=debug`.
+    #[arg(long, global = true, env = "KEVENTS_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines (for log shippers) instead of human-readable text.
+    #[arg(long, global = true, env = "KEVENTS_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch one cluster's Events and publish them to the raw Kafka topic.
+    ///
+    /// Resumes where it left off by reading its cursor back from the topic (no local
+    /// state), handles 410 Gone and stale watches by relisting, supports Lease-based
+    /// leader election for HA. Serves /healthz, /readyz and /metrics on `listen`.
+    Collector {
+        /// YAML config file (see deploy/config/collector.yaml for every field).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Override `cluster.name`.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Override `kubeconfig`.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Print the effective config (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Start simulated clusters (test API servers) that emit realistic events.
+    Simulate(simulate::Args),
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the one shutdown signal of every stage.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Collector { config, cluster, kubeconfig, print_config } => {
+                let mut cfg: collector::CollectorConfig = schemas::common::config::load(config.as_deref())
+                    .context("loading the collector config")?;
+                if let Some(c) = cluster {
+                    cfg.cluster.name = c;
+                }
+                if kubeconfig.is_some() {
+                    cfg.kubeconfig = kubeconfig;
+                }
+                cfg.validate().map_err(|e| anyhow::anyhow!("invalid collector config: {e}"))?;
+                if print_config {
+                    println!("{cfg:#?}");
+                    return Ok(());
+                }
+                collector::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
+        }
+    })
+}

@@ -60,6 +60,8 @@ pub struct WatchEvent {
 /// and fully published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Heartbeat {
+    /// The watch this heartbeat is the cursor of: a namespace, or "" for all.
+    pub scope: String,
     pub resource_version: String,
     /// When the collector last saw a bookmark, µs (0 if never).
     pub last_bookmark_us: i64,

@@ -70,7 +70,7 @@ fn raw_record_event_and_heartbeat_round_trip() {
         observed_us: 10,
         resource_version: "43".into(),
         event: None,
-        heartbeat: Some(Heartbeat { resource_version: "43".into(), last_bookmark_us: 9, published_since_last: 7 }),
+        heartbeat: Some(Heartbeat { scope: "".into(), resource_version: "43".into(), last_bookmark_us: 9, published_since_last: 7 }),
     });
 }
 

@@ -28,6 +28,10 @@ CHDB_PYTHON="$CHDB_VENV/bin/python"
 CHDB_SERVER_PY="$REPO_ROOT/scripts/lib/chdb_server.py"
 KAFKA_PING_PY="$REPO_ROOT/scripts/lib/kafka_ping.py"
 
+# Milliseconds since the epoch, and "1.23s" since a start taken with it.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+since() { local ms=$(($(now_ms) - $1)); printf '%d.%02ds' $((ms / 1000)) $((ms % 1000 / 10)); }
+
 say() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {

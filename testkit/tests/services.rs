@@ -42,6 +42,7 @@ fn record(i: usize) -> RawRecord {
             resource_version: rec.resource_version.clone(),
             last_bookmark_us: 42,
             published_since_last: i as i64,
+            ..Default::default()
         });
     } else {
         let mut event = WatchEvent {

@@ -54,7 +54,11 @@ impl ClassifyCache {
 
     /// Same result as [`Classifier::classify`], from memory when possible.
     #[inline]
-    pub fn classify<'c>(&mut self, classifier: &'c Classifier, ev: &NormalizedEvent) -> Classification<'c> {
+    pub fn classify<'c>(
+        &mut self,
+        classifier: &'c Classifier,
+        ev: &NormalizedEvent,
+    ) -> Classification<'c> {
         if self.classifier_id != classifier.id() {
             self.map.clear();
             self.classifier_id = classifier.id();
@@ -132,7 +136,11 @@ mod tests {
         let c = Classifier::builtin();
         let mut cache = ClassifyCache::new(16);
         let events = [
-            ev("BackOff", "Warning", "Back-off restarting failed container app in pod a_b(c)"),
+            ev(
+                "BackOff",
+                "Warning",
+                "Back-off restarting failed container app in pod a_b(c)",
+            ),
             ev("BackOff", "Normal", "Back-off pulling image \"nginx:1.2\""),
             ev("Failed", "Warning", "Error: ErrImagePull"),
             ev("NoSuchReason", "Warning", "x"),

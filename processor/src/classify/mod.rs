@@ -133,7 +133,11 @@ impl Classifier {
 
     /// The classification a rule position (or no match) stands for.
     #[inline]
-    pub(crate) fn classification_at(&self, pos: Option<u32>, ev: &NormalizedEvent) -> Classification<'_> {
+    pub(crate) fn classification_at(
+        &self,
+        pos: Option<u32>,
+        ev: &NormalizedEvent,
+    ) -> Classification<'_> {
         match pos {
             Some(p) => {
                 let r = &self.rules[p as usize];
@@ -147,7 +151,11 @@ impl Classifier {
             }
             None => Classification {
                 category: UNKNOWN_CATEGORY,
-                severity: if ev.is_warning() { Severity::Warning } else { Severity::Info },
+                severity: if ev.is_warning() {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
                 rule: "",
                 labels: &EMPTY_LABELS,
                 unknown: true,
@@ -197,7 +205,10 @@ mod tests {
         let c = Classifier::builtin();
         let w = c.classify(&ev("SomethingNew", "Warning", "my-operator", "Foo", "x"));
         assert!(w.unknown);
-        assert_eq!((w.category, w.severity, w.rule), ("unknown", Severity::Warning, ""));
+        assert_eq!(
+            (w.category, w.severity, w.rule),
+            ("unknown", Severity::Warning, "")
+        );
         let n = c.classify(&ev("SomethingNew", "Normal", "my-operator", "Foo", "x"));
         assert_eq!((n.category, n.severity), ("unknown", Severity::Info));
         assert!(n.labels.is_empty());
@@ -237,19 +248,46 @@ mod tests {
     fn user_files_load_from_disk_and_errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.yaml");
-        std::fs::write(&good, "rules:\n- name: x\n  reason: MyReason\n  category: job\n  severity: error\n").unwrap();
+        std::fs::write(
+            &good,
+            "rules:\n- name: x\n  reason: MyReason\n  category: job\n  severity: error\n",
+        )
+        .unwrap();
         let c = Classifier::with_user_files(std::slice::from_ref(&good)).unwrap();
-        assert_eq!(c.classify(&ev("MyReason", "Normal", "", "", "")).severity, Severity::Error);
-        assert_eq!(c.rule_names().next(), Some(("x", good.display().to_string().as_str())));
+        assert_eq!(
+            c.classify(&ev("MyReason", "Normal", "", "", "")).severity,
+            Severity::Error
+        );
+        assert_eq!(
+            c.rule_names().next(),
+            Some(("x", good.display().to_string().as_str()))
+        );
 
         let bad = dir.path().join("bad.yaml");
-        std::fs::write(&bad, "rules:\n- name: y\n  reason: A\n  category: job\n  severity: huge\n").unwrap();
-        let e = Classifier::from_files(&[good.clone(), bad.clone()]).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}: rule \"y\" (rules[0]): field `severity`", bad.display())), "{e}");
+        std::fs::write(
+            &bad,
+            "rules:\n- name: y\n  reason: A\n  category: job\n  severity: huge\n",
+        )
+        .unwrap();
+        let e = Classifier::from_files(&[good.clone(), bad.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}: rule \"y\" (rules[0]): field `severity`",
+                bad.display()
+            )),
+            "{e}"
+        );
 
         // The same rule name in two user files is ambiguous, not an override.
-        let e = Classifier::from_files(&[good.clone(), good.clone()]).unwrap_err().to_string();
-        assert!(e.contains("field `name`: duplicate rule name, already defined in"), "{e}");
+        let e = Classifier::from_files(&[good.clone(), good.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field `name`: duplicate rule name, already defined in"),
+            "{e}"
+        );
 
         let missing = dir.path().join("missing.yaml");
         let e = Classifier::from_files(&[missing]).unwrap_err();

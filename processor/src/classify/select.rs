@@ -183,7 +183,10 @@ mod tests {
             sel(None),
         ];
         let index = ReasonIndex::build(table.iter());
-        assert_eq!(index.candidates("BackOff").collect::<Vec<_>>(), [0, 1, 2, 4]);
+        assert_eq!(
+            index.candidates("BackOff").collect::<Vec<_>>(),
+            [0, 1, 2, 4]
+        );
         assert_eq!(index.candidates("Failed").collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert_eq!(index.candidates("Other").collect::<Vec<_>>(), [1, 4]);
     }

@@ -92,13 +92,23 @@ pub(crate) struct SelectorFields<'a> {
     pub namespace: &'a Option<OneOrMany>,
 }
 
-fn list(at: &At<'_>, field: &str, v: &Option<OneOrMany>) -> Result<Option<Box<[Box<str>]>>, RuleError> {
+fn list(
+    at: &At<'_>,
+    field: &str,
+    v: &Option<OneOrMany>,
+) -> Result<Option<Box<[Box<str>]>>, RuleError> {
     let Some(v) = v else { return Ok(None) };
     let items = v.clone().into_vec();
     if items.is_empty() {
-        return Err(at.err(field, "an empty list matches nothing; remove the field instead"));
+        return Err(at.err(
+            field,
+            "an empty list matches nothing; remove the field instead",
+        ));
     }
-    if let Some(bad) = items.iter().find(|s| s.trim().is_empty() || s.trim() != s.as_str()) {
+    if let Some(bad) = items
+        .iter()
+        .find(|s| s.trim().is_empty() || s.trim() != s.as_str())
+    {
         return Err(at.err(field, format!("{bad:?} is empty or has surrounding spaces")));
     }
     Ok(Some(items.into_iter().map(Box::from).collect()))
@@ -107,12 +117,18 @@ fn list(at: &At<'_>, field: &str, v: &Option<OneOrMany>) -> Result<Option<Box<[B
 /// Validates and compiles the selector part of a rule.
 pub(crate) fn compile_selector(at: &At<'_>, f: SelectorFields<'_>) -> Result<Selector, RuleError> {
     if f.reason.is_some() && f.reason_prefix.is_some() {
-        return Err(at.err("reason_prefix", "use either `reason` or `reason_prefix`, not both"));
+        return Err(at.err(
+            "reason_prefix",
+            "use either `reason` or `reason_prefix`, not both",
+        ));
     }
     let event_type = match f.event_type {
         None => None,
         Some(t) => Some(EventType::parse(t).ok_or_else(|| {
-            at.err("type", format!("unknown event type {t:?} (expected Normal or Warning)"))
+            at.err(
+                "type",
+                format!("unknown event type {t:?} (expected Normal or Warning)"),
+            )
         })?),
     };
     Ok(Selector {
@@ -127,12 +143,19 @@ pub(crate) fn compile_selector(at: &At<'_>, f: SelectorFields<'_>) -> Result<Sel
 
 /// Compiles a regex, naming the field on error. Patterns are unanchored
 /// searches unless they anchor themselves with `^`/`$`.
-pub(crate) fn compile_regex(at: &At<'_>, field: &str, pattern: &str) -> Result<regex::Regex, RuleError> {
+pub(crate) fn compile_regex(
+    at: &At<'_>,
+    field: &str,
+    pattern: &str,
+) -> Result<regex::Regex, RuleError> {
     regex::Regex::new(pattern).map_err(|e| at.err(field, format!("invalid regex: {e}")))
 }
 
 /// Reads a whole file as a YAML value; an empty file (or only comments) is Null.
-pub(crate) fn parse_file<T: DeserializeOwned + Default>(file: &str, text: &str) -> Result<T, RuleError> {
+pub(crate) fn parse_file<T: DeserializeOwned + Default>(
+    file: &str,
+    text: &str,
+) -> Result<T, RuleError> {
     let value: Value = serde_norway::from_str(text).map_err(|e| RuleError::File {
         file: file.to_string(),
         message: format!("not valid YAML: {e}"),
@@ -169,7 +192,12 @@ pub(crate) fn parse_entry<T: DeserializeOwned>(
 }
 
 /// Checks an entry field by field so the error can name the field.
-fn diagnose(at: &At<'_>, value: &Value, fields: &[(&str, FieldKind)], required: &[&str]) -> Result<(), RuleError> {
+fn diagnose(
+    at: &At<'_>,
+    value: &Value,
+    fields: &[(&str, FieldKind)],
+    required: &[&str],
+) -> Result<(), RuleError> {
     let Some(map) = value.as_mapping() else {
         return Err(at.err("-", "each entry must be a mapping of field: value"));
     };
@@ -179,12 +207,17 @@ fn diagnose(at: &At<'_>, value: &Value, fields: &[(&str, FieldKind)], required: 
         };
         let Some((_, kind)) = fields.iter().find(|(name, _)| *name == key) else {
             let known: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-            return Err(at.err(key, format!("unknown field (expected one of: {})", known.join(", "))));
+            return Err(at.err(
+                key,
+                format!("unknown field (expected one of: {})", known.join(", ")),
+            ));
         };
         let ok = match kind {
             FieldKind::Str => serde_norway::from_value::<String>(v.clone()).is_ok(),
             FieldKind::StrOrList => serde_norway::from_value::<OneOrMany>(v.clone()).is_ok(),
-            FieldKind::StrMap => serde_norway::from_value::<BTreeMap<String, String>>(v.clone()).is_ok(),
+            FieldKind::StrMap => {
+                serde_norway::from_value::<BTreeMap<String, String>>(v.clone()).is_ok()
+            }
             FieldKind::Bool => serde_norway::from_value::<bool>(v.clone()).is_ok(),
         };
         if !ok {
@@ -239,9 +272,15 @@ mod tests {
             "f.yaml: rule \"x\" (rules[2]): field `reasn`: unknown field (expected one of: name, reason, labels)"
         );
         let e = check("name: x\nreason: {a: 1}").unwrap_err().to_string();
-        assert!(e.contains("field `reason`: expected a string or a list"), "{e}");
+        assert!(
+            e.contains("field `reason`: expected a string or a list"),
+            "{e}"
+        );
         let e = check("reason: A").unwrap_err().to_string();
-        assert_eq!(e, "f.yaml: rule rules[2]: field `name`: missing required field");
+        assert_eq!(
+            e,
+            "f.yaml: rule rules[2]: field `name`: missing required field"
+        );
         let e = check("name: x\nlabels: [a]").unwrap_err().to_string();
         assert!(e.contains("field `labels`: expected a mapping"), "{e}");
         assert!(check("name: x\nreason: [A, B]").is_ok());
@@ -249,7 +288,10 @@ mod tests {
 
     #[test]
     fn selector_rejects_bad_type_empty_lists_and_reason_with_prefix() {
-        let at = At { file: "f", rule: "r" };
+        let at = At {
+            file: "f",
+            rule: "r",
+        };
         let none = None;
         let t = Some("Warn".to_string());
         let e = compile_selector(
@@ -265,7 +307,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("field `type`: unknown event type \"Warn\""), "{e}");
+        assert!(
+            e.contains("field `type`: unknown event type \"Warn\""),
+            "{e}"
+        );
         let empty = Some(OneOrMany::Many(vec![]));
         let e = compile_selector(
             &at,
@@ -306,7 +351,10 @@ mod tests {
             rules: Vec<Value>,
         }
         assert!(parse_file::<F>("e.yaml", "# only a comment\n").is_ok());
-        let e = parse_file::<F>("b.yaml", "rules: [").err().unwrap().to_string();
+        let e = parse_file::<F>("b.yaml", "rules: [")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("b.yaml: not valid YAML"), "{e}");
     }
 }

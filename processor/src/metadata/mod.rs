@@ -16,10 +16,12 @@
 //! Every key is in [`KEYS`] or starts with a prefix of [`KEY_FAMILIES`];
 //! extractor files are checked against them at load.
 
-mod owner;
-mod patterns;
+#[cfg(test)]
+mod controller_tests;
 #[cfg(test)]
 mod message_tests;
+mod owner;
+mod patterns;
 
 use schemas::model::NormalizedEvent;
 use std::collections::{BTreeMap, HashSet};
@@ -31,46 +33,109 @@ use patterns::{expand, normalize_key, parse_extractor_file, Extractor, Output};
 
 /// The documented metadata keys and what each holds.
 pub const KEYS: &[(&str, &str)] = &[
-    ("container", "Container name (from the field path, else the message)."),
+    (
+        "container",
+        "Container name (from the field path, else the message).",
+    ),
     ("image", "Image reference as written in the pod spec."),
     ("image_size", "Pulled image size in bytes."),
-    ("duration", "Time an image pull took, as printed (\"1.627s\")."),
+    (
+        "duration",
+        "Time an image pull took, as printed (\"1.627s\").",
+    ),
     ("exit_code", "Exit code of a container or process."),
-    ("signal", "Signal name derived from exit codes above 128 (137 → SIGKILL)."),
-    ("oom", "\"true\" when the event reports an out-of-memory kill."),
-    ("node", "Node name (involved Node, kubelet's instance, or the message)."),
+    (
+        "signal",
+        "Signal name derived from exit codes above 128 (137 → SIGKILL).",
+    ),
+    (
+        "oom",
+        "\"true\" when the event reports an out-of-memory kill.",
+    ),
+    (
+        "node",
+        "Node name (involved Node, kubelet's instance, or the message).",
+    ),
     ("volume", "Volume name (pod volume or PersistentVolume)."),
     ("claim", "PersistentVolumeClaim name."),
     ("probe", "liveness, readiness or startup."),
     ("probe_result", "failed, errored or warning."),
     ("http_status", "HTTP status code returned to a probe."),
-    ("backoff", "Back-off delay as printed by the kubelet (\"5m0s\")."),
-    ("untolerated_taint", "First taint the pod did not tolerate (\"key: value\")."),
-    ("nodes_available", "Scheduler: nodes that fit (the N of \"N/M nodes are available\")."),
+    (
+        "backoff",
+        "Back-off delay as printed by the kubelet (\"5m0s\").",
+    ),
+    (
+        "untolerated_taint",
+        "First taint the pod did not tolerate (\"key: value\").",
+    ),
+    (
+        "nodes_available",
+        "Scheduler: nodes that fit (the N of \"N/M nodes are available\").",
+    ),
     ("nodes_total", "Scheduler: nodes considered (the M)."),
-    ("affinity_mismatch", "Scheduler: nodes that did not match the pod's node affinity/selector."),
-    ("unschedulable_nodes", "Scheduler: nodes that were unschedulable (cordoned)."),
-    ("volume_conflict", "Scheduler: nodes with a volume node affinity conflict."),
-    ("pvc_unbound", "\"true\" when the pod has unbound immediate PersistentVolumeClaims."),
+    (
+        "affinity_mismatch",
+        "Scheduler: nodes that did not match the pod's node affinity/selector.",
+    ),
+    (
+        "unschedulable_nodes",
+        "Scheduler: nodes that were unschedulable (cordoned).",
+    ),
+    (
+        "volume_conflict",
+        "Scheduler: nodes with a volume node affinity conflict.",
+    ),
+    (
+        "pvc_unbound",
+        "\"true\" when the pod has unbound immediate PersistentVolumeClaims.",
+    ),
     ("preemptor", "UID of the pod that preempted this one."),
     ("node_group", "cluster-autoscaler node group."),
-    ("scale_from", "Size before a scaling step (replicas or nodes)."),
+    (
+        "scale_from",
+        "Size before a scaling step (replicas or nodes).",
+    ),
     ("scale_to", "Size after a scaling step."),
     ("scale_max", "Maximum size of the scaled group."),
     ("replicas", "Replica count set by an autoscaler."),
-    ("metric", "Metric an autoscaler failed to read (cpu, memory, ...)."),
-    ("child", "Object a controller created, deleted or scaled (pod, job, replica set)."),
-    ("owner_kind", "Kind of the workload owning the involved object (Deployment, CronJob)."),
+    (
+        "metric",
+        "Metric an autoscaler failed to read (cpu, memory, ...).",
+    ),
+    (
+        "child",
+        "Object a controller created, deleted or scaled (pod, job, replica set).",
+    ),
+    (
+        "owner_kind",
+        "Kind of the workload owning the involved object (Deployment, CronJob).",
+    ),
     ("owner_name", "Name of that workload."),
-    ("resource", "Resource a node was low on, or a pod lacked (memory, cpu, ephemeral-storage)."),
+    (
+        "resource",
+        "Resource a node was low on, or a pod lacked (memory, cpu, ephemeral-storage).",
+    ),
     ("threshold", "Eviction threshold quantity."),
-    ("available", "Available quantity when an eviction threshold was met."),
-    ("requested", "Kubelet admission: amount requested by the pod."),
-    ("used", "Kubelet admission: amount already used on the node."),
+    (
+        "available",
+        "Available quantity when an eviction threshold was met.",
+    ),
+    (
+        "requested",
+        "Kubelet admission: amount requested by the pod.",
+    ),
+    (
+        "used",
+        "Kubelet admission: amount already used on the node.",
+    ),
     ("capacity", "Kubelet admission: node capacity."),
     ("process", "Process name (OOM kill, hung task)."),
     ("pid", "Process id."),
-    ("reason_detail", "Short sub-reason (ErrImagePull, an RPC code, the HPA's scaling reason, ...)."),
+    (
+        "reason_detail",
+        "Short sub-reason (ErrImagePull, an RPC code, the HPA's scaling reason, ...).",
+    ),
 ];
 
 /// Key families: prefix + a normalized name from the message.
@@ -129,7 +194,12 @@ impl MetadataExtractor {
             .into_iter()
             .flatten()
             .map(|(_, x)| x)
-            .chain(builtin.into_iter().filter(|(n, _)| !user_names.contains(n)).map(|(_, x)| x))
+            .chain(
+                builtin
+                    .into_iter()
+                    .filter(|(n, _)| !user_names.contains(n))
+                    .map(|(_, x)| x),
+            )
             .collect();
         let index = ReasonIndex::build(extractors.iter().map(|x| &x.selector));
         Ok(MetadataExtractor { extractors, index })
@@ -190,7 +260,12 @@ fn put(out: &mut BTreeMap<String, String>, key: &str, value: &str) {
     }
 }
 
-fn apply(x: &Extractor, caps: &regex::Captures<'_>, out: &mut BTreeMap<String, String>, key_buf: &mut String) {
+fn apply(
+    x: &Extractor,
+    caps: &regex::Captures<'_>,
+    out: &mut BTreeMap<String, String>,
+    key_buf: &mut String,
+) {
     match &x.output {
         Output::Named(groups) => {
             for (idx, key) in groups.iter() {
@@ -199,7 +274,11 @@ fn apply(x: &Extractor, caps: &regex::Captures<'_>, out: &mut BTreeMap<String, S
                 if v.is_empty() || out.contains_key(&**key) {
                     continue;
                 }
-                let v = if x.lowercase { v.to_ascii_lowercase() } else { v.to_string() };
+                let v = if x.lowercase {
+                    v.to_ascii_lowercase()
+                } else {
+                    v.to_string()
+                };
                 out.insert(key.to_string(), v);
             }
         }
@@ -262,9 +341,18 @@ mod tests {
 
     #[test]
     fn container_from_field_paths() {
-        assert_eq!(container_from_field_path("spec.containers{app}"), Some("app"));
-        assert_eq!(container_from_field_path("spec.initContainers{init-db}"), Some("init-db"));
-        assert_eq!(container_from_field_path("spec.ephemeralContainers{debugger}"), Some("debugger"));
+        assert_eq!(
+            container_from_field_path("spec.containers{app}"),
+            Some("app")
+        );
+        assert_eq!(
+            container_from_field_path("spec.initContainers{init-db}"),
+            Some("init-db")
+        );
+        assert_eq!(
+            container_from_field_path("spec.ephemeralContainers{debugger}"),
+            Some("debugger")
+        );
         assert_eq!(container_from_field_path("spec.containers{}"), None);
         assert_eq!(container_from_field_path(""), None);
         assert_eq!(container_from_field_path("metadata.name"), None);
@@ -274,7 +362,10 @@ mod tests {
     fn every_key_is_documented_in_docs_categories_md() {
         let doc = include_str!("../../../docs/categories.md");
         for (k, _) in KEYS.iter().chain(KEY_FAMILIES) {
-            assert!(doc.contains(&format!("`{k}")), "docs/categories.md lacks metadata key `{k}`");
+            assert!(
+                doc.contains(&format!("`{k}")),
+                "docs/categories.md lacks metadata key `{k}`"
+            );
         }
     }
 
@@ -285,11 +376,14 @@ mod tests {
             concat!(
                 "extractors:\n",
                 "- name: my-ticket\n  reason: Failed\n  regex: 'image \"(?P<image>[^\"]+)\"'\n  set: {reason_detail: custom}\n",
-                "- name: scheduler-scheduled-node\n  reason: Scheduled\n  regex: 'to (?P<volume>\\S+)$'\n",
+                "- name: scheduled-node\n  reason: Scheduled\n  regex: 'to (?P<volume>\\S+)$'\n",
             ),
         )
         .unwrap();
-        assert_eq!(x.extractor_count(), MetadataExtractor::builtin().extractor_count() + 1);
+        assert_eq!(
+            x.extractor_count(),
+            MetadataExtractor::builtin().extractor_count() + 1
+        );
         let ev = NormalizedEvent {
             reason: "Scheduled".into(),
             note: "Successfully assigned default/web to node-1".into(),
@@ -297,8 +391,15 @@ mod tests {
         };
         let mut out = BTreeMap::new();
         x.extract(&ev, &mut out);
-        assert_eq!(out.get("volume").map(String::as_str), Some("node-1"), "override used");
-        assert!(!out.contains_key("node"), "built-in extractor of that name replaced");
+        assert_eq!(
+            out.get("volume").map(String::as_str),
+            Some("node-1"),
+            "override used"
+        );
+        assert!(
+            !out.contains_key("node"),
+            "built-in extractor of that name replaced"
+        );
     }
 
     #[test]
@@ -314,7 +415,10 @@ mod tests {
         ev.regarding.kind = "Pod".into();
         ev.regarding.name = "web-6f9c8d7b5-x2kqp".into();
         ev.regarding.field_path = "spec.containers{app}".into();
-        let mut out = BTreeMap::from([("node".to_string(), "preset".to_string()), ("exit_code".to_string(), "137".to_string())]);
+        let mut out = BTreeMap::from([
+            ("node".to_string(), "preset".to_string()),
+            ("exit_code".to_string(), "137".to_string()),
+        ]);
         x.extract(&ev, &mut out);
         assert_eq!(out["node"], "preset");
         assert_eq!(out["container"], "app");

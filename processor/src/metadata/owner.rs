@@ -42,7 +42,8 @@ fn is_pod_suffix(s: &str) -> bool {
 fn is_cron_minutes(s: &str) -> bool {
     s.len() == 8
         && s.bytes().all(|b| b.is_ascii_digit())
-        && s.parse::<u64>().is_ok_and(|m| (20_000_000..60_000_000).contains(&m))
+        && s.parse::<u64>()
+            .is_ok_and(|m| (20_000_000..60_000_000).contains(&m))
 }
 
 /// Splits `base-suffix` at the last dash; `base` must be non-empty.
@@ -88,19 +89,34 @@ mod tests {
     #[test]
     fn deployment_from_replicaset_and_pod_names() {
         // Names as printed by `kubectl describe` in real clusters.
-        assert_eq!(guess_owner("ReplicaSet", "web-6f9c8d7b5"), Some(("Deployment", "web")));
-        assert_eq!(guess_owner("Pod", "web-6f9c8d7b5-x2kqp"), Some(("Deployment", "web")));
+        assert_eq!(
+            guess_owner("ReplicaSet", "web-6f9c8d7b5"),
+            Some(("Deployment", "web"))
+        );
+        assert_eq!(
+            guess_owner("Pod", "web-6f9c8d7b5-x2kqp"),
+            Some(("Deployment", "web"))
+        );
         assert_eq!(
             guess_owner("Pod", "metrics-server-867d48dc9c-zmwq8"),
             Some(("Deployment", "metrics-server"))
         );
-        assert_eq!(guess_owner("Pod", "triton-79569cfbbc-m2wcc"), Some(("Deployment", "triton")));
+        assert_eq!(
+            guess_owner("Pod", "triton-79569cfbbc-m2wcc"),
+            Some(("Deployment", "triton"))
+        );
     }
 
     #[test]
     fn cronjob_from_job_and_pod_names() {
-        assert_eq!(guess_owner("Job", "backup-28956720"), Some(("CronJob", "backup")));
-        assert_eq!(guess_owner("Pod", "backup-28956720-7xk2p"), Some(("CronJob", "backup")));
+        assert_eq!(
+            guess_owner("Job", "backup-28956720"),
+            Some(("CronJob", "backup"))
+        );
+        assert_eq!(
+            guess_owner("Pod", "backup-28956720-7xk2p"),
+            Some(("CronJob", "backup"))
+        );
         // A Job that is not a CronJob's keeps no owner.
         assert_eq!(guess_owner("Job", "migrate-db"), None);
         assert_eq!(guess_owner("Job", "pi-12345"), None);
@@ -108,10 +124,22 @@ mod tests {
 
     #[test]
     fn ambiguous_names_get_no_owner() {
-        assert_eq!(guess_owner("Pod", "fluentd-x2kqp"), None, "Job, DaemonSet or bare ReplicaSet");
-        assert_eq!(guess_owner("Pod", "web-0"), None, "StatefulSet or hand-written");
+        assert_eq!(
+            guess_owner("Pod", "fluentd-x2kqp"),
+            None,
+            "Job, DaemonSet or bare ReplicaSet"
+        );
+        assert_eq!(
+            guess_owner("Pod", "web-0"),
+            None,
+            "StatefulSet or hand-written"
+        );
         assert_eq!(guess_owner("Pod", "nginx"), None);
-        assert_eq!(guess_owner("ReplicaSet", "api-backend"), None, "vowels: not a hash");
+        assert_eq!(
+            guess_owner("ReplicaSet", "api-backend"),
+            None,
+            "vowels: not a hash"
+        );
         assert_eq!(guess_owner("Pod", "my-app-backend-x2kqp"), None);
         assert_eq!(guess_owner("Node", "web-6f9c8d7b5"), None);
         assert_eq!(guess_owner("ReplicaSet", "-6f9c8d7b5"), None);

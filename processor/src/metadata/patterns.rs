@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::classify::select::Selector;
 use crate::classify::spec::{
-    compile_regex, compile_selector, entry_label, parse_entry, parse_file, At, FieldKind, OneOrMany,
-    RuleError, SelectorFields,
+    compile_regex, compile_selector, entry_label, parse_entry, parse_file, At, FieldKind,
+    OneOrMany, RuleError, SelectorFields,
 };
 
 /// Name under which the embedded extractors are reported in errors.
@@ -97,7 +97,10 @@ pub(crate) enum Output {
     /// Each named group (index, key) becomes a key.
     Named(Box<[(usize, Box<str>)]>),
     /// One entry per match from templates (used with `all: true`).
-    Template { key: Box<[Part]>, value: Box<[Part]> },
+    Template {
+        key: Box<[Part]>,
+        value: Box<[Part]>,
+    },
 }
 
 /// A validated extractor.
@@ -113,7 +116,12 @@ pub(crate) struct Extractor {
     pub lowercase: bool,
 }
 
-fn parse_template(at: &At<'_>, field: &str, text: &str, re: &regex::Regex) -> Result<Vec<Part>, RuleError> {
+fn parse_template(
+    at: &At<'_>,
+    field: &str,
+    text: &str,
+    re: &regex::Regex,
+) -> Result<Vec<Part>, RuleError> {
     let mut parts = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -128,7 +136,12 @@ fn parse_template(at: &At<'_>, field: &str, text: &str, re: &regex::Regex) -> Re
         let idx = re
             .capture_names()
             .position(|n| n == Some(name))
-            .ok_or_else(|| at.err(field, format!("template uses ${{{name}}} but the regex has no group named {name:?}")))?;
+            .ok_or_else(|| {
+                at.err(
+                    field,
+                    format!("template uses ${{{name}}} but the regex has no group named {name:?}"),
+                )
+            })?;
         parts.push(Part::Var(idx));
         rest = &after[end + 1..];
     }
@@ -142,7 +155,10 @@ fn parse_template(at: &At<'_>, field: &str, text: &str, re: &regex::Regex) -> Re
 }
 
 /// Parses and validates one extractor file.
-pub(crate) fn parse_extractor_file(file: &str, text: &str) -> Result<Vec<(Box<str>, Extractor)>, RuleError> {
+pub(crate) fn parse_extractor_file(
+    file: &str,
+    text: &str,
+) -> Result<Vec<(Box<str>, Extractor)>, RuleError> {
     let spec: ExtractorFileSpec = parse_file(file, text)?;
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(spec.extractors.len());
@@ -171,13 +187,19 @@ pub(crate) fn parse_extractor_file(file: &str, text: &str) -> Result<Vec<(Box<st
                 for (idx, name) in regex.capture_names().enumerate() {
                     if let Some(name) = name {
                         if !super::is_known_key(name) {
-                            return Err(at.err("regex", format!("group {name:?} is not a documented metadata key")));
+                            return Err(at.err(
+                                "regex",
+                                format!("group {name:?} is not a documented metadata key"),
+                            ));
                         }
                         named.push((idx, Box::from(name)));
                     }
                 }
                 if named.is_empty() && es.set.is_empty() {
-                    return Err(at.err("regex", "no named groups and no `set`: the extractor would produce nothing"));
+                    return Err(at.err(
+                        "regex",
+                        "no named groups and no `set`: the extractor would produce nothing",
+                    ));
                 }
                 Output::Named(named.into_boxed_slice())
             }
@@ -190,7 +212,9 @@ pub(crate) fn parse_extractor_file(file: &str, text: &str) -> Result<Vec<(Box<st
                     _ => {
                         return Err(at.err(
                             "key",
-                            format!("{k:?} is neither a documented key nor `<family prefix>${{group}}`"),
+                            format!(
+                                "{k:?} is neither a documented key nor `<family prefix>${{group}}`"
+                            ),
                         ))
                     }
                 }
@@ -213,7 +237,11 @@ pub(crate) fn parse_extractor_file(file: &str, text: &str) -> Result<Vec<(Box<st
                 regex,
                 all: es.all,
                 output,
-                set: es.set.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                set: es
+                    .set
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
                 lowercase: es.lowercase,
             },
         ));
@@ -254,12 +282,15 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse_extractor_file("m.yaml", text).err().expect("expected an error").to_string()
+        parse_extractor_file("m.yaml", text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn builtin_extractor_file_parses() {
-        let x = parse_extractor_file(BUILTIN_NAME, BUILTIN_YAML).expect("built-in extractors are valid");
+        let x = parse_extractor_file(BUILTIN_NAME, BUILTIN_YAML)
+            .expect("built-in extractors are valid");
         assert!(x.len() > 40, "only {} extractors", x.len());
     }
 
@@ -278,7 +309,10 @@ mod tests {
         let e = err("extractors:\n- name: a\n  reason: X\n");
         assert!(e.contains("field `regex`: missing required field"), "{e}");
         let e = err("extractors:\n- name: a\n  reason: X\n  regex: x\n  lowercase: maybe\n");
-        assert!(e.contains("field `lowercase`: expected true or false"), "{e}");
+        assert!(
+            e.contains("field `lowercase`: expected true or false"),
+            "{e}"
+        );
     }
 
     #[test]

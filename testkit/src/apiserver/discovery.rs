@@ -46,7 +46,10 @@ pub(crate) async fn api(State(app): State<AppState>) -> Response {
 }
 
 fn group(name: &str) -> APIGroup {
-    let gv = GroupVersionForDiscovery { group_version: format!("{name}/v1"), version: "v1".into() };
+    let gv = GroupVersionForDiscovery {
+        group_version: format!("{name}/v1"),
+        version: "v1".into(),
+    };
     APIGroup {
         name: name.into(),
         preferred_version: Some(gv.clone()),
@@ -56,7 +59,9 @@ fn group(name: &str) -> APIGroup {
 }
 
 pub(crate) async fn apis() -> Response {
-    json_of(&APIGroupList { groups: vec![group("events.k8s.io"), group("coordination.k8s.io")] })
+    json_of(&APIGroupList {
+        groups: vec![group("events.k8s.io"), group("coordination.k8s.io")],
+    })
 }
 
 fn resource(name: &str, kind: &str, namespaced: bool, verbs: &[&str]) -> APIResource {
@@ -75,7 +80,10 @@ const READ: &[&str] = &["get", "list", "watch"];
 pub(crate) async fn core_v1() -> Response {
     json_of(&APIResourceList {
         group_version: "v1".into(),
-        resources: vec![resource("events", "Event", true, READ), resource("namespaces", "Namespace", false, &["get"])],
+        resources: vec![
+            resource("events", "Event", true, READ),
+            resource("namespaces", "Namespace", false, &["get"]),
+        ],
     })
 }
 
@@ -89,7 +97,12 @@ pub(crate) async fn events_v1() -> Response {
 pub(crate) async fn coordination_v1() -> Response {
     json_of(&APIResourceList {
         group_version: "coordination.k8s.io/v1".into(),
-        resources: vec![resource("leases", "Lease", true, &["create", "delete", "get", "list", "update"])],
+        resources: vec![resource(
+            "leases",
+            "Lease",
+            true,
+            &["create", "delete", "get", "list", "update"],
+        )],
     })
 }
 

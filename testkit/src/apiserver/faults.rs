@@ -39,7 +39,8 @@ struct FaultState {
 
 /// Decrements a counter if positive; true when a unit was taken.
 fn take(c: &AtomicU32) -> bool {
-    c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok()
+    c.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
 }
 
 impl Default for Faults {
@@ -69,7 +70,10 @@ impl Faults {
 
     /// Abort all open watches every `period` (None: stop).
     pub fn drop_watches_every(&self, period: Option<Duration>) {
-        self.inner.drop_every_ms.store(period.map_or(0, |p| p.as_millis().max(1) as u64), Ordering::SeqCst);
+        self.inner.drop_every_ms.store(
+            period.map_or(0, |p| p.as_millis().max(1) as u64),
+            Ordering::SeqCst,
+        );
     }
 
     /// The next `n` watch requests get an ERROR event with a 410 Expired Status.
@@ -90,7 +94,9 @@ impl Faults {
 
     /// The next `n` requests get 429 TooManyRequests with `Retry-After: retry_after_secs`.
     pub fn throttle_next(&self, n: u32, retry_after_secs: u32) {
-        self.inner.retry_after_secs.store(retry_after_secs, Ordering::SeqCst);
+        self.inner
+            .retry_after_secs
+            .store(retry_after_secs, Ordering::SeqCst);
         self.inner.throttle_next.store(n, Ordering::SeqCst);
     }
 
@@ -101,13 +107,20 @@ impl Faults {
 
     /// Delay every response (and every watch line batch) by `d`.
     pub fn set_delay(&self, d: Duration) {
-        self.inner.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+        self.inner
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Switch every fault off.
     pub fn clear(&self) {
         let i = &self.inner;
-        for c in [&i.expire_next_watches, &i.empty_next_watches, &i.throttle_next, &i.fail_next] {
+        for c in [
+            &i.expire_next_watches,
+            &i.empty_next_watches,
+            &i.throttle_next,
+            &i.fail_next,
+        ] {
             c.store(0, Ordering::SeqCst);
         }
         i.stale_watch_empty_200.store(false, Ordering::SeqCst);
@@ -312,7 +325,10 @@ pub(crate) async fn admin_get(State(app): State<AppState>) -> Json<AdminState> {
     Json(admin_state(&app))
 }
 
-pub(crate) async fn admin_post(State(app): State<AppState>, Json(req): Json<FaultRequest>) -> Json<AdminState> {
+pub(crate) async fn admin_post(
+    State(app): State<AppState>,
+    Json(req): Json<FaultRequest>,
+) -> Json<AdminState> {
     app.faults.apply_request(&req);
     if req.compact {
         app.store.compact();
@@ -337,7 +353,10 @@ pub(crate) async fn middleware(State(app): State<AppState>, req: Request, next: 
     }
     if take(&app.faults.inner.throttle_next) {
         Stats::bump(&app.stats.throttled);
-        return ApiError::too_many_requests(app.faults.inner.retry_after_secs.load(Ordering::SeqCst)).into_response();
+        return ApiError::too_many_requests(
+            app.faults.inner.retry_after_secs.load(Ordering::SeqCst),
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -365,10 +384,15 @@ mod tests {
     #[test]
     fn counters_are_consumed() {
         let f = Faults::default();
-        f.apply_request(&serde_json::from_str(r#"{"expire_next_watches":2,"delay_ms":5}"#).unwrap());
+        f.apply_request(
+            &serde_json::from_str(r#"{"expire_next_watches":2,"delay_ms":5}"#).unwrap(),
+        );
         assert!(f.take_expire() && f.take_expire() && !f.take_expire());
         assert_eq!(f.delay(), Duration::from_millis(5));
-        f.apply_request(&FaultRequest { clear: true, ..Default::default() });
+        f.apply_request(&FaultRequest {
+            clear: true,
+            ..Default::default()
+        });
         assert_eq!(f.snapshot().delay_ms, 0);
         assert!(serde_json::from_str::<FaultRequest>(r#"{"nope":1}"#).is_err());
     }

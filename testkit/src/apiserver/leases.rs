@@ -29,7 +29,12 @@ impl LeaseTable {
     /// Forget Leases written after `rv` (an etcd restore to that revision).
     pub fn retain_through(&mut self, rv: u64) {
         self.items.retain(|_, l| {
-            l.metadata.resource_version.as_deref().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) <= rv
+            l.metadata
+                .resource_version
+                .as_deref()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+                <= rv
         });
     }
 }
@@ -41,10 +46,17 @@ fn lock(store: &Store) -> std::sync::MutexGuard<'_, LeaseTable> {
 impl Store {
     /// The current version of a Lease.
     pub fn get_lease(&self, namespace: &str, name: &str) -> Option<Lease> {
-        lock(self).items.get(&(namespace.to_string(), name.to_string())).cloned()
+        lock(self)
+            .items
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
-    pub(crate) fn create_lease(&self, namespace: &str, mut lease: Lease) -> Result<Lease, ApiError> {
+    pub(crate) fn create_lease(
+        &self,
+        namespace: &str,
+        mut lease: Lease,
+    ) -> Result<Lease, ApiError> {
         let name = lease.metadata.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
             ApiError::invalid("Lease.coordination.k8s.io \"\" is invalid: metadata.name: Required value: name or generateName is required")
         })?;
@@ -63,7 +75,12 @@ impl Store {
         Ok(lease)
     }
 
-    pub(crate) fn update_lease(&self, namespace: &str, name: &str, mut lease: Lease) -> Result<Lease, ApiError> {
+    pub(crate) fn update_lease(
+        &self,
+        namespace: &str,
+        name: &str,
+        mut lease: Lease,
+    ) -> Result<Lease, ApiError> {
         check_namespace(namespace, &lease)?;
         let body_name = lease.metadata.name.clone().unwrap_or_default();
         if body_name != name {
@@ -73,7 +90,10 @@ impl Store {
         }
         let mut table = lock(self);
         let key = (namespace.to_string(), name.to_string());
-        let current = table.items.get(&key).ok_or_else(|| ApiError::not_found(GROUP, RESOURCE, name))?;
+        let current = table
+            .items
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(GROUP, RESOURCE, name))?;
         let sent_rv = lease.metadata.resource_version.clone().unwrap_or_default();
         // An empty resourceVersion is an unconditional update; any other must be current.
         if !sent_rv.is_empty() && Some(&sent_rv) != current.metadata.resource_version.as_ref() {
@@ -89,13 +109,20 @@ impl Store {
     }
 
     pub(crate) fn delete_lease(&self, namespace: &str, name: &str) -> Option<Lease> {
-        let removed = lock(self).items.remove(&(namespace.to_string(), name.to_string()))?;
+        let removed = lock(self)
+            .items
+            .remove(&(namespace.to_string(), name.to_string()))?;
         self.next_rv();
         Some(removed)
     }
 
     pub(crate) fn list_leases(&self, namespace: &str) -> Vec<Lease> {
-        lock(self).items.iter().filter(|((ns, _), _)| ns == namespace).map(|(_, l)| l.clone()).collect()
+        lock(self)
+            .items
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, l)| l.clone())
+            .collect()
     }
 }
 
@@ -109,7 +136,8 @@ fn check_namespace(namespace: &str, lease: &Lease) -> Result<(), ApiError> {
 }
 
 fn parse_body(body: &Bytes) -> Result<Lease, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding Lease: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding Lease: {e}")))
 }
 
 fn created(lease: &Lease) -> Response {
@@ -118,14 +146,21 @@ fn created(lease: &Lease) -> Response {
     r
 }
 
-pub(crate) async fn get(State(app): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub(crate) async fn get(
+    State(app): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     match app.store.get_lease(&ns, &name) {
         Some(l) => json_of(&l),
         None => ApiError::not_found(GROUP, RESOURCE, &name).into_response(),
     }
 }
 
-pub(crate) async fn create(State(app): State<AppState>, Path(ns): Path<String>, body: Bytes) -> Response {
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> Response {
     match parse_body(&body).and_then(|l| app.store.create_lease(&ns, l)) {
         Ok(l) => created(&l),
         Err(e) => e.into_response(),
@@ -143,7 +178,10 @@ pub(crate) async fn update(
     }
 }
 
-pub(crate) async fn delete(State(app): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     match app.store.delete_lease(&ns, &name) {
         Some(l) => json_of(&l),
         None => ApiError::not_found(GROUP, RESOURCE, &name).into_response(),
@@ -153,7 +191,10 @@ pub(crate) async fn delete(State(app): State<AppState>, Path((ns, name)): Path<(
 pub(crate) async fn list(State(app): State<AppState>, Path(ns): Path<String>) -> Response {
     let list = List::<Lease> {
         items: app.store.list_leases(&ns),
-        metadata: ListMeta { resource_version: Some(app.store.current_rv().to_string()), ..Default::default() },
+        metadata: ListMeta {
+            resource_version: Some(app.store.current_rv().to_string()),
+            ..Default::default()
+        },
     };
     json_of(&list)
 }
@@ -165,7 +206,11 @@ mod tests {
 
     fn lease(name: &str, rv: Option<&str>) -> Lease {
         Lease {
-            metadata: ObjectMeta { name: Some(name.into()), resource_version: rv.map(String::from), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: rv.map(String::from),
+                ..Default::default()
+            },
             spec: None,
         }
     }
@@ -174,13 +219,27 @@ mod tests {
     fn optimistic_concurrency() {
         let s = Store::new(10, None, 64, "c".repeat(36));
         let l = s.create_lease("ns", lease("lead", None)).unwrap();
-        assert_eq!(s.create_lease("ns", lease("lead", None)).unwrap_err().reason, "AlreadyExists");
+        assert_eq!(
+            s.create_lease("ns", lease("lead", None))
+                .unwrap_err()
+                .reason,
+            "AlreadyExists"
+        );
         let rv = l.metadata.resource_version.clone().unwrap();
-        let l2 = s.update_lease("ns", "lead", lease("lead", Some(&rv))).unwrap();
-        let err = s.update_lease("ns", "lead", lease("lead", Some(&rv))).unwrap_err();
+        let l2 = s
+            .update_lease("ns", "lead", lease("lead", Some(&rv)))
+            .unwrap();
+        let err = s
+            .update_lease("ns", "lead", lease("lead", Some(&rv)))
+            .unwrap_err();
         assert_eq!((err.code, err.reason), (409, "Conflict"));
         assert_eq!(l2.metadata.uid, l.metadata.uid);
-        assert_eq!(s.update_lease("ns", "x", lease("x", None)).unwrap_err().code, 404);
+        assert_eq!(
+            s.update_lease("ns", "x", lease("x", None))
+                .unwrap_err()
+                .code,
+            404
+        );
         assert_eq!(s.list_leases("ns").len(), 1);
     }
 }

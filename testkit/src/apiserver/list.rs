@@ -46,20 +46,31 @@ pub(crate) fn parse_bool(v: Option<&str>) -> Result<bool, ApiError> {
         None | Some("") => Ok(false),
         Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
         Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => Err(ApiError::bad_request(format!("strconv.ParseBool: parsing \"{other}\": invalid syntax"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "strconv.ParseBool: parsing \"{other}\": invalid syntax"
+        ))),
     }
 }
 
 pub(crate) fn parse_rv(v: &str) -> Result<u64, ApiError> {
-    v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version \"{v}\"")))
+    v.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version \"{v}\"")))
 }
 
-pub(crate) fn build_filter(q: &EventsQuery, shape: Shape, namespace: Option<String>) -> Result<Filter, ApiError> {
+pub(crate) fn build_filter(
+    q: &EventsQuery,
+    shape: Shape,
+    namespace: Option<String>,
+) -> Result<Filter, ApiError> {
     let fields = FieldSelector::parse(q.field_selector.as_deref().unwrap_or(""), shape)
         .map_err(|e| ApiError::bad_request(e.0))?;
     let labels = LabelSelector::parse(q.label_selector.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.0))?;
-    Ok(Filter { namespace, fields, labels })
+    Ok(Filter {
+        namespace,
+        fields,
+        labels,
+    })
 }
 
 /// The continue token's JSON, as `k8s.io/apiserver/pkg/storage` encodes it.
@@ -71,13 +82,22 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: i64, after: &Key) -> String {
-    let t = ContinueToken { v: "meta.k8s.io/v1".into(), rv, start: format!("{}/{}\u{0}", after.0, after.1) };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).expect("token serializes"))
+    let t = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv,
+        start: format!("{}/{}\u{0}", after.0, after.1),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).expect("token serializes"))
 }
 
 fn decode_continue(token: &str) -> Result<(i64, Key), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let t: ContinueToken = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if t.v != "meta.k8s.io/v1" {
         return Err(bad());
@@ -90,22 +110,35 @@ fn decode_continue(token: &str) -> Result<(i64, Key), ApiError> {
 /// How long a NotOlderThan read waits for a future RV (the cacher's 3 s).
 const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
 
-async fn list(app: &AppState, shape: Shape, namespace: Option<String>, q: &EventsQuery) -> Result<Response, ApiError> {
+async fn list(
+    app: &AppState,
+    shape: Shape,
+    namespace: Option<String>,
+    q: &EventsQuery,
+) -> Result<Response, ApiError> {
     Stats::bump(&app.stats.lists);
     let filter = build_filter(q, shape, namespace)?;
     let limit = match q.limit.as_deref() {
         None | Some("") => None,
-        Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit \"{l}\"")))?),
+        Some(l) => Some(
+            l.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit \"{l}\"")))?,
+        ),
     }
     .filter(|l| *l > 0)
     .map(|l| l as usize);
     let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
-    let rv_match = q.resource_version_match.as_deref().filter(|s| !s.is_empty());
+    let rv_match = q
+        .resource_version_match
+        .as_deref()
+        .filter(|s| !s.is_empty());
     let store = &app.store;
 
     let (at, after) = if let Some(token) = q.continue_.as_deref().filter(|s| !s.is_empty()) {
         if rv.is_some_and(|v| v != "0") {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let (trv, key) = decode_continue(token)?;
         ((trv > 0).then_some(trv as u64), Some(key))
@@ -149,10 +182,25 @@ async fn list(app: &AppState, shape: Shape, namespace: Option<String>, q: &Event
         }
     };
 
-    let mut body = BytesMut::with_capacity(256 + page.items.iter().map(|i| i.item(shape).len() + 1).sum::<usize>());
-    body.put_slice(format!(r#"{{"kind":"EventList","apiVersion":"{}","metadata":{{"resourceVersion":"{}""#, shape.api_version(), page.rv).as_bytes());
+    let mut body = BytesMut::with_capacity(
+        256 + page
+            .items
+            .iter()
+            .map(|i| i.item(shape).len() + 1)
+            .sum::<usize>(),
+    );
+    body.put_slice(
+        format!(
+            r#"{{"kind":"EventList","apiVersion":"{}","metadata":{{"resourceVersion":"{}""#,
+            shape.api_version(),
+            page.rv
+        )
+        .as_bytes(),
+    );
     if let Some(k) = &page.continue_after {
-        body.put_slice(format!(r#","continue":"{}""#, encode_continue(page.rv as i64, k)).as_bytes());
+        body.put_slice(
+            format!(r#","continue":"{}""#, encode_continue(page.rv as i64, k)).as_bytes(),
+        );
     }
     if let Some(n) = page.remaining {
         body.put_slice(format!(r#","remainingItemCount":{n}"#).as_bytes());
@@ -180,7 +228,12 @@ async fn wait_for_rv(app: &AppState, rv: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn collection(app: AppState, shape: Shape, namespace: Option<String>, q: EventsQuery) -> Response {
+async fn collection(
+    app: AppState,
+    shape: Shape,
+    namespace: Option<String>,
+    q: EventsQuery,
+) -> Response {
     let result = match parse_bool(q.watch.as_deref()) {
         Ok(true) => match build_filter(&q, shape, namespace) {
             Ok(filter) => return watch::serve(app, shape, filter, q).await,
@@ -199,11 +252,18 @@ fn get_one(app: &AppState, shape: Shape, ns: &str, name: &str) -> Response {
     }
 }
 
-pub(crate) async fn core_all(State(app): State<AppState>, Query(q): Query<EventsQuery>) -> Response {
+pub(crate) async fn core_all(
+    State(app): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
     collection(app, Shape::Core, None, q).await
 }
 
-pub(crate) async fn core_ns(State(app): State<AppState>, Path(ns): Path<String>, Query(q): Query<EventsQuery>) -> Response {
+pub(crate) async fn core_ns(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
     collection(app, Shape::Core, Some(ns), q).await
 }
 
@@ -211,15 +271,25 @@ pub(crate) async fn v1_all(State(app): State<AppState>, Query(q): Query<EventsQu
     collection(app, Shape::EventsV1, None, q).await
 }
 
-pub(crate) async fn v1_ns(State(app): State<AppState>, Path(ns): Path<String>, Query(q): Query<EventsQuery>) -> Response {
+pub(crate) async fn v1_ns(
+    State(app): State<AppState>,
+    Path(ns): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Response {
     collection(app, Shape::EventsV1, Some(ns), q).await
 }
 
-pub(crate) async fn core_get(State(app): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub(crate) async fn core_get(
+    State(app): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     get_one(&app, Shape::Core, &ns, &name)
 }
 
-pub(crate) async fn v1_get(State(app): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
+pub(crate) async fn v1_get(
+    State(app): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
     get_one(&app, Shape::EventsV1, &ns, &name)
 }
 

@@ -8,6 +8,7 @@
 //!   broadcast to watchers, TTL expiry, RV reset.
 //! - `shapes`: core/v1 ↔ events.k8s.io/v1 conversion and the shared JSON bytes.
 //! - `selectors`: field and label selectors.
+//! - `snapshot`: lists as of an older resourceVersion (consistent pages).
 //! - `list`: Event list/get with paging and resourceVersion semantics.
 //! - `watch`: watch streams, bookmarks, 410s, streaming lists.
 //! - `leases`: coordination.k8s.io/v1 Leases with optimistic concurrency.
@@ -27,6 +28,7 @@ mod leases;
 mod list;
 mod selectors;
 mod shapes;
+mod snapshot;
 mod status;
 mod store;
 mod watch;
@@ -109,13 +111,25 @@ pub fn random_uuid() -> String {
     let mut b = [0u8; 16];
     for chunk in b.chunks_mut(8) {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl ApiServer {
@@ -143,7 +157,10 @@ impl ApiServer {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::warn!(error = %e, "test apiserver stopped with an error");
             }
         });
@@ -158,7 +175,12 @@ impl ApiServer {
                 }
             }));
         }
-        Ok(ApiServer { app, stop: Some(stop), serve: Some(serve), background })
+        Ok(ApiServer {
+            app,
+            stop: Some(stop),
+            serve: Some(serve),
+            background,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -202,7 +224,10 @@ impl ApiServer {
         self.stop_now();
         if let Some(serve) = self.serve.take() {
             let abort = serve.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), serve).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), serve)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -238,7 +263,10 @@ pub fn kubeconfig_yaml(clusters: &[(&str, String)]) -> String {
     }
     out += "users:\n";
     for (name, _) in clusters {
-        out += &format!("- name: {}\n  user:\n    token: \"testkit-token\"\n", q(name));
+        out += &format!(
+            "- name: {}\n  user:\n    token: \"testkit-token\"\n",
+            q(name)
+        );
     }
     out += "contexts:\n";
     for (name, _) in clusters {
@@ -260,8 +288,14 @@ fn router(app: AppState) -> Router {
         .route("/api/v1/namespaces/{ns}/events", get(list::core_ns))
         .route("/api/v1/namespaces/{ns}/events/{name}", get(list::core_get))
         .route("/apis/events.k8s.io/v1/events", get(list::v1_all))
-        .route("/apis/events.k8s.io/v1/namespaces/{ns}/events", get(list::v1_ns))
-        .route("/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}", get(list::v1_get))
+        .route(
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+            get(list::v1_ns),
+        )
+        .route(
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}",
+            get(list::v1_get),
+        )
         .route(
             "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
             get(leases::list).post(leases::create),
@@ -276,14 +310,23 @@ fn router(app: AppState) -> Router {
         .route("/apis", get(discovery::apis))
         .route("/api/v1", get(discovery::core_v1))
         .route("/apis/events.k8s.io/v1", get(discovery::events_v1))
-        .route("/apis/coordination.k8s.io/v1", get(discovery::coordination_v1))
+        .route(
+            "/apis/coordination.k8s.io/v1",
+            get(discovery::coordination_v1),
+        )
         .route("/healthz", get(discovery::healthz))
         .route("/livez", get(discovery::healthz))
         .route("/readyz", get(discovery::healthz))
         .fallback(discovery::fallback)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), faults::middleware));
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            faults::middleware,
+        ));
     Router::new()
-        .route("/_testkit/faults", get(faults::admin_get).post(faults::admin_post))
+        .route(
+            "/_testkit/faults",
+            get(faults::admin_get).post(faults::admin_post),
+        )
         .merge(api)
         .with_state(app)
 }
@@ -302,7 +345,10 @@ mod tests {
 
     #[test]
     fn kubeconfig_lists_every_cluster() {
-        let y = kubeconfig_yaml(&[("a", "http://127.0.0.1:1".into()), ("b", "http://127.0.0.1:2".into())]);
+        let y = kubeconfig_yaml(&[
+            ("a", "http://127.0.0.1:1".into()),
+            ("b", "http://127.0.0.1:2".into()),
+        ]);
         assert!(y.contains("current-context: \"a\""));
         assert_eq!(y.matches("server:").count(), 2);
     }

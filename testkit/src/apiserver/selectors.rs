@@ -183,20 +183,28 @@ impl FieldSelector {
                 i += 1;
             }
             let Some((at, len, equal)) = found else {
-                return Err(SelectorError(format!("invalid selector: '{s}'; can't understand '{raw}'")));
+                return Err(SelectorError(format!(
+                    "invalid selector: '{s}'; can't understand '{raw}'"
+                )));
             };
             let label = raw[..at].trim();
             let value = unescape(&raw[at + len..])?;
             let field = Field::parse(label, shape)
                 .ok_or_else(|| SelectorError(format!("field label not supported: {label}")))?;
-            terms.push(FieldTerm { field, value, equal });
+            terms.push(FieldTerm {
+                field,
+                value,
+                equal,
+            });
         }
         Ok(Self { terms })
     }
 
     /// Whether the Event satisfies every term.
     pub fn matches(&self, ev: &Event) -> bool {
-        self.terms.iter().all(|t| (t.field.value(ev) == t.value) == t.equal)
+        self.terms
+            .iter()
+            .all(|t| (t.field.value(ev) == t.value) == t.equal)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -242,7 +250,8 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 316
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 impl LabelSelector {
@@ -251,7 +260,8 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(Self { reqs });
         }
-        let bad = |term: &str| SelectorError(format!("unable to parse requirement: found '{term}'"));
+        let bad =
+            |term: &str| SelectorError(format!("unable to parse requirement: found '{term}'"));
         for term in split_top_level(s) {
             let t = term.trim();
             let set_op = |kw: &str| -> Option<(String, Vec<String>)> {
@@ -259,7 +269,10 @@ impl LabelSelector {
                 let key = t[..idx].trim().to_string();
                 let rest = t[idx + kw.len() + 2..].trim();
                 let inner = rest.strip_prefix('(')?.strip_suffix(')')?;
-                let vals = inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+                let vals = inner
+                    .split(',')
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty());
                 Some((key, vals.collect()))
             };
             let (key, op) = if let Some((k, v)) = set_op("notin") {
@@ -269,13 +282,25 @@ impl LabelSelector {
             } else if let Some(k) = t.strip_prefix('!') {
                 (k.trim().to_string(), LabelOp::NotExists)
             } else if let Some((k, v)) = t.split_once("!=") {
-                (k.trim().to_string(), LabelOp::NotIn(vec![v.trim().to_string()]))
+                (
+                    k.trim().to_string(),
+                    LabelOp::NotIn(vec![v.trim().to_string()]),
+                )
             } else if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
-                (k.trim().to_string(), LabelOp::In(vec![v.trim().to_string()]))
+                (
+                    k.trim().to_string(),
+                    LabelOp::In(vec![v.trim().to_string()]),
+                )
             } else if let Some((k, v)) = t.split_once('>') {
-                (k.trim().to_string(), LabelOp::Gt(v.trim().parse().map_err(|_| bad(t))?))
+                (
+                    k.trim().to_string(),
+                    LabelOp::Gt(v.trim().parse().map_err(|_| bad(t))?),
+                )
             } else if let Some((k, v)) = t.split_once('<') {
-                (k.trim().to_string(), LabelOp::Lt(v.trim().parse().map_err(|_| bad(t))?))
+                (
+                    k.trim().to_string(),
+                    LabelOp::Lt(v.trim().parse().map_err(|_| bad(t))?),
+                )
             } else {
                 (t.to_string(), LabelOp::Exists)
             };
@@ -295,8 +320,12 @@ impl LabelSelector {
                 LabelOp::NotExists => v.is_none(),
                 LabelOp::In(vals) => v.is_some_and(|v| vals.contains(v)),
                 LabelOp::NotIn(vals) => v.is_none_or(|v| !vals.contains(v)),
-                LabelOp::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                LabelOp::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                LabelOp::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                LabelOp::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -335,10 +364,20 @@ mod tests {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 name: Some("a,b".into()),
                 namespace: Some("ns1".into()),
-                labels: Some([("app".to_string(), "web".to_string()), ("tier".into(), "3".into())].into()),
+                labels: Some(
+                    [
+                        ("app".to_string(), "web".to_string()),
+                        ("tier".into(), "3".into()),
+                    ]
+                    .into(),
+                ),
                 ..Default::default()
             },
-            involved_object: ObjectReference { kind: Some("Pod".into()), name: Some("p".into()), ..Default::default() },
+            involved_object: ObjectReference {
+                kind: Some("Pod".into()),
+                name: Some("p".into()),
+                ..Default::default()
+            },
             reason: Some("BackOff".into()),
             type_: Some("Warning".into()),
             reporting_component: Some("kubelet".into()),
@@ -353,7 +392,10 @@ mod tests {
         assert!(f("type=Warning,reason==BackOff", Shape::Core));
         assert!(!f("type!=Warning", Shape::Core));
         assert!(f("involvedObject.kind=Pod", Shape::Core));
-        assert!(f("regarding.name=p,reportingController=kubelet", Shape::EventsV1));
+        assert!(f(
+            "regarding.name=p,reportingController=kubelet",
+            Shape::EventsV1
+        ));
         assert!(f(r"metadata.name=a\,b", Shape::Core));
         assert!(f("source=kubelet", Shape::Core));
         let err = FieldSelector::parse("regarding.kind=Pod", Shape::Core).unwrap_err();
@@ -365,7 +407,11 @@ mod tests {
     #[test]
     fn label_selectors() {
         let e = ev();
-        let l = |s| LabelSelector::parse(s).unwrap().matches(e.metadata.labels.as_ref());
+        let l = |s| {
+            LabelSelector::parse(s)
+                .unwrap()
+                .matches(e.metadata.labels.as_ref())
+        };
         assert!(l("app=web"));
         assert!(l("app==web,tier"));
         assert!(!l("app!=web"));

@@ -128,7 +128,10 @@ pub(crate) fn object_json(ev: &core::Event, shape: Shape) -> Bytes {
 /// `apiVersion`/`kind` on their items, so a client that relies on them fails here as it
 /// would against a cluster. k8s-openapi writes both keys first, so they are cut as a prefix.
 pub(crate) fn list_item_json(object: &Bytes, shape: Shape) -> Bytes {
-    let prefix = format!(r#"{{"apiVersion":"{}","kind":"Event","#, shape.api_version());
+    let prefix = format!(
+        r#"{{"apiVersion":"{}","kind":"Event","#,
+        shape.api_version()
+    );
     if object.starts_with(prefix.as_bytes()) {
         let mut out = BytesMut::with_capacity(object.len() - prefix.len() + 1);
         out.put_u8(b'{');
@@ -236,7 +239,10 @@ mod tests {
         assert_eq!(v1.deprecated_count, Some(4));
         assert_eq!(v1.series.as_ref().unwrap().count, 3);
         assert_eq!(v1.reporting_controller.as_deref(), Some("kubelet"));
-        assert_eq!(v1.deprecated_source.as_ref().unwrap().host.as_deref(), Some("n1"));
+        assert_eq!(
+            v1.deprecated_source.as_ref().unwrap().host.as_deref(),
+            Some("n1")
+        );
         assert_eq!(from_events_v1(&v1), ev);
     }
 
@@ -259,6 +265,9 @@ mod tests {
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "42");
         assert_eq!(v["object"]["apiVersion"], "events.k8s.io/v1");
-        assert_eq!(v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+        assert_eq!(
+            v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
     }
 }

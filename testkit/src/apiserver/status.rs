@@ -4,7 +4,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, StatusCause, StatusDetails};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    ListMeta, Status, StatusCause, StatusDetails,
+};
 
 /// A failed request, rendered as a `Status` object.
 #[derive(Debug, Clone)]
@@ -12,7 +14,8 @@ pub(crate) struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    /// Boxed to keep `Result<_, ApiError>` small.
+    pub details: Option<Box<StatusDetails>>,
     pub retry_after: Option<u32>,
     pub continue_: Option<String>,
 }
@@ -26,29 +29,43 @@ fn qualified(group: &str, resource: &str) -> String {
     }
 }
 
-fn details(group: &str, resource: &str, name: &str) -> Option<StatusDetails> {
-    Some(StatusDetails {
+fn details(group: &str, resource: &str, name: &str) -> Option<Box<StatusDetails>> {
+    Some(Box::new(StatusDetails {
         name: Some(name.to_string()),
         group: (!group.is_empty()).then(|| group.to_string()),
         kind: Some(resource.to_string()),
         ..Default::default()
-    })
+    }))
 }
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None, retry_after: None, continue_: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            continue_: None,
+        }
     }
 
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)));
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(group, resource)),
+        );
         e.details = details(group, resource, name);
         e
     }
 
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        let mut e =
-            Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(group, resource)),
+        );
         e.details = details(group, resource, name);
         e
     }
@@ -76,7 +93,11 @@ impl ApiError {
 
     /// 410 for a watch or list from a compacted resourceVersion.
     pub fn too_old(rv: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {rv} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {rv} ({oldest})"),
+        )
     }
 
     /// 410 for a continue token whose snapshot was compacted (etcd3 store's wording), with the
@@ -93,9 +114,12 @@ impl ApiError {
 
     /// 504 for a resourceVersion newer than the store (`NewTooLargeResourceVersionError`).
     pub fn too_large_rv(rv: u64, current: u64) -> Self {
-        let mut e =
-            Self::new(504, "Timeout", format!("Timeout: Too large resource version: {rv}, current: {current}"));
-        e.details = Some(StatusDetails {
+        let mut e = Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {rv}, current: {current}"),
+        );
+        e.details = Some(Box::new(StatusDetails {
             causes: Some(vec![StatusCause {
                 reason: Some("ResourceVersionTooLarge".into()),
                 message: Some("Too large resource version".into()),
@@ -103,28 +127,42 @@ impl ApiError {
             }]),
             retry_after_seconds: Some(1),
             ..Default::default()
-        });
+        }));
         e.retry_after = Some(1);
         e
     }
 
     pub fn too_many_requests(retry_after: u32) -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.");
-        e.details = Some(StatusDetails { retry_after_seconds: Some(retry_after as i32), ..Default::default() });
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        );
+        e.details = Some(Box::new(StatusDetails {
+            retry_after_seconds: Some(retry_after as i32),
+            ..Default::default()
+        }));
         e.retry_after = Some(retry_after);
         e
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn status(&self) -> Status {
         Status {
             code: Some(self.code as i32),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
-            metadata: ListMeta { continue_: self.continue_.clone(), ..Default::default() },
+            metadata: ListMeta {
+                continue_: self.continue_.clone(),
+                ..Default::default()
+            },
             reason: Some(self.reason.to_string()),
             status: Some("Failure".into()),
         }
@@ -140,7 +178,10 @@ impl IntoResponse for ApiError {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (code, self.status_json()).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
@@ -151,7 +192,10 @@ impl IntoResponse for ApiError {
 /// A JSON 200 response.
 pub(crate) fn json_response(body: Bytes) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -167,9 +211,13 @@ mod tests {
     #[test]
     fn messages_match_the_real_server() {
         let s = ApiError::not_found("coordination.k8s.io", "leases", "x").status();
-        assert_eq!(s.message.as_deref(), Some("leases.coordination.k8s.io \"x\" not found"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("leases.coordination.k8s.io \"x\" not found")
+        );
         assert_eq!(s.code, Some(404));
-        let v: serde_json::Value = serde_json::from_slice(&ApiError::too_old(3, 9).status_json()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&ApiError::too_old(3, 9).status_json()).unwrap();
         assert_eq!(v["kind"], "Status");
         assert_eq!(v["apiVersion"], "v1");
         assert_eq!(v["reason"], "Expired");

@@ -8,7 +8,6 @@
 //! API shape, lazily, and the bytes are shared by all watchers and lists.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -19,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tokio::sync::broadcast;
 
 use super::leases::LeaseTable;
-use super::selectors::Filter;
 use super::shapes::{self, Shape, WatchType};
 
 /// Events are keyed by (namespace, name), which is also the order of lists.
@@ -34,7 +32,11 @@ pub(crate) struct Stored {
 
 impl Stored {
     fn new(event: Event) -> Arc<Self> {
-        Arc::new(Self { event, object: Default::default(), item: Default::default() })
+        Arc::new(Self {
+            event,
+            object: Default::default(),
+            item: Default::default(),
+        })
     }
 
     /// Full JSON object (with apiVersion/kind), as in watch events and GET.
@@ -57,11 +59,17 @@ impl Stored {
 }
 
 fn rv_of(meta: &ObjectMeta) -> u64 {
-    meta.resource_version.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
+    meta.resource_version
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn key_of(ev: &Event) -> Key {
-    (ev.metadata.namespace.clone().unwrap_or_default(), ev.metadata.name.clone().unwrap_or_default())
+    (
+        ev.metadata.namespace.clone().unwrap_or_default(),
+        ev.metadata.name.clone().unwrap_or_default(),
+    )
 }
 
 /// One write to an Event, as watchers see it.
@@ -83,12 +91,12 @@ impl Change {
     }
 }
 
-struct EventsState {
-    items: BTreeMap<Key, Arc<Stored>>,
+pub(super) struct EventsState {
+    pub(super) items: BTreeMap<Key, Arc<Stored>>,
     /// The newest `window` changes, oldest first.
-    history: VecDeque<Arc<Change>>,
+    pub(super) history: VecDeque<Arc<Change>>,
     /// Changes up to and including this RV are no longer in `history`.
-    compacted_through: u64,
+    pub(super) compacted_through: u64,
     tx: broadcast::Sender<Arc<Change>>,
     /// Write time of each Event version, for TTL expiry (oldest first).
     expiry: VecDeque<(Instant, Key, u64)>,
@@ -97,7 +105,7 @@ struct EventsState {
 pub(crate) struct Inner {
     rv: AtomicU64,
     uid_seq: AtomicU64,
-    events: Mutex<EventsState>,
+    pub(super) events: Mutex<EventsState>,
     pub leases: Mutex<LeaseTable>,
     namespaces: Mutex<BTreeMap<String, Namespace>>,
     window: usize,
@@ -130,16 +138,7 @@ pub(crate) struct Subscription {
     pub start_rv: u64,
 }
 
-/// One page of a list.
-pub(crate) struct Page {
-    pub rv: u64,
-    pub items: Vec<Arc<Stored>>,
-    /// Key of the last returned item when more follow.
-    pub continue_after: Option<Key>,
-    pub remaining: Option<i64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -147,7 +146,12 @@ impl Store {
     /// A store that keeps `compaction_window` changes for resuming watches, expires Events
     /// `event_ttl` after their last write (when a sweeper runs, see [`Store::expire`]), and
     /// holds up to `watch_buffer` undelivered changes per watcher.
-    pub fn new(compaction_window: usize, event_ttl: Option<Duration>, watch_buffer: usize, cluster_uid: String) -> Self {
+    pub fn new(
+        compaction_window: usize,
+        event_ttl: Option<Duration>,
+        watch_buffer: usize,
+        cluster_uid: String,
+    ) -> Self {
         let (tx, _) = broadcast::channel(watch_buffer.max(16));
         let inner = Arc::new(Inner {
             rv: AtomicU64::new(0),
@@ -174,18 +178,27 @@ impl Store {
     }
 
     fn create_namespace(&self, name: &str) {
-        let uid = if name == "kube-system" { self.inner.cluster_uid.clone() } else { self.new_uid() };
+        let uid = if name == "kube-system" {
+            self.inner.cluster_uid.clone()
+        } else {
+            self.new_uid()
+        };
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 uid: Some(uid),
                 resource_version: Some(self.next_rv().to_string()),
                 creation_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::now())),
-                labels: Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into()),
+                labels: Some(
+                    [("kubernetes.io/metadata.name".to_string(), name.to_string())].into(),
+                ),
                 ..Default::default()
             },
             spec: Some(Default::default()),
-            status: Some(k8s_openapi::api::core::v1::NamespaceStatus { phase: Some("Active".into()), ..Default::default() }),
+            status: Some(k8s_openapi::api::core::v1::NamespaceStatus {
+                phase: Some("Active".into()),
+                ..Default::default()
+            }),
         };
         lock(&self.inner.namespaces).insert(name.into(), ns);
     }
@@ -228,7 +241,12 @@ impl Store {
         }
         if meta.creation_timestamp.is_none() {
             meta.creation_timestamp = Some(match &prev {
-                Some(p) => p.event.metadata.creation_timestamp.clone().unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
+                Some(p) => p
+                    .event
+                    .metadata
+                    .creation_timestamp
+                    .clone()
+                    .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
                 None => Time(k8s_openapi::jiff::Timestamp::now()),
             });
         }
@@ -236,11 +254,24 @@ impl Store {
         meta.resource_version = Some(rv.to_string());
         let stored = Stored::new(ev);
         st.items.insert(key.clone(), stored.clone());
-        let kind = if prev.is_some() { WatchType::Modified } else { WatchType::Added };
+        let kind = if prev.is_some() {
+            WatchType::Modified
+        } else {
+            WatchType::Added
+        };
         if self.inner.ttl.is_some() {
             st.expiry.push_back((Instant::now(), key, rv));
         }
-        self.record(&mut st, Change { rv, kind, object: stored, prev, lines: Default::default() });
+        self.record(
+            &mut st,
+            Change {
+                rv,
+                kind,
+                object: stored,
+                prev,
+                lines: Default::default(),
+            },
+        );
         rv
     }
 
@@ -248,11 +279,19 @@ impl Store {
     /// Returns the RV of the deletion, None if absent.
     pub fn delete(&self, namespace: &str, name: &str) -> Option<u64> {
         let mut st = lock(&self.inner.events);
-        let prev = st.items.remove(&(namespace.to_string(), name.to_string()))?;
+        let prev = st
+            .items
+            .remove(&(namespace.to_string(), name.to_string()))?;
         let rv = self.next_rv();
         let mut last = prev.event.clone();
         last.metadata.resource_version = Some(rv.to_string());
-        let change = Change { rv, kind: WatchType::Deleted, object: Stored::new(last), prev: Some(prev), lines: Default::default() };
+        let change = Change {
+            rv,
+            kind: WatchType::Deleted,
+            object: Stored::new(last),
+            prev: Some(prev),
+            lines: Default::default(),
+        };
         self.record(&mut st, change);
         Some(rv)
     }
@@ -288,11 +327,17 @@ impl Store {
 
     /// The current version of one Event.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Event> {
-        lock(&self.inner.events).items.get(&(namespace.to_string(), name.to_string())).map(|s| s.event.clone())
+        lock(&self.inner.events)
+            .items
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(|s| s.event.clone())
     }
 
     pub(crate) fn get_stored(&self, namespace: &str, name: &str) -> Option<Arc<Stored>> {
-        lock(&self.inner.events).items.get(&(namespace.to_string(), name.to_string())).cloned()
+        lock(&self.inner.events)
+            .items
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Drop all retained history now (etcd compaction at the current revision): every watch
@@ -342,7 +387,9 @@ impl Store {
                 }
             }
         }
-        due.iter().filter(|(ns, name)| self.delete(ns, name).is_some()).count()
+        due.iter()
+            .filter(|(ns, name)| self.delete(ns, name).is_some())
+            .count()
     }
 
     /// Start a watch after `from` (None: synthetic ADDED for all current objects first).
@@ -357,10 +404,17 @@ impl Store {
                 rx,
                 start_rv: current,
             }),
-            Some(rv) if rv < st.compacted_through => Err(RvError::TooOld { compacted_through: st.compacted_through }),
+            Some(rv) if rv < st.compacted_through => Err(RvError::TooOld {
+                compacted_through: st.compacted_through,
+            }),
             Some(rv) => {
                 let backlog = st.history.iter().filter(|c| c.rv > rv).cloned().collect();
-                Ok(Subscription { initial: None, backlog, rx, start_rv: rv })
+                Ok(Subscription {
+                    initial: None,
+                    backlog,
+                    rx,
+                    start_rv: rv,
+                })
             }
         }
     }
@@ -371,86 +425,31 @@ impl Store {
         let _st = lock(&self.inner.events);
         self.current_rv()
     }
-
-    /// One page of Events matching `filter` as of `at` (None: now), after key `after`.
-    pub(crate) fn list_page(
-        &self,
-        filter: &Filter,
-        at: Option<u64>,
-        after: Option<&Key>,
-        limit: Option<usize>,
-    ) -> Result<Page, RvError> {
-        let st = lock(&self.inner.events);
-        let current = self.current_rv();
-        let at = at.unwrap_or(current).min(current);
-        // State at `at` = current state with every later change undone, oldest prev wins.
-        let mut overrides: BTreeMap<Key, Option<Arc<Stored>>> = BTreeMap::new();
-        if at < current {
-            if at < st.compacted_through {
-                return Err(RvError::TooOld { compacted_through: st.compacted_through });
-            }
-            for c in st.history.iter().rev().take_while(|c| c.rv > at) {
-                overrides.insert(c.object.key(), c.prev.clone());
-            }
-        }
-        let lower = match after {
-            Some(k) => Bound::Excluded(k),
-            None => Bound::Unbounded,
-        };
-        let mut base = st.items.range::<Key, _>((lower, Bound::Unbounded)).peekable();
-        let mut over = overrides.range::<Key, _>((lower, Bound::Unbounded)).peekable();
-        let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let mut items = Vec::new();
-        let mut continue_after = None;
-        let mut remaining = 0i64;
-        let plain = filter.fields.is_empty() && filter.labels.is_empty();
-        loop {
-            // Merge the two sorted sources; an override replaces the current state.
-            let next: Option<(&Key, Option<&Arc<Stored>>)> = match (base.peek(), over.peek()) {
-                (None, None) => break,
-                (Some((bk, _)), Some((ok, _))) if bk < ok => base.next().map(|(k, v)| (k, Some(v))),
-                (Some((bk, _)), Some((ok, _))) if bk == ok => {
-                    base.next();
-                    over.next().map(|(k, v)| (k, v.as_ref()))
-                }
-                (_, Some(_)) => over.next().map(|(k, v)| (k, v.as_ref())),
-                (Some(_), None) => base.next().map(|(k, v)| (k, Some(v))),
-            };
-            let Some((key, Some(obj))) = next else { continue };
-            if !filter.matches(&obj.event) {
-                continue;
-            }
-            if items.len() < limit {
-                items.push(obj.clone());
-                continue;
-            }
-            if continue_after.is_none() {
-                continue_after = Some(items.last().map(|s: &Arc<Stored>| s.key()).unwrap_or_else(|| key.clone()));
-                if !plain {
-                    break;
-                }
-            }
-            remaining += 1;
-        }
-        let remaining = (continue_after.is_some() && plain).then_some(remaining);
-        Ok(Page { rv: at, items, continue_after, remaining })
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     pub(crate) fn event(ns: &str, name: &str, reason: &str) -> Event {
         Event {
-            metadata: ObjectMeta { namespace: Some(ns.into()), name: Some(name.into()), ..Default::default() },
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            },
             reason: Some(reason.into()),
             ..Default::default()
         }
     }
 
-    fn store(window: usize) -> Store {
-        Store::new(window, None, 1024, "11111111-2222-4333-8444-555555555555".into())
+    pub(crate) fn store(window: usize) -> Store {
+        Store::new(
+            window,
+            None,
+            1024,
+            "11111111-2222-4333-8444-555555555555".into(),
+        )
     }
 
     #[test]
@@ -462,37 +461,18 @@ mod tests {
         let rv2 = s.apply(event("a", "e1", "Y"));
         assert_eq!((rv1, rv2), (3, 4));
         let e = s.get("a", "e1").unwrap();
-        assert_eq!(e.metadata.uid.as_deref(), Some("11111111-2222-4333-8444-000000000001"));
+        assert_eq!(
+            e.metadata.uid.as_deref(),
+            Some("11111111-2222-4333-8444-000000000002"),
+            "uid 1 went to the default namespace"
+        );
         assert_eq!(e.reason.as_deref(), Some("Y"));
         assert_eq!(s.delete("a", "e1"), Some(5));
         assert_eq!(s.delete("a", "e1"), None);
         assert_eq!(s.len(), 0);
-        assert_eq!(s.namespace("kube-system").unwrap().metadata.uid.as_deref(), Some(s.cluster_uid()));
-    }
-
-    #[test]
-    fn pages_are_consistent_snapshots() {
-        let s = store(100);
-        for i in 0..5 {
-            s.apply(event("a", &format!("e{i}"), "X"));
-        }
-        let f = Filter::default();
-        let p1 = s.list_page(&f, None, None, Some(2)).unwrap();
-        assert_eq!(p1.items.len(), 2);
-        assert_eq!(p1.remaining, Some(3));
-        // Writes after the first page are invisible to the rest of the snapshot.
-        s.delete("a", "e3");
-        s.apply(event("a", "e9", "X"));
-        s.apply(event("a", "e4", "Changed"));
-        let p2 = s.list_page(&f, Some(p1.rv), p1.continue_after.as_ref(), Some(10)).unwrap();
-        let names: Vec<_> = p2.items.iter().map(|x| x.key().1).collect();
-        assert_eq!(names, ["e2", "e3", "e4"]);
-        assert_eq!(p2.items[2].event.reason.as_deref(), Some("X"));
-        assert!(p2.continue_after.is_none());
-        s.compact();
         assert_eq!(
-            s.list_page(&f, Some(p1.rv), p1.continue_after.as_ref(), None).err(),
-            Some(RvError::TooOld { compacted_through: s.current_rv() })
+            s.namespace("kube-system").unwrap().metadata.uid.as_deref(),
+            Some(s.cluster_uid())
         );
     }
 

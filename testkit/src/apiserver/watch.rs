@@ -33,14 +33,19 @@ type Frame = Result<Bytes, io::Error>;
 
 fn stream_response(body: Body) -> Response {
     let mut r = (StatusCode::OK, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 /// An immediate, empty 200 (kubernetes issue 104171).
 fn empty_200(app: &AppState) -> Response {
     Stats::bump(&app.stats.watch_empty);
-    stream_response(Body::from_stream(futures::stream::empty::<Result<Bytes, Infallible>>()))
+    stream_response(Body::from_stream(futures::stream::empty::<
+        Result<Bytes, Infallible>,
+    >()))
 }
 
 /// A 200 stream holding one ERROR event with a Status, as the real watch reports 410.
@@ -49,7 +54,9 @@ fn error_stream(app: &AppState, err: ApiError) -> Response {
         Stats::bump(&app.stats.watch_expired);
     }
     let line = watch_line("ERROR", &err.status_json());
-    stream_response(Body::from_stream(futures::stream::once(async move { Ok::<_, Infallible>(line) })))
+    stream_response(Body::from_stream(futures::stream::once(async move {
+        Ok::<_, Infallible>(line)
+    })))
 }
 
 pub(crate) async fn serve(app: AppState, shape: Shape, filter: Filter, q: EventsQuery) -> Response {
@@ -57,9 +64,21 @@ pub(crate) async fn serve(app: AppState, shape: Shape, filter: Filter, q: Events
     match start(&app, &q) {
         Ok(Start::Empty) => empty_200(&app),
         Ok(Start::Error(e)) => error_stream(&app, e),
-        Ok(Start::Stream { sub, bookmarks, initial_end, timeout }) => {
+        Ok(Start::Stream {
+            sub,
+            bookmarks,
+            initial_end,
+            timeout,
+        }) => {
             let (tx, rx) = mpsc::channel::<Frame>(1024);
-            let w = Watcher { app: app.clone(), shape, filter, tx, bookmarks, progress: sub.start_rv };
+            let w = Watcher {
+                app: app.clone(),
+                shape,
+                filter,
+                tx,
+                bookmarks,
+                progress: sub.start_rv,
+            };
             tokio::spawn(w.run(sub, initial_end, timeout));
             let stream = tokio_stream_from(rx);
             stream_response(Body::from_stream(stream))
@@ -75,14 +94,22 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Frame>) -> impl futures::Stream<Item
 enum Start {
     Empty,
     Error(ApiError),
-    Stream { sub: Subscription, bookmarks: bool, initial_end: bool, timeout: Duration },
+    Stream {
+        sub: Subscription,
+        bookmarks: bool,
+        initial_end: bool,
+        timeout: Duration,
+    },
 }
 
 /// Validates the request and subscribes, or says which fault/ error answer to give.
 fn start(app: &AppState, q: &EventsQuery) -> Result<Start, ApiError> {
     let bookmarks = parse_bool(q.allow_watch_bookmarks.as_deref())?;
     let initial = parse_bool(q.send_initial_events.as_deref())?;
-    let rv_match = q.resource_version_match.as_deref().filter(|s| !s.is_empty());
+    let rv_match = q
+        .resource_version_match
+        .as_deref()
+        .filter(|s| !s.is_empty());
     if initial {
         if rv_match != Some("NotOlderThan") {
             return Err(ApiError::invalid(
@@ -101,14 +128,19 @@ fn start(app: &AppState, q: &EventsQuery) -> Result<Start, ApiError> {
     }
     let timeout = match q.timeout_seconds.as_deref().filter(|s| !s.is_empty()) {
         Some(t) => Duration::from_secs(
-            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\"")))?,
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\"")))?,
         ),
         None => app.opts.default_watch_timeout,
     };
     if app.faults.take_empty() {
         return Ok(Start::Empty);
     }
-    let from = match q.resource_version.as_deref().filter(|s| !s.is_empty() && *s != "0") {
+    let from = match q
+        .resource_version
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "0")
+    {
         _ if initial => None,
         Some(v) => Some(parse_rv(v)?),
         None => None,
@@ -118,11 +150,17 @@ fn start(app: &AppState, q: &EventsQuery) -> Result<Start, ApiError> {
         return Ok(Start::Error(ApiError::too_old(rv, app.store.current_rv())));
     }
     match app.store.subscribe(from) {
-        Ok(sub) => Ok(Start::Stream { sub, bookmarks, initial_end: initial, timeout }),
+        Ok(sub) => Ok(Start::Stream {
+            sub,
+            bookmarks,
+            initial_end: initial,
+            timeout,
+        }),
         Err(RvError::TooOld { .. }) if app.faults.stale_watch_empty_200() => Ok(Start::Empty),
-        Err(RvError::TooOld { compacted_through }) => {
-            Ok(Start::Error(ApiError::too_old(from.unwrap_or(0), compacted_through)))
-        }
+        Err(RvError::TooOld { compacted_through }) => Ok(Start::Error(ApiError::too_old(
+            from.unwrap_or(0),
+            compacted_through,
+        ))),
     }
 }
 
@@ -147,18 +185,28 @@ struct Watcher {
 impl Watcher {
     async fn run(mut self, mut sub: Subscription, initial_end: bool, timeout: Duration) {
         let stats = self.app.stats.clone();
-        stats.watches_open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        stats
+            .watches_open
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
         let end = self.stream(&mut sub, initial_end, deadline).await;
         if let End::Abort = end {
-            let _ = self.tx.try_send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, "watch dropped")));
+            let _ = self.tx.try_send(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "watch dropped",
+            )));
         }
-        stats.watches_open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        stats
+            .watches_open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Sends one frame unless the client is gone or the deadline passed.
     async fn send(&self, frame: Bytes, deadline: Instant) -> bool {
-        matches!(tokio::time::timeout_at(deadline, self.tx.send(Ok(frame))).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout_at(deadline, self.tx.send(Ok(frame))).await,
+            Ok(Ok(()))
+        )
     }
 
     /// Considers one change; sends its shared line when it passes the filter.
@@ -173,17 +221,29 @@ impl Watcher {
         self.send(c.line(self.shape).clone(), deadline).await
     }
 
-    async fn stream(&mut self, sub: &mut Subscription, initial_end: bool, deadline: Instant) -> End {
+    async fn stream(
+        &mut self,
+        sub: &mut Subscription,
+        initial_end: bool,
+        deadline: Instant,
+    ) -> End {
         let mut drops = self.app.faults.drop_signal();
         drops.borrow_and_update();
         let mut closing = self.app.closing.subscribe();
         if let Some(items) = sub.initial.take() {
             for item in items.iter().filter(|i| self.filter.matches(&i.event)) {
-                if !self.send(watch_line("ADDED", item.object(self.shape)), deadline).await {
+                if !self
+                    .send(watch_line("ADDED", item.object(self.shape)), deadline)
+                    .await
+                {
                     return End::Clean;
                 }
             }
-            if initial_end && !self.send(bookmark_line(self.shape, self.progress, true), deadline).await {
+            if initial_end
+                && !self
+                    .send(bookmark_line(self.shape, self.progress, true), deadline)
+                    .await
+            {
                 return End::Clean;
             }
         }
@@ -192,7 +252,11 @@ impl Watcher {
                 return End::Clean;
             }
         }
-        let period = self.app.opts.bookmark_interval.max(Duration::from_millis(10));
+        let period = self
+            .app
+            .opts
+            .bookmark_interval
+            .max(Duration::from_millis(10));
         let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
         loop {
             tokio::select! {
@@ -202,7 +266,7 @@ impl Watcher {
                     Stats::bump(&self.app.stats.watches_dropped);
                     return End::Abort;
                 }
-                _ = closing.wait_for(|c| *c) => return End::Abort,
+                _ = closing.changed() => return End::Abort,
                 _ = tokio::time::sleep_until(deadline) => {
                     Stats::bump(&self.app.stats.watch_timeouts);
                     return End::Clean;
@@ -235,7 +299,10 @@ impl Watcher {
 
     fn lagged(&self) -> End {
         Stats::bump(&self.app.stats.watchers_lagged);
-        tracing::debug!(progress = self.progress, "closing a watcher that fell behind");
+        tracing::debug!(
+            progress = self.progress,
+            "closing a watcher that fell behind"
+        );
         End::Clean
     }
 }

@@ -5,8 +5,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::ServicesError;
@@ -65,16 +67,26 @@ pub(crate) struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Spawn `command` with stdin closed and stdout/stderr appended to `log`.
+    /// Spawn `command` with stdin closed and stdout/stderr appended to `log`. The child
+    /// gets SIGKILL when the test process dies (even by SIGKILL, when `Drop` cannot run),
+    /// so an aborted test run leaves no private brokers or servers behind.
     pub fn spawn(what: &str, mut command: Command, log: &Path) -> Result<Self, ServicesError> {
         let out = OpenOptions::new().create(true).append(true).open(log)?;
         let err = out.try_clone()?;
-        let child = command
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|source| ServicesError::Spawn {
+            .stderr(Stdio::from(err));
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = spawn_from_long_lived_thread(command).map_err(|source| ServicesError::Spawn {
                 what: what.to_owned(),
                 source,
             })?;
@@ -170,6 +182,36 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the
+/// process. Tests spawn from tokio workers or `spawn_blocking` threads that may end long
+/// before the test does, so every child is forked by one thread that lives as long as
+/// the process.
+fn spawn_from_long_lived_thread(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("testkit-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("spawning the testkit-spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send((command, reply_tx))
+        .map_err(|_| std::io::Error::other("testkit-spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("testkit-spawner thread is gone"))?
+}
+
 /// Append a marker line to a service log, so restarts are visible in it.
 pub(crate) fn log_marker(log: &Path, line: &str) {
     if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
@@ -250,6 +292,26 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("exited during start-up"), "{text}");
         assert!(text.contains("boom-from-child"), "{text}");
+    }
+
+    #[test]
+    fn children_spawned_from_short_lived_threads_survive_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let log2 = log.clone();
+        // The spawning thread ends at once; PDEATHSIG must not kill the child with it.
+        let mut p = std::thread::spawn(move || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            ServiceProcess::spawn("sleep", cmd, &log2).unwrap()
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(p.is_running());
+        assert!(pid_alive(p.pid().unwrap()));
+        p.kill9();
+        assert!(!p.is_running());
     }
 
     #[test]

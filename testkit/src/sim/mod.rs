@@ -19,7 +19,7 @@ pub mod scenarios;
 pub mod timeline;
 pub mod truth;
 
-pub use eventlist::{write_eventlist, EventListFiles};
+pub use eventlist::{generate_run, write_eventlist, EventListError, EventListFiles, Run};
 pub use fleet::{ClusterHandle, ClusterStats, ClusterTruth, Fleet, FleetError, FleetOptions, FleetStats};
 pub use objects::ClusterCtx;
 pub use scenarios::{generate, Scenario, ScenarioKind, ScenarioParams};

@@ -110,7 +110,8 @@ pub(crate) fn node_pressure_eviction(s: &mut Script) {
     s.kubelet(t, &node, &kref, NORMAL, cond, format!("Node {} status is now: {cond}", node.name), Tag::root(inc));
     let victims = (s.ids.range(1, 3) as usize).min(pods.len());
     for (w, pod) in pods.iter().take(victims) {
-        t = s.at(t + s.ids.range(5, 40) * SECOND, 1000);
+        let gap = s.ids.range(5, 40) * SECOND;
+        t = s.at(t + gap, 1000);
         s.kubelet(t, &node, &kref, WARNING, "EvictionThresholdMet", format!("Attempting to reclaim {resource}"), Tag::member(inc));
         let msg = if memory {
             let avail = s.ids.range(20, 95);
@@ -134,7 +135,8 @@ pub(crate) fn node_pressure_eviction(s: &mut Script) {
         let at = s.at(at + 500 * MILLI, 1000);
         replace(s, at, w, &node, Tag::member(inc));
     }
-    t = s.at(t + s.ids.range(60, 240) * SECOND, 1000);
+    let gap = s.ids.range(60, 240) * SECOND;
+    t = s.at(t + gap, 1000);
     s.kubelet(t, &node, &kref, NORMAL, ok_cond, format!("Node {} status is now: {ok_cond}", node.name), Tag::member(inc));
 }
 
@@ -230,7 +232,8 @@ pub(crate) fn job_backoff_limit(s: &mut Script) {
         s.restart_backoff(b, until, &node, &pod, base, Tag::member(inc));
         started = s.start_container(until, &node, &pod, base, &w.image, false, Tag::NONE);
     }
-    let done = s.at(started + s.ids.range(2, 15) * SECOND, 500);
+    let run = s.ids.range(2, 15) * SECOND;
+    let done = s.at(started + run, 500);
     s.controller(done, "job-controller", &job, WARNING, "BackoffLimitExceeded", "Job has reached the specified backoff limit".into(), Tag::member(inc));
     let at = s.at(done + 20 * MILLI, 80);
     s.controller(at, "job-controller", &job, NORMAL, "SuccessfulDelete", format!("Deleted pod: {}", pod.name), Tag::member(inc));

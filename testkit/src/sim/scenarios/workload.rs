@@ -60,7 +60,8 @@ pub(crate) fn image_pull_failure(s: &mut Script) {
     let inc = s.incident(format!("image-pull-failure {}/{}", w.namespace(), w.app));
     let repo = w.image.rsplit_once(':').map(|(r, _)| r.to_string()).unwrap_or(w.image.clone());
     let bad = format!("{repo}:{}", s.ids.pick(&["2.0.0-rc1", "latest-fix", "v1.31.0", "sha-3f9a2c1"]));
-    let (pods, t) = s.rollout(s.t0, &w, s.ids.range(1, 3) as usize, Tag::NONE);
+    let replicas = s.ids.range(1, 3) as usize;
+    let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(8 * 60, 12 * 60) * SECOND;
     let mut first = true;
     for pod in &pods {
@@ -97,7 +98,8 @@ pub(crate) fn image_pull_failure(s: &mut Script) {
 pub(crate) fn crash_loop(s: &mut Script) {
     let w = Workload::new(&mut s.ids, &s.ns.clone());
     let inc = s.incident(format!("crash-loop {}/{}", w.namespace(), w.app));
-    let (pods, t) = s.rollout(s.t0, &w, s.ids.range(1, 3) as usize, Tag::NONE);
+    let replicas = s.ids.range(1, 3) as usize;
+    let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(8 * 60, 12 * 60) * SECOND;
     let fresh = s.ids.chance(0.5);
     let mut first = true;
@@ -124,7 +126,8 @@ pub(crate) fn crash_loop(s: &mut Script) {
 pub(crate) fn liveness_failure(s: &mut Script) {
     let w = Workload::new(&mut s.ids, &s.ns.clone());
     let inc = s.incident(format!("liveness-failure {}/{}", w.namespace(), w.app));
-    let (pods, t) = s.rollout(s.t0, &w, s.ids.range(1, 2) as usize, Tag::NONE);
+    let replicas = s.ids.range(1, 2) as usize;
+    let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let cycles = s.ids.range(3, 5) as u32;
     let mut first = true;
     for pod in &pods {
@@ -136,7 +139,8 @@ pub(crate) fn liveness_failure(s: &mut Script) {
             1 => format!("Get \"http://{ip}:8080/healthz\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
             _ => format!("Get \"http://{ip}:8080/healthz\": dial tcp {ip}:8080: connect: connection refused"),
         };
-        let mut started = s.pod_start(t, pod, &node, &w, s.ids.chance(0.3));
+        let fresh = s.ids.chance(0.3);
+        let mut started = s.pod_start(t, pod, &node, &w, fresh);
         for cycle in 0..cycles {
             // initialDelaySeconds/periodSeconds 10, failureThreshold 3.
             let mut at = started + s.ids.range(30, 90) * SECOND;
@@ -204,7 +208,8 @@ pub(crate) fn oom_kill(s: &mut Script) {
     let inc = s.incident(format!("oom-kill {}/{}", w.namespace(), w.app));
     let node = s.node();
     let node_ref = node.controller_ref();
-    let (pods, t) = s.rollout(s.t0, &w, s.ids.range(2, 4) as usize, Tag::NONE);
+    let replicas = s.ids.range(2, 4) as usize;
+    let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(9 * 60, 12 * 60) * SECOND;
     let process = *s.ids.pick(&["java", "node", "python3", "ruby"]);
     let mut first = true;

@@ -1,0 +1,78 @@
+//! Backoff for every retry path: 800 ms → 30 s, doubling, with jitter, reset after
+//! a quiet period — client-go's and kube-runtime's defaults. One type, used by the
+//! watch state machine, leader election and the cursor reader, so no retry loop can
+//! spin.
+
+use rand::Rng;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    /// After this long without a failure, the next failure starts from `initial`.
+    reset_after: Duration,
+    current: Duration,
+    last_failure: Option<Instant>,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(800), Duration::from_secs(30), Duration::from_secs(120))
+    }
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration, reset_after: Duration) -> Self {
+        Backoff {
+            initial,
+            max,
+            reset_after,
+            current: initial,
+            last_failure: None,
+        }
+    }
+
+    /// The delay before the next attempt after a failure: the current step with
+    /// ±50 % jitter (so a fleet of collectors does not retry in lock-step), then
+    /// the step doubles up to the max. A server's `Retry-After` raises the floor.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
+        let now = Instant::now();
+        if self.last_failure.is_some_and(|t| now.duration_since(t) > self.reset_after) {
+            self.current = self.initial;
+        }
+        self.last_failure = Some(now);
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let jitter = rand::rng().random_range(0.5..1.5);
+        let d = base.mul_f64(jitter).min(self.max);
+        match retry_after {
+            Some(r) if r > d => r,
+            _ => d,
+        }
+    }
+
+    /// Forget past failures (call after real progress).
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+        self.last_failure = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_caps_and_honours_retry_after() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), Duration::from_secs(60));
+        let d1 = b.next_delay(None);
+        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(150), "{d1:?}");
+        for _ in 0..10 {
+            assert!(b.next_delay(None) <= Duration::from_secs(1));
+        }
+        assert_eq!(b.next_delay(Some(Duration::from_secs(7))), Duration::from_secs(7));
+        b.reset();
+        assert!(b.next_delay(None) <= Duration::from_millis(150));
+    }
+}

@@ -1,0 +1,269 @@
+//! The collector's configuration: one struct, each field's doc is the user
+//! documentation, defaults are named functions, `validate` names the bad field.
+
+use schemas::common::kafka::{FieldError, KafkaConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which API shape to watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKind {
+    /// `events.k8s.io/v1` (default; every supported Kubernetes version serves it).
+    #[default]
+    EventsV1,
+    /// `core/v1`, for clusters where events.k8s.io is unavailable.
+    CoreV1,
+}
+
+/// The cluster's identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Name people use for the cluster (e.g. `prod-eu-1`). Required.
+    pub name: String,
+    /// Cluster UID override. Default: the UID of the `kube-system` namespace, read at
+    /// start-up, so two clusters that share a name never mix.
+    #[serde(default)]
+    pub uid: Option<String>,
+}
+
+/// Drop events before any expensive work (Avro encoding, Kafka). Every set field
+/// must match for the event to be dropped; dropped events are counted in
+/// `kevents_collector_events_dropped_total{rule}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropRule {
+    pub name: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default, rename = "type")]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// Lease-based leader election, for running several replicas (HA).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    /// Namespace of the Lease (the collector's own namespace).
+    pub namespace: String,
+    /// Lease name. Default `kevents-collector`.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// This replica's identity. Default: `$POD_NAME`, else the host name.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// How long a lease is valid without renewal, seconds. Default 15 (client-go's).
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration_secs: u64,
+    /// How long the leader keeps trying to renew before it stops publishing,
+    /// seconds. Default 10 (client-go's). Must be below `lease_duration_secs`.
+    #[serde(default = "default_renew_deadline")]
+    pub renew_deadline_secs: u64,
+    /// Pause between acquire/renew attempts, seconds. Default 2 (client-go's).
+    #[serde(default = "default_retry_period")]
+    pub retry_period_secs: u64,
+}
+
+fn default_lease_name() -> String {
+    "kevents-collector".into()
+}
+fn default_lease_duration() -> u64 {
+    15
+}
+fn default_renew_deadline() -> u64 {
+    10
+}
+fn default_retry_period() -> u64 {
+    2
+}
+
+/// Configuration of `kevents collector`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    pub cluster: ClusterConfig,
+    /// Kubeconfig file. Default: in-cluster config, else `$KUBECONFIG`, else `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Which API shape to watch. Default `events_v1`.
+    #[serde(default)]
+    pub api: ApiKind,
+    /// Namespaces to watch, each with its own watch filtered by the API server.
+    /// Empty (default): all namespaces with one watch.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Field selector applied by the API server, e.g. `type=Warning`.
+    #[serde(default)]
+    pub field_selector: Option<String>,
+    /// Label selector applied by the API server.
+    #[serde(default)]
+    pub label_selector: Option<String>,
+    /// Drop rules applied to event bodies before encoding.
+    #[serde(default)]
+    pub drop: Vec<DropRule>,
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// The raw topic. Default `kevents.raw`.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Seconds between heartbeat records (cursor + proof of life). Default 5.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval_secs: u64,
+    /// Server-side watch timeout, seconds; the collector re-watches after it.
+    /// Default 290 (below the API server's 5-minute cap, like client-go's reflector).
+    #[serde(default = "default_watch_timeout")]
+    pub watch_timeout_secs: u32,
+    /// `/healthz` fails when the watch made no progress (event, bookmark or
+    /// heartbeat published) for this long, seconds. Default 60.
+    #[serde(default = "default_stall")]
+    pub stall_timeout_secs: u64,
+    /// Watch events buffered between the watch and Kafka acknowledgements. When
+    /// full, the watch pauses (backpressure). Bounds memory. Default 4096.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Leader election; unset runs a single active replica without a Lease.
+    #[serde(default)]
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// Ops endpoint (`/healthz`, `/readyz`, `/metrics`). Default 127.0.0.1:9470.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Collector instance name in records. Default: leader identity or host name.
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+fn default_topic() -> String {
+    "kevents.raw".into()
+}
+fn default_heartbeat() -> u64 {
+    5
+}
+fn default_watch_timeout() -> u32 {
+    290
+}
+fn default_stall() -> u64 {
+    60
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9470".parse().unwrap()
+}
+
+impl CollectorConfig {
+    /// A config with defaults for `cluster` (used by tests and `kevents simulate`).
+    pub fn for_cluster(name: &str) -> Self {
+        CollectorConfig {
+            cluster: ClusterConfig {
+                name: name.into(),
+                uid: None,
+            },
+            kubeconfig: None,
+            api: ApiKind::default(),
+            namespaces: vec![],
+            field_selector: None,
+            label_selector: None,
+            drop: vec![],
+            kafka: KafkaConfig::default(),
+            topic: default_topic(),
+            heartbeat_interval_secs: default_heartbeat(),
+            watch_timeout_secs: default_watch_timeout(),
+            stall_timeout_secs: default_stall(),
+            max_in_flight: default_max_in_flight(),
+            leader_election: None,
+            listen: default_listen(),
+            instance: None,
+        }
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_interval_secs.max(1))
+    }
+
+    /// Check what serde cannot; the error names the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.cluster.name.trim().is_empty() {
+            return Err(FieldError::new("cluster.name", "required: the name people use for this cluster"));
+        }
+        if self.topic.trim().is_empty() {
+            return Err(FieldError::new("topic", "must not be empty"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(FieldError::new("max_in_flight", "must be at least 1"));
+        }
+        if self.heartbeat_interval_secs == 0 {
+            return Err(FieldError::new("heartbeat_interval_secs", "must be at least 1"));
+        }
+        if self.stall_timeout_secs <= self.heartbeat_interval_secs {
+            return Err(FieldError::new(
+                "stall_timeout_secs",
+                "must be longer than heartbeat_interval_secs, or health would flap",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for ns in &self.namespaces {
+            if ns.is_empty() || !seen.insert(ns) {
+                return Err(FieldError::new("namespaces", format!("empty or repeated namespace {ns:?}")));
+            }
+        }
+        for (i, r) in self.drop.iter().enumerate() {
+            if r.reason.is_none()
+                && r.event_type.is_none()
+                && r.namespace.is_none()
+                && r.component.is_none()
+                && r.kind.is_none()
+            {
+                return Err(FieldError::new(
+                    format!("drop[{i}] ({})", r.name),
+                    "has no condition and would drop every event",
+                ));
+            }
+        }
+        if let Some(le) = &self.leader_election {
+            if le.renew_deadline_secs >= le.lease_duration_secs {
+                return Err(FieldError::new(
+                    "leader_election.renew_deadline_secs",
+                    "must be below lease_duration_secs",
+                ));
+            }
+            if le.namespace.is_empty() {
+                return Err(FieldError::new("leader_election.namespace", "required"));
+            }
+        }
+        self.kafka.validate("kafka")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_fields() {
+        let mut c = CollectorConfig::for_cluster("");
+        assert_eq!(c.validate().unwrap_err().field, "cluster.name");
+        c.cluster.name = "a".into();
+        c.validate().unwrap();
+        c.drop.push(DropRule { name: "all".into(), ..Default::default() });
+        assert_eq!(c.validate().unwrap_err().field, "drop[0] (all)");
+        c.drop.clear();
+        c.stall_timeout_secs = 5;
+        assert_eq!(c.validate().unwrap_err().field, "stall_timeout_secs");
+    }
+
+    #[test]
+    fn yaml_with_unknown_field_is_rejected() {
+        let err = serde_norway::from_str::<CollectorConfig>("cluster: {name: a}\ntopik: x\n").unwrap_err();
+        assert!(err.to_string().contains("topik"), "{err}");
+    }
+}

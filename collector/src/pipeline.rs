@@ -1,0 +1,283 @@
+//! One leadership term of the collector: read the cursor from the topic, start a
+//! watch per scope, and publish what they produce plus periodic heartbeats, until
+//! shutdown or loss of leadership. [`supervise`] loops over terms.
+
+use rdkafka::producer::FutureProducer;
+use schemas::common::ops::Health;
+use schemas::model::ClusterId;
+use schemas::records::{CollectorMeta, Heartbeat, RawRecord, WatchEvent};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch as signal};
+
+use crate::backoff::Backoff;
+use crate::config::CollectorConfig;
+use crate::cursor::{read_cursor, CursorError};
+use crate::leader::Elector;
+use crate::metrics::Metrics;
+use crate::publish::{now_us, partition_for, partitions_of, producer_config, PublishError, Publisher};
+use crate::source::EventSource;
+use crate::watch::{Item, Watcher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("reading the cursor: {0}")]
+    Cursor(#[from] CursorError),
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+}
+
+/// How much time a graceful stop gives Kafka to acknowledge what was sent.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct ScopeState {
+    rv: String,
+    last_bookmark_us: i64,
+    since_heartbeat: i64,
+}
+
+fn instance_name(cfg: &CollectorConfig) -> String {
+    cfg.instance
+        .clone()
+        .or_else(|| cfg.leader_election.as_ref().and_then(|l| l.identity.clone()))
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "collector".into())
+}
+
+/// Retry `f` with backoff until it succeeds or `stop` is set. `None` = stopped.
+async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    stop: &mut signal::Receiver<bool>,
+    mut f: impl FnMut() -> F,
+) -> Option<T> {
+    let mut backoff = Backoff::default();
+    loop {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                let d = backoff.next_delay(None);
+                tracing::warn!(error = %e, retry_in = ?d, "{what} failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Run leadership terms until `stop` is set.
+pub async fn supervise(
+    cfg: CollectorConfig,
+    metrics: Metrics,
+    health: Health,
+    mut stop: signal::Receiver<bool>,
+) -> Result<(), PipelineError> {
+    let client = crate::kube_client(&cfg).await.map_err(|e| PipelineError::Kubeconfig(e.to_string()))?;
+    let uid = match &cfg.cluster.uid {
+        Some(u) => u.clone(),
+        None => {
+            let c = client.clone();
+            match retry("reading the kube-system namespace UID", &mut stop, || crate::source::cluster_uid(c.clone())).await {
+                Some(u) => u,
+                None => return Ok(()),
+            }
+        }
+    };
+    let cluster = ClusterId { name: cfg.cluster.name.clone(), uid: uid.clone() };
+    let producer: FutureProducer = producer_config(&cfg.kafka, cfg.max_in_flight)?
+        .create()
+        .map_err(PublishError::from)?;
+    let partitions = {
+        let p = producer.clone();
+        let topic = cfg.topic.clone();
+        match retry("reading the raw topic's metadata", &mut stop, || {
+            let (p, topic) = (p.clone(), topic.clone());
+            async move { tokio::task::spawn_blocking(move || partitions_of(&p, &topic)).await.expect("metadata task") }
+        })
+        .await
+        {
+            Some(n) => n,
+            None => return Ok(()),
+        }
+    };
+    let partition = partition_for(uid.as_bytes(), partitions);
+    health.set_ready("kafka", true, format!("topic {} partition {partition}", cfg.topic));
+    health.probe("watch", Duration::from_secs(cfg.stall_timeout_secs));
+    tracing::info!(cluster = %cluster.name, cluster_uid = %uid, topic = %cfg.topic, partition, "collector starting");
+    let instance = instance_name(&cfg);
+    let elector = cfg
+        .leader_election
+        .as_ref()
+        .map(|le| Elector::new(client.clone(), le, instance.clone()));
+    loop {
+        let epoch = match &elector {
+            None => 0,
+            Some(e) => {
+                health.set_ready("leader", true, "standby (follower)");
+                metrics.leader.set(0);
+                tokio::select! {
+                    epoch = e.acquire() => epoch,
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        };
+        metrics.leader.set(1);
+        health.set_ready("leader", true, format!("leader, epoch {epoch}"));
+        tracing::info!(epoch, %instance, "publishing as leader");
+        let term = Term {
+            cfg: &cfg,
+            client: client.clone(),
+            cluster: cluster.clone(),
+            meta: CollectorMeta { instance: instance.clone(), leader_epoch: epoch },
+            publisher: Publisher::new(producer.clone(), &cfg.topic, partition, cfg.max_in_flight, metrics.clone()),
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        let lost = async {
+            match &elector {
+                Some(e) => e.hold(epoch).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut term_stop = stop.clone();
+        tokio::select! {
+            r = term.run(&mut term_stop) => {
+                if let Some(e) = &elector {
+                    e.release().await;
+                }
+                return r;
+            }
+            _ = lost => {
+                tracing::warn!(epoch, "leadership lost: stopped publishing");
+                health.set_ready("watch", false, "not leader");
+            }
+        }
+    }
+}
+
+struct Term<'a> {
+    cfg: &'a CollectorConfig,
+    client: kube::Client,
+    cluster: ClusterId,
+    meta: CollectorMeta,
+    publisher: Publisher,
+    metrics: Metrics,
+    health: Health,
+}
+
+impl Term<'_> {
+    fn record(&self, rv: String, event: Option<WatchEvent>, heartbeat: Option<Heartbeat>) -> RawRecord {
+        RawRecord {
+            cluster: self.cluster.clone(),
+            collector: self.meta.clone(),
+            observed_us: now_us(),
+            resource_version: rv,
+            event,
+            heartbeat,
+        }
+    }
+
+    async fn run(mut self, stop: &mut signal::Receiver<bool>) -> Result<(), PipelineError> {
+        let cfg = self.cfg;
+        let scoped = !cfg.namespaces.is_empty();
+        let scopes: Vec<String> = if scoped { cfg.namespaces.clone() } else { vec![String::new()] };
+        let cursor = {
+            let (kafka, topic, partition, uid, scopes) = (
+                cfg.kafka.clone(),
+                cfg.topic.clone(),
+                self.publisher.partition(),
+                self.cluster.uid.clone(),
+                scopes.clone(),
+            );
+            tokio::task::spawn_blocking(move || read_cursor(&kafka, &topic, partition, &uid, &scopes, scoped))
+                .await
+                .expect("cursor task")?
+        };
+        tracing::info!(resume = ?cursor.resume, scanned = cursor.scanned, last_epoch = cursor.last_epoch, "cursor read from the raw topic");
+        let (tx, mut rx) = mpsc::channel::<Item>(256);
+        let mut state: BTreeMap<String, ScopeState> = BTreeMap::new();
+        let mut watchers = Vec::new();
+        for scope in &scopes {
+            let resume = cursor.resume.get(scope).cloned();
+            state.insert(
+                scope.clone(),
+                ScopeState { rv: resume.clone().unwrap_or_default(), last_bookmark_us: 0, since_heartbeat: 0 },
+            );
+            let source = EventSource::new(
+                self.client.clone(),
+                cfg.api,
+                if scoped { Some(scope.as_str()) } else { None },
+                cfg.field_selector.clone(),
+                cfg.label_selector.clone(),
+            );
+            let w = Watcher::new(scope.clone(), source, cfg.drop.clone(), cfg.watch_timeout_secs, self.metrics.clone(), tx.clone());
+            watchers.push(tokio::spawn(w.run(resume)));
+        }
+        drop(tx);
+        self.health.set_ready("watch", true, format!("watching {} scope(s)", scopes.len()));
+        let mut tick = tokio::time::interval(cfg.heartbeat_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            self.publisher.ack_ready()?;
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break Ok(()),
+                item = rx.recv() => {
+                    let Some(item) = item else { break Ok(()) };
+                    self.health.touch("watch");
+                    match item {
+                        Item::Event { scope, kind, event, cursor_rv } => {
+                            let rec = self.record(cursor_rv.clone(), Some(WatchEvent { kind, event }), None);
+                            self.publisher.send(&rec, kind.as_str()).await?;
+                            let s = state.get_mut(&scope).expect("known scope");
+                            s.rv = cursor_rv;
+                            s.since_heartbeat += 1;
+                        }
+                        Item::Progress { scope, rv, bookmark } => {
+                            let s = state.get_mut(&scope).expect("known scope");
+                            s.rv = rv;
+                            if bookmark {
+                                s.last_bookmark_us = now_us();
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    for (scope, s) in state.iter_mut() {
+                        if s.rv.is_empty() {
+                            continue;
+                        }
+                        let hb = Heartbeat {
+                            scope: scope.clone(),
+                            resource_version: s.rv.clone(),
+                            last_bookmark_us: s.last_bookmark_us,
+                            published_since_last: s.since_heartbeat,
+                        };
+                        s.since_heartbeat = 0;
+                        let rec = self.record(s.rv.clone(), None, Some(hb));
+                        self.publisher.send(&rec, "HEARTBEAT").await?;
+                    }
+                    if self.publisher.in_flight() == 0 || self.publisher.has_capacity() {
+                        self.health.touch("watch");
+                    }
+                }
+            }
+        };
+        drop(rx);
+        for w in watchers {
+            w.abort();
+        }
+        match tokio::time::timeout(DRAIN_TIMEOUT, self.publisher.drain()).await {
+            Ok(r) => r?,
+            Err(_) => tracing::warn!(in_flight = self.publisher.in_flight(), "Kafka did not acknowledge everything before the drain timeout; the next start resumes from the last acknowledged record"),
+        }
+        result
+    }
+}

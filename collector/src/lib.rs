@@ -79,7 +79,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut ops_stop = stop_rx.clone();
     let (addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
-        let _ = ops_stop.wait_for(|s| *s).await;
+        if ops_stop.wait_for(|s| *s).await.is_err() {}
     })
     .await
     .map_err(|source| CollectorError::Listen { addr: cfg.listen, source })?;

@@ -50,6 +50,12 @@ fn instance_name(cfg: &CollectorConfig) -> String {
         .unwrap_or_else(|| "collector".into())
 }
 
+/// Resolves once `stop` is set. (The `Ref` of `wait_for` is dropped in here: held
+/// across an await it would make the collector's future `!Send`.)
+async fn stopped(stop: &mut signal::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// Retry `f` with backoff until it succeeds or `stop` is set. `None` = stopped.
 async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
@@ -65,7 +71,7 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
                 tracing::warn!(error = %e, retry_in = ?d, "{what} failed");
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
-                    _ = stop.wait_for(|s| *s) => return None,
+                    _ = stopped(stop) => return None,
                 }
             }
         }
@@ -124,7 +130,7 @@ pub async fn supervise(
                 metrics.leader.set(0);
                 tokio::select! {
                     epoch = e.acquire() => epoch,
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    _ = stopped(&mut stop) => return Ok(()),
                 }
             }
         };
@@ -228,7 +234,7 @@ impl Term<'_> {
             self.publisher.ack_ready()?;
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break Ok(()),
+                _ = stopped(stop) => break Ok(()),
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
                     self.health.touch("watch");

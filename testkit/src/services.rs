@@ -182,6 +182,14 @@ impl Services {
         self.clickhouse_url.clone()
     }
 
+    pub fn kafka_pid(&self) -> u32 {
+        self.kafka_pid
+    }
+
+    pub fn clickhouse_pid(&self) -> u32 {
+        self.clickhouse_pid
+    }
+
     /// `sqlite` (durable, the default) or `memory`.
     pub fn kafka_storage(&self) -> &str {
         &self.kafka_storage
@@ -200,7 +208,11 @@ impl Services {
 
     /// Create topics named `<prefix>-<name>-<random>` with the given partition counts,
     /// and wait until the broker's metadata shows all their partitions. Panics on failure.
-    pub async fn create_topics(&self, prefix: &str, names_and_partitions: &[(&str, i32)]) -> TestTopics {
+    pub async fn create_topics(
+        &self,
+        prefix: &str,
+        names_and_partitions: &[(&str, i32)],
+    ) -> TestTopics {
         kafka::create_topics(&self.kafka_bootstrap, prefix, names_and_partitions)
             .await
             .unwrap_or_else(|e| panic!("creating test topics {names_and_partitions:?}: {e}"))
@@ -326,7 +338,10 @@ impl Tools {
         };
         if !tools.nisshi.exists() || !tools.chdb_python.exists() {
             let script = workspace_root().join("scripts/install-deps");
-            eprintln!("testkit::services: tools missing; running {}", script.display());
+            eprintln!(
+                "testkit::services: tools missing; running {}",
+                script.display()
+            );
             let status = Command::new(&script)
                 .args(["--only", "chdb", "--only", "nisshi"])
                 .status()

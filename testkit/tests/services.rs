@@ -23,6 +23,8 @@ use kevents_testkit::services::{KafkaStorage, OwnedBroker, OwnedClickHouse, Serv
 
 const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
+// `i % n == 0` rather than `is_multiple_of`: the workspace's rust-version is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 fn record(i: usize) -> RawRecord {
     let mut rec = RawRecord {
         cluster: ClusterId {
@@ -46,7 +48,11 @@ fn record(i: usize) -> RawRecord {
         });
     } else {
         let mut event = WatchEvent {
-            kind: if i % 3 == 0 { WatchKind::Modified } else { WatchKind::Added },
+            kind: if i % 3 == 0 {
+                WatchKind::Modified
+            } else {
+                WatchKind::Added
+            },
             ..Default::default()
         };
         event.event.uid = format!("event-{i}");
@@ -75,7 +81,10 @@ fn consumer(bootstrap: &str, group: &str, auto_commit: bool) -> StreamConsumer {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", if auto_commit { "true" } else { "false" })
+        .set(
+            "enable.auto.commit",
+            if auto_commit { "true" } else { "false" },
+        )
         .set("session.timeout.ms", "6000")
         .create()
         .expect("consumer")
@@ -83,10 +92,17 @@ fn consumer(bootstrap: &str, group: &str, auto_commit: bool) -> StreamConsumer {
 
 /// Produce `payloads` (partition chosen by the caller), all in flight at once, and
 /// assert every delivery succeeded. Returns (partition, offset) per message.
-async fn produce_all(producer: &FutureProducer, topic: &str, payloads: &[(i32, String, Vec<u8>)]) -> Vec<(i32, i64)> {
+async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    payloads: &[(i32, String, Vec<u8>)],
+) -> Vec<(i32, i64)> {
     let sends = payloads.iter().map(|(partition, key, value)| {
         producer.send(
-            FutureRecord::to(topic).partition(*partition).key(key).payload(value),
+            FutureRecord::to(topic)
+                .partition(*partition)
+                .key(key)
+                .payload(value),
             Duration::from_secs(30),
         )
     });
@@ -109,17 +125,50 @@ async fn receive(consumer: &StreamConsumer, n: usize, quiet: Duration) -> Vec<(i
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = tokio::time::timeout(left, consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("received only {} of {n} messages in {RECV_TIMEOUT:?}", out.len()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "received only {} of {n} messages in {RECV_TIMEOUT:?}",
+                    out.len()
+                )
+            })
             .expect("consumer error");
-        out.push((msg.partition(), msg.offset(), msg.payload().unwrap_or_default().to_vec()));
+        out.push((
+            msg.partition(),
+            msg.offset(),
+            msg.payload().unwrap_or_default().to_vec(),
+        ));
     }
     if !quiet.is_zero() {
         if let Ok(extra) = tokio::time::timeout(quiet, consumer.recv()).await {
             let m = extra.expect("consumer error");
-            panic!("unexpected extra message at partition {} offset {}", m.partition(), m.offset());
+            panic!(
+                "unexpected extra message at partition {} offset {}",
+                m.partition(),
+                m.offset()
+            );
         }
     }
     out
+}
+
+#[test]
+fn services_up_again_reuses_the_running_services() {
+    let services = Services::get();
+    let script = kevents_testkit::services::workspace_root().join("scripts/services");
+    for args in [&["up"][..], &["status"][..]] {
+        let out = std::process::Command::new(&script)
+            .args(args)
+            .env("KEVENTS_SERVICES_ENV", services.env_file())
+            .output()
+            .expect("run scripts/services");
+        assert!(out.status.success(), "scripts/services {args:?}: {out:?}");
+    }
+    let again = Services::read(services.env_file()).expect("env file");
+    assert_eq!(again.kafka_bootstrap(), services.kafka_bootstrap());
+    assert_eq!(again.clickhouse_url(), services.clickhouse_url());
+    assert_eq!(again.kafka_pid(), services.kafka_pid());
+    assert_eq!(again.clickhouse_pid(), services.clickhouse_pid());
+    assert!(again.healthy());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +182,13 @@ async fn avro_records_round_trip_through_three_partitions() {
     let payloads: Vec<(i32, String, Vec<u8>)> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| ((i % 3) as i32, r.key().to_owned(), codec.encode(r).expect("encode")))
+        .map(|(i, r)| {
+            (
+                (i % 3) as i32,
+                r.key().to_owned(),
+                codec.encode(r).expect("encode"),
+            )
+        })
         .collect();
     let started = Instant::now();
     let deliveries = produce_all(&producer(&services.kafka_bootstrap()), topic, &payloads).await;
@@ -142,7 +197,10 @@ async fn avro_records_round_trip_through_three_partitions() {
     for (p, _) in &deliveries {
         *per_partition.entry(*p).or_insert(0) += 1;
     }
-    assert_eq!(per_partition, BTreeMap::from([(0, 334), (1, 333), (2, 333)]));
+    assert_eq!(
+        per_partition,
+        BTreeMap::from([(0, 334), (1, 333), (2, 333)])
+    );
 
     let consumer = consumer(&services.kafka_bootstrap(), &format!("{topic}-group"), true);
     consumer.subscribe(&[topic]).expect("subscribe");
@@ -153,7 +211,10 @@ async fn avro_records_round_trip_through_three_partitions() {
         .collect();
     decoded.sort_by_key(|r| r.observed_us);
     assert_eq!(decoded.len(), records.len());
-    assert!(decoded == records, "decoded records differ from the produced ones");
+    assert!(
+        decoded == records,
+        "decoded records differ from the produced ones"
+    );
     // Offsets are dense per partition: no gaps, no duplicates.
     for p in 0..3 {
         let mut offsets: Vec<i64> = received.iter().filter(|m| m.0 == p).map(|m| m.1).collect();
@@ -168,8 +229,9 @@ async fn manual_commit_survives_a_consumer_restart() {
     let services = Services::get();
     let topics = services.create_topics("svc-commit", &[("in", 1)]).await;
     let topic = topics.name("in");
-    let payloads: Vec<(i32, String, Vec<u8>)> =
-        (0..10).map(|i| (0, "k".to_string(), format!("m{i}").into_bytes())).collect();
+    let payloads: Vec<(i32, String, Vec<u8>)> = (0..10)
+        .map(|i| (0, "k".to_string(), format!("m{i}").into_bytes()))
+        .collect();
     produce_all(&producer(&services.kafka_bootstrap()), topic, &payloads).await;
     let group = format!("{topic}-group");
 
@@ -177,9 +239,13 @@ async fn manual_commit_survives_a_consumer_restart() {
         let first = consumer(&services.kafka_bootstrap(), &group, false);
         first.subscribe(&[topic]).unwrap();
         let got = receive(&first, 4, Duration::ZERO).await;
-        assert_eq!(got.iter().map(|m| m.1).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            got.iter().map(|m| m.1).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Offset(4)).unwrap();
+        tpl.add_partition_offset(topic, 0, Offset::Offset(4))
+            .unwrap();
         first.commit(&tpl, CommitMode::Sync).expect("commit");
         let committed = first.committed(Duration::from_secs(10)).expect("committed");
         assert_eq!(
@@ -191,7 +257,10 @@ async fn manual_commit_survives_a_consumer_restart() {
     let second = consumer(&services.kafka_bootstrap(), &group, false);
     second.subscribe(&[topic]).unwrap();
     let got = receive(&second, 6, Duration::from_secs(1)).await;
-    assert_eq!(got.iter().map(|m| m.1).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8, 9]);
+    assert_eq!(
+        got.iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![4, 5, 6, 7, 8, 9]
+    );
     assert_eq!(got[0].2, b"m4");
 }
 
@@ -237,7 +306,11 @@ async fn count(client: &clickhouse::Client) -> u64 {
 async fn clickhouse_rowbinary_insert_and_select() {
     let services = Services::get();
     let db = services.fresh_database("svc_rowbinary").await;
-    db.client.query(CREATE_EVENTS).execute().await.expect("create table");
+    db.client
+        .query(CREATE_EVENTS)
+        .execute()
+        .await
+        .expect("create table");
     let started = Instant::now();
     insert_rows(&db.client, 0..10_000).await;
     eprintln!("inserted 10,000 rows in {:?}", started.elapsed());
@@ -258,7 +331,11 @@ async fn clickhouse_rowbinary_insert_and_select() {
         .expect("group by");
     assert_eq!(
         per_reason,
-        vec![("BackOff".into(), 3334), ("Failed".into(), 3333), ("Unhealthy".into(), 3333)]
+        vec![
+            ("BackOff".into(), 3334),
+            ("Failed".into(), 3333),
+            ("Unhealthy".into(), 3333)
+        ]
     );
     // The database really is ours and Atomic.
     let engine = db
@@ -275,11 +352,16 @@ async fn clickhouse_rowbinary_insert_and_select() {
 async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
     let started = Instant::now();
     let mut broker = OwnedBroker::spawn(KafkaStorage::Sqlite).expect("owned broker");
-    eprintln!("owned broker up in {:?} on {}", started.elapsed(), broker.bootstrap());
+    eprintln!(
+        "owned broker up in {:?} on {}",
+        started.elapsed(),
+        broker.bootstrap()
+    );
     let topics = broker.create_topics("svc-kill9", &[("in", 1)]).await;
     let topic = topics.name("in").to_owned();
-    let payloads: Vec<(i32, String, Vec<u8>)> =
-        (0..100).map(|i| (0, format!("k{i}"), format!("m{i}").into_bytes())).collect();
+    let payloads: Vec<(i32, String, Vec<u8>)> = (0..100)
+        .map(|i| (0, format!("k{i}"), format!("m{i}").into_bytes()))
+        .collect();
     produce_all(&producer(&broker.bootstrap()), &topic, &payloads).await;
     let group = format!("{topic}-group");
     {
@@ -287,7 +369,8 @@ async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
         c.subscribe(&[topic.as_str()]).unwrap();
         receive(&c, 50, Duration::ZERO).await;
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Offset(50)).unwrap();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(50))
+            .unwrap();
         c.commit(&tpl, CommitMode::Sync).expect("commit");
     }
 
@@ -303,7 +386,10 @@ async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
     c.subscribe(&[topic.as_str()]).unwrap();
     let rest = receive(&c, 50, Duration::from_secs(1)).await;
     assert_eq!(rest.first().map(|m| m.1), Some(50));
-    assert_eq!(rest.last().map(|m| (m.1, m.2.clone())), Some((99, b"m99".to_vec())));
+    assert_eq!(
+        rest.last().map(|m| (m.1, m.2.clone())),
+        Some((99, b"m99".to_vec()))
+    );
     // And a new group still sees all 100 messages.
     let all = consumer(&broker.bootstrap(), &format!("{group}-fresh"), false);
     all.subscribe(&[topic.as_str()]).unwrap();
@@ -314,9 +400,17 @@ async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
 async fn owned_clickhouse_keeps_tables_across_stop_and_crash() {
     let started = Instant::now();
     let mut server = OwnedClickHouse::spawn().expect("owned clickhouse");
-    eprintln!("owned clickhouse up in {:?} on {}", started.elapsed(), server.url());
+    eprintln!(
+        "owned clickhouse up in {:?} on {}",
+        started.elapsed(),
+        server.url()
+    );
     let db = server.fresh_database("svc_restart").await;
-    db.client.query(CREATE_EVENTS).execute().await.expect("create table");
+    db.client
+        .query(CREATE_EVENTS)
+        .execute()
+        .await
+        .expect("create table");
     insert_rows(&db.client, 0..1000).await;
 
     server.stop();

@@ -105,7 +105,7 @@ impl Faults {
         self.inner.fail_next.store(n, Ordering::SeqCst);
     }
 
-    /// Delay every response (and every watch line batch) by `d`.
+    /// Delay every API response by `d` before it starts (watch streams included).
     pub fn set_delay(&self, d: Duration) {
         self.inner
             .delay_ms

@@ -69,7 +69,7 @@ impl Store {
         let m = &mut lease.metadata;
         m.namespace = Some(namespace.to_string());
         m.uid = Some(self.new_uid());
-        m.creation_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        m.creation_timestamp = Some(Time(super::store::now()));
         m.resource_version = Some(self.next_rv().to_string());
         table.items.insert(key, lease.clone());
         Ok(lease)

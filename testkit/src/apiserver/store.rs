@@ -138,6 +138,15 @@ pub(crate) struct Subscription {
     pub start_rv: u64,
 }
 
+/// The wall clock as a jiff Timestamp, without needing jiff's `std` feature.
+pub(crate) fn now() -> k8s_openapi::jiff::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    k8s_openapi::jiff::Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -188,7 +197,7 @@ impl Store {
                 name: Some(name.into()),
                 uid: Some(uid),
                 resource_version: Some(self.next_rv().to_string()),
-                creation_timestamp: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+                creation_timestamp: Some(Time(now())),
                 labels: Some(
                     [("kubernetes.io/metadata.name".to_string(), name.to_string())].into(),
                 ),
@@ -246,8 +255,8 @@ impl Store {
                     .metadata
                     .creation_timestamp
                     .clone()
-                    .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
-                None => Time(k8s_openapi::jiff::Timestamp::now()),
+                    .unwrap_or(Time(now())),
+                None => Time(now()),
             });
         }
         let rv = self.next_rv();

@@ -39,7 +39,10 @@ pub struct TestDb {
 
 impl std::fmt::Debug for TestDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDb").field("name", &self.name).field("url", &self.url).finish()
+        f.debug_struct("TestDb")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -104,7 +107,9 @@ impl OwnedClickHouse {
     /// Start a private ClickHouse on a free port and wait until /ping answers.
     pub fn spawn() -> Result<OwnedClickHouse, ServicesError> {
         let tools = Tools::get()?;
-        let dir = tempfile::Builder::new().prefix("kevents-clickhouse-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("kevents-clickhouse-")
+            .tempdir()?;
         let log = dir.path().join("chdb.log");
         process::touch(&log)?;
         let mut server = OwnedClickHouse {
@@ -133,7 +138,10 @@ impl OwnedClickHouse {
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--port", &self.port.to_string()])
-            .args(["--start-timeout", &CLICKHOUSE_START_TIMEOUT.as_secs().to_string()]);
+            .args([
+                "--start-timeout",
+                &CLICKHOUSE_START_TIMEOUT.as_secs().to_string(),
+            ]);
         let mut process = ServiceProcess::spawn("clickhouse (chdb)", command, &self.log)?;
         let took = process.wait_ready(&url, &self.log, CLICKHOUSE_START_TIMEOUT, || ping(&url))?;
         self.process = Some(process);
@@ -161,7 +169,9 @@ impl OwnedClickHouse {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(ServiceProcess::is_running)
+        self.process
+            .as_mut()
+            .is_some_and(ServiceProcess::is_running)
     }
 
     /// `http://127.0.0.1:PORT`, the same across restarts.

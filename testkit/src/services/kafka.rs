@@ -91,7 +91,9 @@ pub(crate) async fn create_topics(
         .names
         .iter()
         .zip(names_and_partitions)
-        .map(|((_, real), (_, partitions))| NewTopic::new(real, *partitions, TopicReplication::Fixed(1)))
+        .map(|((_, real), (_, partitions))| {
+            NewTopic::new(real, *partitions, TopicReplication::Fixed(1))
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
     for result in admin.create_topics(&new_topics, &opts).await? {
@@ -102,9 +104,13 @@ pub(crate) async fn create_topics(
     let deadline = Instant::now() + ADMIN_TIMEOUT;
     for ((_, real), (_, partitions)) in topics.names.iter().zip(names_and_partitions) {
         loop {
-            let metadata = admin.inner().fetch_metadata(Some(real), Duration::from_secs(5))?;
+            let metadata = admin
+                .inner()
+                .fetch_metadata(Some(real), Duration::from_secs(5))?;
             let ready = metadata.topics().iter().any(|t| {
-                t.name() == real && t.error().is_none() && t.partitions().len() == *partitions as usize
+                t.name() == real
+                    && t.error().is_none()
+                    && t.partitions().len() == *partitions as usize
             });
             if ready {
                 break;
@@ -136,7 +142,10 @@ pub(crate) fn broker_ready(bootstrap: &str) -> bool {
         Ok(c) => c,
         Err(_) => return false,
     };
-    let port = bootstrap.rsplit(':').next().and_then(|p| p.parse::<i32>().ok());
+    let port = bootstrap
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<i32>().ok());
     match consumer.fetch_metadata(None, Duration::from_secs(2)) {
         Ok(m) => m.brokers().iter().any(|b| Some(b.port()) == port),
         Err(_) => false,
@@ -181,7 +190,9 @@ impl OwnedBroker {
     /// Start a private broker on a free port and wait until it answers metadata.
     pub fn spawn(storage: KafkaStorage) -> Result<OwnedBroker, ServicesError> {
         let tools = Tools::get()?;
-        let dir = tempfile::Builder::new().prefix("kevents-broker-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("kevents-broker-")
+            .tempdir()?;
         let log = dir.path().join("nisshi.log");
         process::touch(&log)?;
         let mut broker = OwnedBroker {
@@ -208,11 +219,19 @@ impl OwnedBroker {
         let mut command = Command::new(&self.nisshi);
         command
             .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
             .args(["--storage-engine", self.storage.engine_url()])
             .args(["--group-initial-rebalance-delay", "0s"]);
         let mut process = ServiceProcess::spawn("nisshi broker", command, &self.log)?;
-        let took = process.wait_ready(&bootstrap, &self.log, BROKER_START_TIMEOUT, || broker_ready(&bootstrap))?;
+        let took = process.wait_ready(&bootstrap, &self.log, BROKER_START_TIMEOUT, || {
+            broker_ready(&bootstrap)
+        })?;
         self.process = Some(process);
         Ok(took)
     }
@@ -238,7 +257,9 @@ impl OwnedBroker {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.process.as_mut().is_some_and(ServiceProcess::is_running)
+        self.process
+            .as_mut()
+            .is_some_and(ServiceProcess::is_running)
     }
 
     /// `127.0.0.1:PORT`, the same across restarts.
@@ -274,7 +295,11 @@ impl OwnedBroker {
     }
 
     /// Create uniquely named topics on this broker (see `Services::create_topics`).
-    pub async fn create_topics(&self, prefix: &str, names_and_partitions: &[(&str, i32)]) -> TestTopics {
+    pub async fn create_topics(
+        &self,
+        prefix: &str,
+        names_and_partitions: &[(&str, i32)],
+    ) -> TestTopics {
         create_topics(&self.bootstrap(), prefix, names_and_partitions)
             .await
             .unwrap_or_else(|e| panic!("creating topics on the owned broker: {e}"))
@@ -308,7 +333,10 @@ mod tests {
     fn topic_names_resolve_by_logical_name() {
         let t = TestTopics {
             bootstrap: "127.0.0.1:1".into(),
-            names: vec![("raw".into(), "p-raw-1".into()), ("out".into(), "p-out-1".into())],
+            names: vec![
+                ("raw".into(), "p-raw-1".into()),
+                ("out".into(), "p-out-1".into()),
+            ],
         };
         assert_eq!(t.name("out"), "p-out-1");
         assert_eq!(t.names(), vec!["p-raw-1", "p-out-1"]);

@@ -86,7 +86,8 @@ impl ServiceProcess {
                 Ok(())
             });
         }
-        let child = spawn_from_long_lived_thread(command).map_err(|source| ServicesError::Spawn {
+        let child =
+            spawn_from_long_lived_thread(command).map_err(|source| ServicesError::Spawn {
                 what: what.to_owned(),
                 source,
             })?;
@@ -137,7 +138,10 @@ impl ServiceProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("testkit::services: {} ignored SIGTERM for {grace:?}; killing it", self.what);
+        eprintln!(
+            "testkit::services: {} ignored SIGTERM for {grace:?}; killing it",
+            self.what
+        );
         let _ = child.kill();
         child.wait().ok()
     }
@@ -232,9 +236,9 @@ pub(crate) fn http_request(
         .strip_prefix("http://")
         .unwrap_or(base_url)
         .trim_end_matches('/');
-    let addr: SocketAddr = host
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+    let addr: SocketAddr = host.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+    })?;
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -250,7 +254,9 @@ pub(crate) fn http_request(
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no HTTP status line"))?;
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "no HTTP status line")
+        })?;
     Ok((status, body.to_owned()))
 }
 

@@ -1,0 +1,221 @@
+//! The collector against the test API server and the real broker: whatever the API
+//! server served reaches the raw topic exactly once, through watch drops, stale
+//! empty watches, 410 Gone and restarts of the collector.
+
+use kevents_collector as collector;
+use collector::CollectorConfig;
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use schemas::avro::Codec;
+use schemas::records::RawRecord;
+use std::collections::HashMap;
+use std::time::Duration;
+use testkit::apiserver::{ApiServer, ServerOptions, Store};
+use testkit::services::Services;
+
+fn event(i: u64, count: i32) -> Event {
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("pod-{i}.{i:x}")),
+            namespace: Some(format!("ns-{}", i % 3)),
+            uid: Some(format!("uid-{i}")),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            kind: Some("Pod".into()),
+            name: Some(format!("pod-{i}")),
+            namespace: Some(format!("ns-{}", i % 3)),
+            ..Default::default()
+        },
+        reason: Some("BackOff".into()),
+        message: Some("Back-off restarting failed container app".into()),
+        type_: Some("Warning".into()),
+        count: Some(count),
+        ..Default::default()
+    }
+}
+
+/// What the API server served: (uid, rv) of every change.
+#[derive(Default)]
+struct Served(Vec<(String, String)>);
+
+impl Served {
+    fn apply(&mut self, store: &Store, ev: Event) {
+        let uid = ev.metadata.uid.clone().unwrap();
+        let rv = store.apply(ev);
+        self.0.push((uid, rv.to_string()));
+    }
+}
+
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), collector::CollectorError>>,
+}
+
+fn start(cfg: CollectorConfig) -> Running {
+    let (stop, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(collector::run(cfg, async move {
+        let _ = rx.await;
+    }));
+    Running { stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Read every record of `topic` and count each (uid, rv) of our events.
+fn published(bootstrap: &str, topic: &str, cluster_uid: &str) -> HashMap<(String, String), u32> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(low)).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let codec = Codec::default();
+    let mut seen = HashMap::new();
+    let mut next = low;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while next < high {
+        assert!(std::time::Instant::now() < deadline, "reading the topic timed out at {next}/{high}");
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let m = m.unwrap();
+        next = m.offset() + 1;
+        let rec: RawRecord = codec.decode(m.payload().unwrap()).unwrap();
+        assert_eq!(rec.cluster.uid, cluster_uid);
+        if let Some(e) = rec.event {
+            *seen.entry((e.event.uid.clone(), e.event.resource_version.clone())).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+async fn wait_published(bootstrap: &str, topic: &str, uid: &str, want: usize) -> HashMap<(String, String), u32> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (b, t, u) = (bootstrap.to_string(), topic.to_string(), uid.to_string());
+        let seen = tokio::task::spawn_blocking(move || published(&b, &t, &u)).await.unwrap();
+        if seen.len() >= want || tokio::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn assert_exactly_once(served: &Served, seen: &HashMap<(String, String), u32>) {
+    let missing: Vec<_> = served.0.iter().filter(|k| !seen.contains_key(*k)).take(5).collect();
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(missing.is_empty(), "{} of {} served changes missing, e.g. {missing:?}", served.0.iter().filter(|k| !seen.contains_key(*k)).count(), served.0.len());
+    assert!(doubled.is_empty(), "published more than once: {doubled:?}");
+    assert_eq!(seen.len(), served.0.len(), "published changes the server never served");
+}
+
+async fn setup(name: &str) -> (ApiServer, CollectorConfig, String, tempfile::TempDir) {
+    let services = Services::get();
+    let topics = services.create_topics(name, &[("raw", 1)]).await;
+    let topic = topics.name("raw").to_string();
+    std::mem::forget(topics); // keep the topic for the test's lifetime
+    let server = ApiServer::start(ServerOptions {
+        bookmark_interval: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kc, name).unwrap();
+    let mut cfg = CollectorConfig::for_cluster(name);
+    cfg.kubeconfig = Some(kc);
+    cfg.kafka.brokers = services.kafka_bootstrap();
+    cfg.topic = topic.clone();
+    cfg.heartbeat_interval_secs = 1;
+    cfg.stall_timeout_secs = 30;
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    (server, cfg, topic, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
+    let (server, cfg, topic, _dir) = setup("col-restart").await;
+    let store = server.store();
+    let mut served = Served::default();
+    // Events that exist before the first start: published by the initial list.
+    for i in 0..200 {
+        served.apply(&store, event(i, 1));
+    }
+    let c = start(cfg.clone());
+    // The first start lists what exists; versions superseded before that list are
+    // never served to anyone, so wait for it before changing those objects.
+    let uid = store.cluster_uid().to_string();
+    assert_eq!(wait_published(&cfg.kafka.brokers, &topic, &uid, 200).await.len(), 200);
+    server.faults().drop_watches_every(Some(Duration::from_millis(700)));
+    for round in 0..10u64 {
+        for i in 0..100 {
+            // New events and repeats of old ones (count increments = MODIFIED).
+            served.apply(&store, event(200 + round * 100 + i, 1));
+            served.apply(&store, event(i, 2 + round as i32));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.stop().await;
+    // Changes while no collector runs, then a second collector resumes.
+    for i in 0..300 {
+        served.apply(&store, event(5000 + i, 1));
+    }
+    let c2 = start(cfg.clone());
+    for i in 0..300 {
+        served.apply(&store, event(i, 50));
+    }
+    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), served.0.len()).await;
+    c2.stop().await;
+    server.faults().clear();
+    assert_exactly_once(&served, &seen);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_and_empty_200_relist_without_loss_or_doubles() {
+    let (server, cfg, topic, _dir) = setup("col-gone").await;
+    let store = server.store();
+    let mut served = Served::default();
+    let c = start(cfg.clone());
+    for i in 0..500 {
+        served.apply(&store, event(i, 1));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    c.stop().await;
+    // While the collector is down, new events arrive and history is compacted:
+    // its resume point is gone (410), and stale watches answer an empty 200.
+    for i in 500..1000 {
+        served.apply(&store, event(i, 1));
+    }
+    store.compact();
+    server.faults().set_stale_watch_empty_200(true);
+    let c = start(cfg.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in 1000..1500 {
+        served.apply(&store, event(i, 1));
+    }
+    server.faults().set_stale_watch_empty_200(false);
+    // And a 410 in the middle of a live watch.
+    store.compact();
+    server.faults().expire_next_watches(1);
+    server.faults().drop_watches_now();
+    for i in 1500..2000 {
+        served.apply(&store, event(i, 1));
+    }
+    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), served.0.len()).await;
+    c.stop().await;
+    assert_exactly_once(&served, &seen);
+    server.shutdown().await;
+}

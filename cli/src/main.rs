@@ -1,5 +1,5 @@
 //! `kevents`: the one user-facing binary. Each subcommand sets up logging, loads
-//! its stage's config (YAML file, then `KEVENTS_SECTION__FIELD` env overrides) and
+//! its stage's config (YAML file, then `KEVENTS__SECTION__FIELD` env overrides) and
 //! runs that stage until SIGTERM or Ctrl-C — the one shutdown signal every stage
 //! receives as a future.
 
@@ -18,7 +18,7 @@ mod simulate;
                   correlated, long-lived data.\n\nData flows one way: collector (one per cluster) → \
                   Kafka → processor → Kafka → sink → ClickHouse.\n\nEvery stage reads a YAML config \
                   (--config) and lets environment variables override any field: \
-                  KEVENTS_<SECTION>__<FIELD>=value, e.g. KEVENTS_KAFKA__BROKERS=kafka:9092."
+                  KEVENTS__<SECTION>__<FIELD>=value, e.g. KEVENTS__KAFKA__BROKERS=kafka:9092."
 )]
 struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info,kevents_collector=debug`.

@@ -115,6 +115,10 @@ pub struct CollectorConfig {
     /// The raw topic. Default `kevents.raw`.
     #[serde(default = "default_topic")]
     pub topic: String,
+    /// Create the raw topic with this many partitions when it does not exist
+    /// (0: never create; the topic must then be made by an administrator). Default 6.
+    #[serde(default = "default_create_partitions")]
+    pub create_topic_partitions: i32,
     /// Seconds between heartbeat records (cursor + proof of life). Default 5.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_secs: u64,
@@ -143,6 +147,9 @@ pub struct CollectorConfig {
 
 fn default_topic() -> String {
     "kevents.raw".into()
+}
+fn default_create_partitions() -> i32 {
+    6
 }
 fn default_heartbeat() -> u64 {
     5
@@ -176,6 +183,7 @@ impl CollectorConfig {
             drop: vec![],
             kafka: KafkaConfig::default(),
             topic: default_topic(),
+            create_topic_partitions: default_create_partitions(),
             heartbeat_interval_secs: default_heartbeat(),
             watch_timeout_secs: default_watch_timeout(),
             stall_timeout_secs: default_stall(),

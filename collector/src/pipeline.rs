@@ -100,6 +100,18 @@ pub async fn supervise(
     let producer: FutureProducer = producer_config(&cfg.kafka, cfg.max_in_flight)?
         .create()
         .map_err(PublishError::from)?;
+    if cfg.create_topic_partitions > 0 {
+        let (kafka, topic, n) = (cfg.kafka.clone(), cfg.topic.clone(), cfg.create_topic_partitions);
+        if retry("creating the raw topic", &mut stop, || {
+            let (kafka, topic) = (kafka.clone(), topic.clone());
+            async move { crate::publish::ensure_topic(&kafka, &topic, n).await }
+        })
+        .await
+        .is_none()
+        {
+            return Ok(());
+        }
+    }
     let partitions = {
         let p = producer.clone();
         let topic = cfg.topic.clone();

@@ -1,9 +1,10 @@
 //! Loading a stage's config: YAML file, then environment overrides, then typed
 //! validation — one path for every stage.
 //!
-//! Env overrides: `KEVENTS_<SECTION>__<FIELD>__<SUBFIELD>=value` sets
-//! `section.field.subfield`, e.g. `KEVENTS_KAFKA__BROKERS=k1:9092` or
-//! `KEVENTS_CLICKHOUSE__PASSWORD=…`. Values are parsed as YAML scalars (so `true`,
+//! Env overrides: `KEVENTS__<SECTION>__<FIELD>=value` sets `section.field`, e.g.
+//! `KEVENTS__KAFKA__BROKERS=k1:9092`, `KEVENTS__LISTEN=0.0.0.0:9470`. (The double
+//! underscore after `KEVENTS` keeps overrides apart from other `KEVENTS_*`
+//! variables such as `KEVENTS_CONFIG` or `KEVENTS_LOG`.) Values are parsed as YAML scalars (so `true`,
 //! `5`, `[a, b]` work). Unknown fields are errors that name the field, so a typo in
 //! the file or an env var stops start-up instead of being ignored.
 
@@ -25,7 +26,7 @@ pub enum ConfigError {
 }
 
 /// The prefix of override variables.
-pub const ENV_PREFIX: &str = "KEVENTS_";
+pub const ENV_PREFIX: &str = "KEVENTS__";
 
 /// Read `path` (or start from an empty document), apply env overrides, deserialize.
 pub fn load<T: DeserializeOwned>(path: Option<&Path>) -> Result<T, ConfigError> {
@@ -54,10 +55,6 @@ pub fn load_with_env<T: DeserializeOwned>(
     };
     for (var, raw) in env {
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
-        // KEVENTS_CONFIG / KEVENTS_LOG etc. are not overrides: overrides have `__`.
-        if !rest.contains("__") {
-            continue;
-        }
         let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
         let value: Value = serde_norway::from_str(raw).unwrap_or(Value::String(raw.clone()));
         set_path(&mut doc, &keys, value).map_err(|message| ConfigError::Env {
@@ -135,8 +132,8 @@ mod tests {
         let p = dir.join("c.yaml");
         std::fs::write(&p, "kafka:\n  brokers: a:1\n").unwrap();
         let env = vec![
-            ("KEVENTS_KAFKA__RETRIES".to_string(), "5".to_string()),
-            ("KEVENTS_FLAG".to_string(), "ignored-no-double-underscore".to_string()),
+            ("KEVENTS__KAFKA__RETRIES".to_string(), "5".to_string()),
+            ("KEVENTS_FLAG".to_string(), "not an override: single underscore".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let c: Cfg = load_with_env(Some(&p), &env).unwrap();
@@ -148,14 +145,14 @@ mod tests {
     #[test]
     fn unknown_and_bad_fields_are_named() {
         let env = vec![
-            ("KEVENTS_KAFKA__BROKERS".to_string(), "b:2".to_string()),
-            ("KEVENTS_KAFKA__BROKRES".to_string(), "typo".to_string()),
+            ("KEVENTS__KAFKA__BROKERS".to_string(), "b:2".to_string()),
+            ("KEVENTS__KAFKA__BROKRES".to_string(), "typo".to_string()),
         ];
         let err = load_with_env::<Cfg>(None, &env).unwrap_err().to_string();
         assert!(err.contains("kafka") && err.contains("brokres"), "{err}");
         let env = vec![
-            ("KEVENTS_KAFKA__BROKERS".to_string(), "b:2".to_string()),
-            ("KEVENTS_KAFKA__RETRIES".to_string(), "lots".to_string()),
+            ("KEVENTS__KAFKA__BROKERS".to_string(), "b:2".to_string()),
+            ("KEVENTS__KAFKA__RETRIES".to_string(), "lots".to_string()),
         ];
         let err = load_with_env::<Cfg>(None, &env).unwrap_err().to_string();
         assert!(err.contains("kafka.retries"), "{err}");

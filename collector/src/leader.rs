@@ -36,8 +36,10 @@ pub enum Attempt {
     Follower { holder: String },
 }
 
+/// Now, built from `SystemTime` (jiff's `Timestamp::now` needs its `std` feature,
+/// which nothing here guarantees).
 fn now() -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::now()
+    k8s_openapi::jiff::Timestamp::try_from(std::time::SystemTime::now()).expect("clock after 1970")
 }
 
 impl Elector {

@@ -13,9 +13,13 @@
 //!    name ([`owner`] documents the heuristics and their limits);
 //! 4. derivation: `signal` from an `exit_code` above 128.
 //!
+//! [`MetadataCache`] memoizes the result by event content for replays and
+//! repeating events.
+//!
 //! Every key is in [`KEYS`] or starts with a prefix of [`KEY_FAMILIES`];
 //! extractor files are checked against them at load.
 
+mod cache;
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
@@ -26,6 +30,8 @@ mod patterns;
 use schemas::model::NormalizedEvent;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+
+pub use cache::MetadataCache;
 
 use crate::classify::select::ReasonIndex;
 use crate::classify::RuleError;
@@ -155,9 +161,13 @@ pub(crate) fn is_key_family(prefix: &str) -> bool {
 /// The compiled extractors and their reason index. Immutable; share it.
 #[derive(Debug)]
 pub struct MetadataExtractor {
+    id: u64,
     extractors: Vec<Extractor>,
     index: ReasonIndex,
 }
+
+/// Identity of an extractor, so a [`MetadataCache`] never mixes two.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl MetadataExtractor {
     /// The built-in extractors only.
@@ -202,7 +212,15 @@ impl MetadataExtractor {
             )
             .collect();
         let index = ReasonIndex::build(extractors.iter().map(|x| &x.selector));
-        Ok(MetadataExtractor { extractors, index })
+        Ok(MetadataExtractor {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            extractors,
+            index,
+        })
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Number of extractors in use.
@@ -225,6 +243,11 @@ impl MetadataExtractor {
         for pos in self.index.candidates(&ev.reason) {
             let x = &self.extractors[pos];
             if !x.selector.matches(ev) {
+                continue;
+            }
+            // Most candidates do not match; a match test is about half the
+            // cost of a capture search, so test first and capture on success.
+            if !x.regex.is_match(&ev.note) {
                 continue;
             }
             if x.all {

@@ -1,0 +1,222 @@
+//! A per-worker memo of extracted metadata, so that a repeated event (a
+//! MODIFIED version of the same Event, a relist, a replay) skips the regexes.
+//!
+//! The key is a 64-bit FxHash of every field extraction reads (reason, type,
+//! component, reporting instance, involved kind/name/field path, namespace,
+//! message); a repeat differs only in count and timestamps, so it hits. As
+//! with the classification cache, a 64-bit collision would share a result
+//! (≈ n²/2⁶⁵ for n entries; accepted). The value is the extracted pairs; a hit
+//! still copies them into the caller's map (the output owns its strings).
+//!
+//! Owned by one worker (`&mut self`, no lock); bound to one
+//! [`MetadataExtractor`], emptied when used with another.
+
+use rustc_hash::{FxHashMap, FxHasher};
+use schemas::model::NormalizedEvent;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use super::MetadataExtractor;
+
+/// Default number of entries before the cache is emptied (a few MB).
+pub const DEFAULT_CAPACITY: usize = 32_768;
+
+type Pairs = Box<[(Box<str>, Box<str>)]>;
+
+/// Memo of metadata by event content. See the module docs.
+#[derive(Debug)]
+pub struct MetadataCache {
+    map: FxHashMap<u64, Pairs>,
+    capacity: usize,
+    extractor_id: u64,
+    hits: u64,
+    misses: u64,
+}
+
+impl Default for MetadataCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl MetadataCache {
+    /// A cache of at most `capacity` results; emptied when full.
+    pub fn new(capacity: usize) -> Self {
+        MetadataCache {
+            map: FxHashMap::default(),
+            capacity: capacity.max(1),
+            extractor_id: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Same effect as [`MetadataExtractor::extract`], from memory when possible.
+    pub fn extract(
+        &mut self,
+        extractor: &MetadataExtractor,
+        ev: &NormalizedEvent,
+        out: &mut BTreeMap<String, String>,
+    ) {
+        if self.extractor_id != extractor.id() {
+            self.map.clear();
+            self.extractor_id = extractor.id();
+        }
+        let key = content_hash(ev);
+        if let Some(pairs) = self.map.get(&key) {
+            self.hits += 1;
+            for (k, v) in pairs.iter() {
+                if !out.contains_key(&**k) {
+                    out.insert(k.to_string(), v.to_string());
+                }
+            }
+            return;
+        }
+        self.misses += 1;
+        // Extract into a fresh map so the memo does not depend on `out`.
+        let mut fresh = BTreeMap::new();
+        extractor.extract(ev, &mut fresh);
+        let pairs: Pairs = fresh
+            .iter()
+            .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
+            .collect();
+        if self.map.len() >= self.capacity {
+            self.map.clear();
+        }
+        self.map.insert(key, pairs);
+        if out.is_empty() {
+            *out = fresh;
+        } else {
+            for (k, v) in fresh {
+                out.entry(k).or_insert(v);
+            }
+        }
+    }
+
+    /// Lookups answered from memory.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Lookups that ran the extractors.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Entries currently held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Hash of every field extraction reads.
+fn content_hash(ev: &NormalizedEvent) -> u64 {
+    let mut h = FxHasher::default();
+    ev.reason.hash(&mut h);
+    ev.event_type.hash(&mut h);
+    ev.reporting_controller.hash(&mut h);
+    ev.reporting_instance.hash(&mut h);
+    ev.regarding.kind.hash(&mut h);
+    ev.regarding.name.hash(&mut h);
+    ev.regarding.field_path.hash(&mut h);
+    ev.namespace.hash(&mut h);
+    ev.note.hash(&mut h);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(reason: &str, name: &str, note: &str) -> NormalizedEvent {
+        let mut e = NormalizedEvent {
+            reason: reason.into(),
+            reporting_controller: "kubelet".into(),
+            reporting_instance: "node-1".into(),
+            note: note.into(),
+            count: 1,
+            ..Default::default()
+        };
+        e.regarding.kind = "Pod".into();
+        e.regarding.name = name.into();
+        e
+    }
+
+    #[test]
+    fn cached_metadata_equals_direct_metadata_and_repeats_hit() {
+        let x = MetadataExtractor::builtin();
+        let mut cache = MetadataCache::new(64);
+        let events = [
+            ev(
+                "Pulling",
+                "web-6f9c8d7b5-x2kqp",
+                "Pulling image \"nginx:1.27\"",
+            ),
+            ev(
+                "Pulling",
+                "api-7c5d9b8f4-q8wnm",
+                "Pulling image \"nginx:1.27\"",
+            ),
+            ev(
+                "Unhealthy",
+                "web-6f9c8d7b5-x2kqp",
+                "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            ),
+        ];
+        for round in 0..3 {
+            for e in &events {
+                let mut repeat = e.clone();
+                repeat.count = 2 + round;
+                let mut direct = BTreeMap::new();
+                x.extract(e, &mut direct);
+                let mut cached = BTreeMap::new();
+                cache.extract(&x, &repeat, &mut cached);
+                assert_eq!(cached, direct);
+            }
+        }
+        assert_eq!((cache.misses(), cache.hits()), (3, 6));
+        // Different pods, same message: different owners, so different entries.
+        let mut a = BTreeMap::new();
+        cache.extract(&x, &events[1], &mut a);
+        assert_eq!(a["owner_name"], "api");
+    }
+
+    #[test]
+    fn hits_keep_existing_keys_and_the_cache_is_bounded_and_rebinds() {
+        let x = MetadataExtractor::builtin();
+        let mut cache = MetadataCache::new(2);
+        let e = ev(
+            "Pulling",
+            "web-6f9c8d7b5-x2kqp",
+            "Pulling image \"nginx:1.27\"",
+        );
+        cache.extract(&x, &e, &mut BTreeMap::new());
+        let mut out = BTreeMap::from([("image".to_string(), "preset".to_string())]);
+        cache.extract(&x, &e, &mut out);
+        assert_eq!(out["image"], "preset");
+        assert_eq!(out["node"], "node-1");
+        for i in 0..5 {
+            cache.extract(
+                &x,
+                &ev("Pulling", "p", &format!("Pulling image \"i{i}\"")),
+                &mut BTreeMap::new(),
+            );
+            assert!(cache.len() <= 2);
+        }
+        let y = MetadataExtractor::from_yaml_str(
+            "u.yaml",
+            "extractors:\n- name: image-ref\n  reason: Pulling\n  regex: 'image \"(?P<image>[^:\"]+)'\n",
+        )
+        .unwrap();
+        let mut out = BTreeMap::new();
+        cache.extract(&y, &e, &mut out);
+        assert_eq!(
+            out["image"], "nginx",
+            "the other extractor's result, not the memo"
+        );
+    }
+}

@@ -90,6 +90,7 @@ fn default_retry_period() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectorConfig {
+    #[serde(default)]
     pub cluster: ClusterConfig,
     /// Kubeconfig file. Default: in-cluster config, else `$KUBECONFIG`, else `~/.kube/config`.
     #[serde(default)]

@@ -20,6 +20,8 @@ pub(crate) const SECOND: Nanos = 1_000_000_000;
 pub(crate) const MILLI: Nanos = 1_000_000;
 
 /// One write the simulator makes to a cluster's API server.
+/// Nearly every emission is an `Apply`, so the Event is kept inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Emission {
     /// Create or update the Event with this namespace and name (the store keys on them).

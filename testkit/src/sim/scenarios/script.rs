@@ -78,18 +78,21 @@ impl Script {
     }
 
     /// A kubelet event (legacy recorder, `source.host` = node name).
+    #[allow(clippy::too_many_arguments)]
     pub fn kubelet(&mut self, at: Nanos, node: &SimNode, regarding: &ObjRef, t: &'static str, reason: &'static str, msg: String, tag: Tag) {
         let e = Emitter::Legacy { component: "kubelet", host: node.name.clone() };
         self.emit(at, e, regarding, None, t, reason, "", msg, tag);
     }
 
     /// A controller event (legacy recorder without host).
+    #[allow(clippy::too_many_arguments)]
     pub fn controller(&mut self, at: Nanos, component: &'static str, regarding: &ObjRef, t: &'static str, reason: &'static str, msg: String, tag: Tag) {
         let e = Emitter::Legacy { component, host: String::new() };
         self.emit(at, e, regarding, None, t, reason, "", msg, tag);
     }
 
     /// A kube-scheduler event (new recorder).
+    #[allow(clippy::too_many_arguments)]
     pub fn scheduler(&mut self, at: Nanos, pod: &ObjRef, t: &'static str, reason: &'static str, action: &'static str, msg: String, tag: Tag) {
         let e = Emitter::Series { controller: "default-scheduler", instance: self.cluster.scheduler_instance() };
         self.emit(at, e, pod, None, t, reason, action, msg, tag);
@@ -129,6 +132,7 @@ impl Script {
 
     /// Image pull (fresh or cached), create and start of one container. Returns the
     /// time the container started.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_container(&mut self, t: Nanos, node: &SimNode, pod: &ObjRef, container: &str, image: &str, fresh_pull: bool, tag: Tag) -> Nanos {
         let c = pod.container(container);
         let mut at = self.at(t + 300 * MILLI, 700);

@@ -9,49 +9,16 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference};
+use k8s_openapi::api::core::v1::{Event, Namespace};
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kevents_testkit::apiserver::{ApiServer, ServerOptions};
+use kevents_testkit::apiserver::ServerOptions;
 use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
-async fn start(opts: ServerOptions) -> (ApiServer, Client, tempfile::TempDir) {
-    // The workspace links two rustls crypto providers; kube needs one chosen process-wide.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let server = ApiServer::start(opts).await.expect("server starts");
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&path, "sim-1").unwrap();
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let client = Client::try_from(cfg).unwrap();
-    (server, client, dir)
-}
-
-fn ev(ns: &str, name: &str, kind: &str, reason: &str, ty: &str) -> Event {
-    Event {
-        metadata: ObjectMeta {
-            namespace: Some(ns.into()),
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        involved_object: ObjectReference {
-            kind: Some(kind.into()),
-            name: Some(name.split('.').next().unwrap().into()),
-            namespace: Some(ns.into()),
-            ..Default::default()
-        },
-        reason: Some(reason.into()),
-        message: Some(format!("{reason} happened")),
-        type_: Some(ty.into()),
-        count: Some(1),
-        ..Default::default()
-    }
-}
+mod common;
+use common::{ev, start};
 
 fn labeled(mut e: Event, labels: &[(&str, &str)]) -> Event {
     e.metadata.labels = Some(

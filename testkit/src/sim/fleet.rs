@@ -18,7 +18,7 @@
 use super::objects::{ClusterCtx, NAMESPACES};
 use super::scenarios::noise::NoiseStream;
 use super::scenarios::{generate, ScenarioKind, ScenarioParams};
-use super::timeline::{nanos_of, Emission, Nanos};
+use super::timeline::{nanos_of, Agenda, Emission, Nanos};
 use super::truth::GroundTruth;
 use crate::apiserver::{kubeconfig_yaml, ApiServer, ServerOptions, Store};
 use std::cmp::Reverse;
@@ -323,28 +323,6 @@ impl Fleet {
     }
 }
 
-/// A scenario emission waiting for its time.
-struct Pending {
-    at: Nanos,
-    seq: u64,
-    emission: Emission,
-}
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
 
 struct Driver {
     store: Store,
@@ -358,10 +336,9 @@ struct Driver {
     concurrency: usize,
     /// Scenario instances to start per second (noise mode).
     start_rate: f64,
-    pending: BinaryHeap<Reverse<Pending>>,
+    pending: Agenda<Emission>,
     /// End times of instances in flight.
     active: BinaryHeap<Reverse<Nanos>>,
-    seq: u64,
     instances: u64,
     started: Instant,
     origin: Nanos,
@@ -396,9 +373,8 @@ impl Driver {
             max_active: opts.max_active_scenarios.max(1),
             concurrency: opts.concurrency.max(1),
             start_rate: share * rate / per_instance,
-            pending: BinaryHeap::new(),
+            pending: Agenda::default(),
             active: BinaryHeap::new(),
-            seq: 0,
             instances: 0,
             started,
             origin,
@@ -449,12 +425,12 @@ impl Driver {
                 // Compressed: keep `concurrency` instances interleaved, apply in order.
                 while batch.len() < budget {
                     if self.pending.is_empty() || (self.active.len() < self.concurrency) {
-                        let at = self.pending.peek().map_or(now, |p| p.0.at.max(now));
+                        let at = self.pending.next_at().map_or(now, |at| at.max(now));
                         self.start_instance(at);
                     }
-                    let Some(Reverse(p)) = self.pending.pop() else { break };
-                    batch.push((p.emission, true));
-                    self.retire(p.at);
+                    let Some((at, emission)) = self.pending.pop() else { break };
+                    batch.push((emission, true));
+                    self.retire(at);
                 }
             }
             applied += self.apply(batch);
@@ -488,8 +464,7 @@ impl Driver {
         let sc = generate(kind, &params);
         let end = at + sc.duration().as_nanos() as Nanos;
         for e in sc.emissions {
-            self.seq += 1;
-            self.pending.push(Reverse(Pending { at: at + e.offset.as_nanos() as Nanos, seq: self.seq, emission: e.emission }));
+            self.pending.push(at + e.offset.as_nanos() as Nanos, e.emission);
         }
         self.active.push(Reverse(end));
         self.shared.scenarios_started.fetch_add(1, Ordering::Relaxed);
@@ -498,12 +473,8 @@ impl Driver {
 
     fn take_due(&mut self, now: Nanos, budget: usize, batch: &mut Vec<(Emission, bool)>) {
         while batch.len() < budget {
-            match self.pending.peek() {
-                Some(Reverse(p)) if p.at <= now => {}
-                _ => return,
-            }
-            let Some(Reverse(p)) = self.pending.pop() else { return };
-            batch.push((p.emission, true));
+            let Some(emission) = self.pending.pop_due(now) else { return };
+            batch.push((emission, true));
         }
     }
 

@@ -210,3 +210,71 @@ mod tests {
         assert!(s.bytes().all(|c| SAFE_ALPHABET.contains(&c)));
     }
 }
+
+/// Items waiting for their time: pops the earliest first, and items due at the same
+/// time in the order they were pushed (so a seeded run is replayed identically).
+#[derive(Debug)]
+pub(crate) struct Agenda<T> {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Slot<T>>>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    at: Nanos,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Slot<T> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl<T> Eq for Slot<T> {}
+impl<T> PartialOrd for Slot<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Slot<T> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+impl<T> Default for Agenda<T> {
+    fn default() -> Self {
+        Agenda { heap: Default::default(), seq: 0 }
+    }
+}
+
+impl<T> Agenda<T> {
+    pub(crate) fn push(&mut self, at: Nanos, item: T) {
+        self.seq += 1;
+        self.heap.push(std::cmp::Reverse(Slot { at, seq: self.seq, item }));
+    }
+
+    /// Time of the earliest item.
+    pub(crate) fn next_at(&self) -> Option<Nanos> {
+        self.heap.peek().map(|s| s.0.at)
+    }
+
+    /// The earliest item with its time.
+    pub(crate) fn pop(&mut self) -> Option<(Nanos, T)> {
+        self.heap.pop().map(|s| (s.0.at, s.0.item))
+    }
+
+    /// The earliest item if it is due by `now`.
+    pub(crate) fn pop_due(&mut self, now: Nanos) -> Option<T> {
+        if self.next_at()? <= now {
+            self.pop().map(|(_, item)| item)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}

@@ -12,9 +12,8 @@
 use super::script::{Script, NORMAL, WARNING};
 use crate::sim::objects::{ClusterCtx, ObjRef, SimNode, Workload, NAMESPACES};
 use crate::sim::recorder::{series, Emitter, Intent, Recorders, Sink, Tag};
-use crate::sim::timeline::{Emission, Nanos, MILLI, SECOND};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use crate::sim::timeline::{Agenda, Emission, Nanos, MILLI, SECOND};
+use std::collections::VecDeque;
 
 /// Pods the DNS warning repeats on, at most.
 const DNS_POOL: usize = 2000;
@@ -97,24 +96,6 @@ pub(crate) fn noise_scenario(s: &mut Script) {
     }
 }
 
-struct Pending(Intent, u64);
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        (self.0.at, self.1) == (o.0.at, o.1)
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.0.at, self.1).cmp(&(o.0.at, o.1))
-    }
-}
 
 /// Endless background noise for one cluster, produced as fast as it is asked for.
 ///
@@ -128,15 +109,14 @@ pub struct NoiseStream {
     state: NoiseState,
     recorders: Recorders,
     sink: Sink,
-    pending: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    pending: Agenda<Intent>,
 }
 
 impl NoiseStream {
     pub fn new(seed: u64, cluster: ClusterCtx, origin: Nanos) -> Self {
         let mut script = Script::new(seed, cluster, "default", origin);
         let state = NoiseState::new(&mut script, 40);
-        NoiseStream { script, state, recorders: Recorders::new(), sink: Sink::new(origin, false), pending: BinaryHeap::new(), seq: 0 }
+        NoiseStream { script, state, recorders: Recorders::new(), sink: Sink::new(origin, false), pending: Agenda::default() }
     }
 
     /// Appends at least `n` emissions for time `now` to `out` (an episode may add a
@@ -146,16 +126,13 @@ impl NoiseStream {
         let mut guard = 0usize;
         while out.len() < target && guard < n * 64 + 64 {
             guard += 1;
-            let due = matches!(self.pending.peek(), Some(Reverse(p)) if p.0.at <= now);
-            if !due {
+            let Some(intent) = self.pending.pop_due(now) else {
                 episode(&mut self.script, &mut self.state, now);
                 for i in self.script.intents.drain(..) {
-                    self.seq += 1;
-                    self.pending.push(Reverse(Pending(i, self.seq)));
+                    self.pending.push(i.at, i);
                 }
                 continue;
-            }
-            let Some(Reverse(Pending(intent, _))) = self.pending.pop() else { break };
+            };
             match &intent.emitter {
                 Emitter::Series { controller, instance } if intent.reason == "Scheduled" => {
                     let uid = self.script.ids.uuid();

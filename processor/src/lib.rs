@@ -5,6 +5,8 @@
 //!   `rules/classify.yaml` plus users' rule files (where severity is decided).
 //! - `metadata`: facts pulled out of each event (container, image, node, exit
 //!   code, scheduling breakdown, owner, ...), extractors in `rules/metadata.yaml`.
+//! - `memo`: the bounded per-worker memo both of them cache results in.
 
 pub mod classify;
+pub mod memo;
 pub mod metadata;

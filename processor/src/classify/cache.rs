@@ -8,10 +8,11 @@
 //! sharing a 64-bit hash would share a result: with the bounded size below the
 //! chance is about n²/2⁶⁵ (≈ 3·10⁻¹¹ for 65k entries), accepted for speed.
 //!
-//! The cache is owned by one worker (`&mut self`, no lock) and bound to one
-//! [`Classifier`]: used with another, it empties itself first.
+//! Bounding, ownership and rebinding to another [`Classifier`] are
+//! [`crate::memo::Memo`]'s.
 
-use rustc_hash::{FxHashMap, FxHasher};
+use crate::memo::Memo;
+use rustc_hash::FxHasher;
 use schemas::model::NormalizedEvent;
 use std::hash::{Hash, Hasher};
 
@@ -23,11 +24,7 @@ pub const DEFAULT_CAPACITY: usize = 65_536;
 /// Memo of rule positions by event content. See the module docs.
 #[derive(Debug)]
 pub struct ClassifyCache {
-    map: FxHashMap<u64, u32>,
-    capacity: usize,
-    classifier_id: u64,
-    hits: u64,
-    misses: u64,
+    memo: Memo<u32>,
 }
 
 /// Stored for "no rule matched", which is worth caching too.
@@ -43,13 +40,7 @@ impl ClassifyCache {
     /// A cache holding at most `capacity` results; when full it is emptied
     /// (cheaper than LRU bookkeeping, and the working set refills it at once).
     pub fn new(capacity: usize) -> Self {
-        ClassifyCache {
-            map: FxHashMap::default(),
-            capacity: capacity.max(1),
-            classifier_id: 0,
-            hits: 0,
-            misses: 0,
-        }
+        ClassifyCache { memo: Memo::new(capacity) }
     }
 
     /// Same result as [`Classifier::classify`], from memory when possible.
@@ -59,46 +50,29 @@ impl ClassifyCache {
         classifier: &'c Classifier,
         ev: &NormalizedEvent,
     ) -> Classification<'c> {
-        if self.classifier_id != classifier.id() {
-            self.map.clear();
-            self.classifier_id = classifier.id();
-        }
-        let key = content_hash(ev);
-        let pos = match self.map.get(&key) {
-            Some(&p) => {
-                self.hits += 1;
-                p
-            }
-            None => {
-                self.misses += 1;
-                let p = classifier.match_position(ev).unwrap_or(NO_MATCH);
-                if self.map.len() >= self.capacity {
-                    self.map.clear();
-                }
-                self.map.insert(key, p);
-                p
-            }
-        };
+        let pos = *self.memo.get_or_insert_with(classifier.id(), content_hash(ev), || {
+            classifier.match_position(ev).unwrap_or(NO_MATCH)
+        });
         classifier.classification_at((pos != NO_MATCH).then_some(pos), ev)
     }
 
     /// Lookups answered from memory, for a hit-ratio metric.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.memo.hits()
     }
 
     /// Lookups that ran the rules.
     pub fn misses(&self) -> u64 {
-        self.misses
+        self.memo.misses()
     }
 
     /// Entries currently held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.memo.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.memo.is_empty()
     }
 }
 

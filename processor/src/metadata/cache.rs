@@ -8,10 +8,11 @@
 //! (≈ n²/2⁶⁵ for n entries; accepted). The value is the extracted pairs; a hit
 //! still copies them into the caller's map (the output owns its strings).
 //!
-//! Owned by one worker (`&mut self`, no lock); bound to one
-//! [`MetadataExtractor`], emptied when used with another.
+//! Bounding, ownership and rebinding to another [`MetadataExtractor`] are
+//! [`crate::memo::Memo`]'s.
 
-use rustc_hash::{FxHashMap, FxHasher};
+use crate::memo::Memo;
+use rustc_hash::FxHasher;
 use schemas::model::NormalizedEvent;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -26,11 +27,7 @@ type Pairs = Box<[(Box<str>, Box<str>)]>;
 /// Memo of metadata by event content. See the module docs.
 #[derive(Debug)]
 pub struct MetadataCache {
-    map: FxHashMap<u64, Pairs>,
-    capacity: usize,
-    extractor_id: u64,
-    hits: u64,
-    misses: u64,
+    memo: Memo<Pairs>,
 }
 
 impl Default for MetadataCache {
@@ -42,13 +39,7 @@ impl Default for MetadataCache {
 impl MetadataCache {
     /// A cache of at most `capacity` results; emptied when full.
     pub fn new(capacity: usize) -> Self {
-        MetadataCache {
-            map: FxHashMap::default(),
-            capacity: capacity.max(1),
-            extractor_id: 0,
-            hits: 0,
-            misses: 0,
-        }
+        MetadataCache { memo: Memo::new(capacity) }
     }
 
     /// Same effect as [`MetadataExtractor::extract`], from memory when possible.
@@ -58,58 +49,39 @@ impl MetadataCache {
         ev: &NormalizedEvent,
         out: &mut BTreeMap<String, String>,
     ) {
-        if self.extractor_id != extractor.id() {
-            self.map.clear();
-            self.extractor_id = extractor.id();
-        }
-        let key = content_hash(ev);
-        if let Some(pairs) = self.map.get(&key) {
-            self.hits += 1;
-            for (k, v) in pairs.iter() {
-                if !out.contains_key(&**k) {
-                    out.insert(k.to_string(), v.to_string());
-                }
-            }
-            return;
-        }
-        self.misses += 1;
-        // Extract into a fresh map so the memo does not depend on `out`.
-        let mut fresh = BTreeMap::new();
-        extractor.extract(ev, &mut fresh);
-        let pairs: Pairs = fresh
-            .iter()
-            .map(|(k, v)| (Box::from(k.as_str()), Box::from(v.as_str())))
-            .collect();
-        if self.map.len() >= self.capacity {
-            self.map.clear();
-        }
-        self.map.insert(key, pairs);
-        if out.is_empty() {
-            *out = fresh;
-        } else {
-            for (k, v) in fresh {
-                out.entry(k).or_insert(v);
+        let pairs = self.memo.get_or_insert_with(extractor.id(), content_hash(ev), || {
+            // Extract into a fresh map so the memo does not depend on `out`.
+            let mut fresh = BTreeMap::new();
+            extractor.extract(ev, &mut fresh);
+            fresh
+                .into_iter()
+                .map(|(k, v)| (Box::from(k), Box::from(v)))
+                .collect()
+        });
+        for (k, v) in pairs.iter() {
+            if !out.contains_key(&**k) {
+                out.insert(k.to_string(), v.to_string());
             }
         }
     }
 
     /// Lookups answered from memory.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.memo.hits()
     }
 
     /// Lookups that ran the extractors.
     pub fn misses(&self) -> u64 {
-        self.misses
+        self.memo.misses()
     }
 
     /// Entries currently held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.memo.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.memo.is_empty()
     }
 }
 

@@ -6,7 +6,8 @@ use super::Classifier;
 use schemas::model::{NormalizedEvent, Severity};
 use Severity::{Critical, Error, Info, Warning};
 
-fn ev(reason: &str, ty: &str, component: &str, kind: &str, note: &str) -> NormalizedEvent {
+/// An event as the rules see it (namespace `default`).
+pub(super) fn ev(reason: &str, ty: &str, component: &str, kind: &str, note: &str) -> NormalizedEvent {
     let mut e = NormalizedEvent {
         reason: reason.into(),
         event_type: ty.into(),

@@ -188,17 +188,7 @@ impl Classifier {
 mod tests {
     use super::*;
 
-    fn ev(reason: &str, ty: &str, component: &str, kind: &str, note: &str) -> NormalizedEvent {
-        let mut e = NormalizedEvent {
-            reason: reason.into(),
-            event_type: ty.into(),
-            reporting_controller: component.into(),
-            note: note.into(),
-            ..Default::default()
-        };
-        e.regarding.kind = kind.into();
-        e
-    }
+    use super::emitter_tests::ev;
 
     #[test]
     fn unknown_events_get_unknown_category_and_severity_from_type() {

@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 
 use crate::avro::{current_schema, history, RecordType, SchemaIds};
+use crate::common::secret::Secret;
 
-/// Where the registry is and how to authenticate. The password is never logged:
-/// `Debug` prints it redacted.
-#[derive(Clone, serde::Deserialize, serde::Serialize, Default)]
+/// Where the registry is and how to authenticate. The password is a [`Secret`]:
+/// never logged.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Base URL, e.g. `http://schema-registry:8081`.
@@ -20,19 +21,9 @@ pub struct RegistryConfig {
     /// Basic-auth user, if the registry needs one.
     #[serde(default)]
     pub username: Option<String>,
-    /// Basic-auth password (prefer `password_file` or the env override).
+    /// Basic-auth password (prefer the env override `KEVENTS__…__PASSWORD`).
     #[serde(default)]
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for RegistryConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryConfig")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +61,7 @@ pub async fn register_all(cfg: &RegistryConfig) -> Result<SchemaIds, RegistryErr
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
             .json(&serde_json::json!({ "schema": text }));
         if let Some(user) = &cfg.username {
-            req = req.basic_auth(user, cfg.password.as_deref());
+            req = req.basic_auth(user, cfg.password.as_ref().map(Secret::expose));
         }
         let resp = req.send().await.map_err(|source| RegistryError::Http {
             url: url.clone(),

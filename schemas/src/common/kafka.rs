@@ -4,6 +4,8 @@
 //! var, or from a file, and never appear in `Debug` output or logs.
 
 use rdkafka::ClientConfig;
+
+use super::secret::Secret;
 use serde::{Deserialize, Serialize};
 
 /// How to reach the Kafka cluster.
@@ -94,7 +96,7 @@ fn yes() -> bool {
 }
 
 /// SASL mechanism and credentials.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SaslConfig {
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
@@ -102,25 +104,13 @@ pub struct SaslConfig {
     pub username: String,
     /// The password itself (prefer `password_file` or `password_env`).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Read the password from this file (e.g. a mounted Kubernetes Secret).
     #[serde(default)]
     pub password_file: Option<String>,
     /// Read the password from this environment variable.
     #[serde(default)]
     pub password_env: Option<String>,
-}
-
-impl std::fmt::Debug for SaslConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SaslConfig")
-            .field("mechanism", &self.mechanism)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("password_file", &self.password_file)
-            .field("password_env", &self.password_env)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,9 +168,9 @@ impl KafkaConfig {
                 ))
             }
             (Some(s), _) => {
-                let sources = [&s.password, &s.password_file, &s.password_env]
-                    .iter()
-                    .filter(|p| p.is_some())
+                let sources = [s.password.is_some(), s.password_file.is_some(), s.password_env.is_some()]
+                    .into_iter()
+                    .filter(|set| *set)
                     .count();
                 if sources != 1 {
                     return Err(FieldError::new(
@@ -196,7 +186,7 @@ impl KafkaConfig {
 
     fn sasl_password(&self, s: &SaslConfig) -> Result<String, FieldError> {
         if let Some(p) = &s.password {
-            return Ok(p.clone());
+            return Ok(p.expose().to_string());
         }
         if let Some(f) = &s.password_file {
             return std::fs::read_to_string(f)
@@ -257,7 +247,7 @@ mod tests {
         k.sasl = Some(SaslConfig {
             mechanism: SaslMechanism::ScramSha512,
             username: "u".into(),
-            password: Some("hunter2".into()),
+            password: Some(Secret::new("hunter2")),
             password_file: None,
             password_env: None,
         });

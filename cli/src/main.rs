@@ -101,8 +101,8 @@ fn main() -> anyhow::Result<()> {
                 if kubeconfig.is_some() {
                     cfg.kubeconfig = kubeconfig;
                 }
-                cfg.validate().map_err(|e| anyhow::anyhow!("invalid collector config: {e}"))?;
                 if print_config {
+                    cfg.validate().map_err(|e| anyhow::anyhow!("invalid collector config: {e}"))?;
                     println!("{cfg:#?}");
                     return Ok(());
                 }

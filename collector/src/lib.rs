@@ -73,6 +73,7 @@ pub async fn kube_client(cfg: &CollectorConfig) -> Result<kube::Client, Collecto
 /// to acknowledge what was sent (bounded), release the lease, and return.
 pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), CollectorError> {
     cfg.validate()?;
+    let client = kube_client(&cfg).await?;
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
     let health = Health::default();
@@ -88,7 +89,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let result = pipeline::supervise(cfg, metrics, health, stop_rx).await;
+    let result = pipeline::supervise(cfg, client, metrics, health, stop_rx).await;
     ops_task.abort();
     result.map_err(Into::into)
 }

@@ -27,8 +27,6 @@ pub enum PipelineError {
     Cursor(#[from] CursorError),
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
-    #[error("kubeconfig: {0}")]
-    Kubeconfig(String),
 }
 
 /// How much time a graceful stop gives Kafka to acknowledge what was sent.
@@ -81,11 +79,11 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
 /// Run leadership terms until `stop` is set.
 pub async fn supervise(
     cfg: CollectorConfig,
+    client: kube::Client,
     metrics: Metrics,
     health: Health,
     mut stop: signal::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    let client = crate::kube_client(&cfg).await.map_err(|e| PipelineError::Kubeconfig(e.to_string()))?;
     let uid = match &cfg.cluster.uid {
         Some(u) => u.clone(),
         None => {
@@ -282,7 +280,7 @@ impl Term<'_> {
                         let rec = self.record(s.rv.clone(), None, Some(hb));
                         self.publisher.send(&rec, "HEARTBEAT").await?;
                     }
-                    if self.publisher.in_flight() == 0 || self.publisher.has_capacity() {
+                    if self.publisher.has_capacity() {
                         self.health.touch("watch");
                     }
                 }

@@ -125,6 +125,8 @@ pub async fn supervise(
     };
     let partition = partition_for(uid.as_bytes(), partitions);
     health.set_ready("kafka", true, format!("topic {} partition {partition}", cfg.topic));
+    // Not ready until a watch is established (a standby replica stays not ready).
+    health.set_ready("watch", false, "not watching yet");
     health.probe("watch", Duration::from_secs(cfg.stall_timeout_secs));
     tracing::info!(cluster = %cluster.name, cluster_uid = %uid, topic = %cfg.topic, partition, "collector starting");
     let instance = instance_name(&cfg);
@@ -137,6 +139,7 @@ pub async fn supervise(
             None => 0,
             Some(e) => {
                 health.set_ready("leader", true, "standby (follower)");
+                health.set_ready("watch", false, "standby: another replica leads");
                 metrics.leader.set(0);
                 tokio::select! {
                     epoch = e.acquire() => epoch,
@@ -237,7 +240,9 @@ impl Term<'_> {
             watchers.push(tokio::spawn(w.run(resume)));
         }
         drop(tx);
-        self.health.set_ready("watch", true, format!("watching {} scope(s)", scopes.len()));
+        // Ready once every scope's watch is established (after its first list).
+        let mut live = std::collections::BTreeSet::new();
+        self.health.set_ready("watch", false, "listing");
         let mut tick = tokio::time::interval(cfg.heartbeat_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
@@ -248,6 +253,14 @@ impl Term<'_> {
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
                     self.health.touch("watch");
+                    if live.len() < scopes.len() {
+                        if let Item::Progress { scope, .. } = &item {
+                            live.insert(scope.clone());
+                            if live.len() == scopes.len() {
+                                self.health.set_ready("watch", true, format!("watching {} scope(s)", scopes.len()));
+                            }
+                        }
+                    }
                     match item {
                         Item::Event { scope, kind, event, cursor_rv } => {
                             let rec = self.record(cursor_rv.clone(), Some(WatchEvent { kind, event }), None);

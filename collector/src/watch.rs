@@ -51,8 +51,8 @@ pub enum Item {
         event: NormalizedEvent,
         cursor_rv: String,
     },
-    /// The scope reached `rv` without a record (bookmark, end of a relist): the
-    /// next heartbeat carries it.
+    /// The scope reached `rv` without a record (bookmark, end of a relist, a watch
+    /// just opened): the next heartbeat carries it.
     Progress { scope: String, rv: String, bookmark: bool },
 }
 
@@ -192,7 +192,11 @@ impl Watcher {
             }
             State::Relist { cursor } => self.relist(cursor).await?,
             State::Watch { rv } => match self.source.watch(&rv, self.watch_timeout_secs).await {
-                Ok(stream) => State::Watching { rv, stream, opened: Instant::now(), items: 0 },
+                Ok(stream) => {
+                    // Tells the publisher the watch is established (readiness).
+                    self.send(Item::Progress { scope: self.scope.clone(), rv: rv.clone(), bookmark: false }).await?;
+                    State::Watching { rv, stream, opened: Instant::now(), items: 0 }
+                }
                 Err(e) if is_gone(&e) => {
                     self.metrics.gone_410.inc();
                     tracing::warn!(scope = %self.scope, rv = %rv, "watch answered 410 Gone: relisting");

@@ -6,14 +6,12 @@ use kevents_collector as collector;
 use collector::CollectorConfig;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::collections::HashMap;
 use std::time::Duration;
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::Services;
+use testkit::services::{read_topic, Services};
 
 fn event(i: u64, count: i32) -> Event {
     Event {
@@ -69,28 +67,12 @@ impl Running {
     }
 }
 
-/// Read every record of `topic` and count each (uid, rv) of our events.
+/// Count each (uid, rv) of the events of `cluster_uid` in `topic`.
 fn published(bootstrap: &str, topic: &str, cluster_uid: &str) -> HashMap<(String, String), u32> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(low)).unwrap();
-    consumer.assign(&tpl).unwrap();
     let codec = Codec::default();
     let mut seen = HashMap::new();
-    let mut next = low;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while next < high {
-        assert!(std::time::Instant::now() < deadline, "reading the topic timed out at {next}/{high}");
-        let Some(m) = consumer.poll(Duration::from_millis(500)) else { continue };
-        let m = m.unwrap();
-        next = m.offset() + 1;
-        let rec: RawRecord = codec.decode(m.payload().unwrap()).unwrap();
+    for m in read_topic(bootstrap, topic).expect("reading the raw topic") {
+        let rec: RawRecord = codec.decode(&m.payload).unwrap();
         assert_eq!(rec.cluster.uid, cluster_uid);
         if let Some(e) = rec.event {
             *seen.entry((e.event.uid.clone(), e.event.resource_version.clone())).or_insert(0) += 1;

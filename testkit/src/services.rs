@@ -18,13 +18,16 @@
 //! - `services/process.rs`: child processes, signals, ports, a tiny blocking HTTP client.
 //! - `services/kafka.rs`: [`TestTopics`] and [`OwnedBroker`].
 //! - `services/clickhouse.rs`: [`TestDb`] and [`OwnedClickHouse`].
+//! - `services/read.rs`: [`read_topic`], every message of a topic, to count what a stage wrote.
 
 mod clickhouse;
 mod kafka;
 mod process;
+mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
 pub use self::kafka::{KafkaStorage, OwnedBroker, TestTopics};
+pub use self::read::{read_topic, ReadMessage};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +81,8 @@ pub enum ServicesError {
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("reading {topic}/{partition} timed out at offset {at} of {high}")]
+    ReadTimeout { topic: String, partition: i32, at: i64, high: i64 },
     #[error("clickhouse: {0}")]
     ClickHouse(#[from] ::clickhouse::error::Error),
     #[error("i/o: {0}")]

@@ -112,6 +112,9 @@ pub(crate) struct Inner {
     buffer: usize,
     ttl: Option<Duration>,
     cluster_uid: String,
+    /// With [`Store::log_changes`]: (event uid, resourceVersion) of every change, in
+    /// order — what the server served, for tests that count what a client got.
+    changelog: Mutex<Option<Vec<(String, u64)>>>,
 }
 
 /// A handle on one cluster's objects. Cheap to clone; all clones share the same data.
@@ -178,6 +181,7 @@ impl Store {
             buffer: watch_buffer.max(16),
             ttl: event_ttl,
             cluster_uid,
+            changelog: Mutex::new(None),
         });
         let store = Store { inner };
         for ns in ["kube-system", "default"] {
@@ -305,7 +309,20 @@ impl Store {
         Some(rv)
     }
 
+    /// Start keeping the (uid, resourceVersion) of every Event change from now on.
+    pub fn log_changes(&self) {
+        lock(&self.inner.changelog).get_or_insert_with(Vec::new);
+    }
+
+    /// The changes logged since [`Store::log_changes`] (empty if never enabled).
+    pub fn changes(&self) -> Vec<(String, u64)> {
+        lock(&self.inner.changelog).clone().unwrap_or_default()
+    }
+
     fn record(&self, st: &mut EventsState, change: Change) {
+        if let Some(log) = lock(&self.inner.changelog).as_mut() {
+            log.push((change.object.event.metadata.uid.clone().unwrap_or_default(), change.rv));
+        }
         let change = Arc::new(change);
         if self.inner.window == 0 {
             st.compacted_through = change.rv;

@@ -1,0 +1,247 @@
+//! Collector bench (a bench command, not a timed test):
+//!
+//! `cargo bench -p kevents --bench collector [-- --events N --soak-secs S --soak-rate R]`
+//!
+//! 1. Throughput: a collector (the real `kevents` binary) watches a test API server;
+//!    N events are written to the server as fast as it takes them; measured from the
+//!    first write to the moment Kafka has acknowledged all N (the collector's own
+//!    `records_published_total` metric). Baseline in the same run: the same N writes
+//!    with a bare kube-rs watch that only counts (watch + decode cost, no Kafka), so
+//!    the ratio says what publishing costs. Median of 3.
+//! 2. Soak: R events/s for S seconds (default 5,000/s for 300 s); the collector's RSS
+//!    sampled every second from /proc; prints median and max, and the lag at the end.
+//!
+//! Uses a private `memory://` broker (no durability needed to measure our code).
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, WatchEvent, WatchParams};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use testkit::apiserver::{ApiServer, ServerOptions, Store};
+use testkit::services::{KafkaStorage, OwnedBroker};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn event(i: u64) -> Event {
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("web-{}.{i:x}", i % 1000)),
+            namespace: Some(format!("ns-{}", i % 20)),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            kind: Some("Pod".into()),
+            name: Some(format!("web-{}", i % 1000)),
+            namespace: Some(format!("ns-{}", i % 20)),
+            field_path: Some("spec.containers{app}".into()),
+            ..Default::default()
+        },
+        reason: Some("BackOff".into()),
+        message: Some(format!("Back-off restarting failed container app in pod web-{}_ns(uid)", i % 1000)),
+        type_: Some("Warning".into()),
+        count: Some(1),
+        ..Default::default()
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// Watch events acknowledged by Kafka, from the collector's metrics.
+fn published(port: u16) -> u64 {
+    http_get(port, "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("kevents_collector_records_published_total") && !l.contains("HEARTBEAT"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Collector {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -> Collector {
+    let kc = dir.join("kubeconfig");
+    server.write_kubeconfig(&kc, "bench").unwrap();
+    let port = free_port();
+    let cfg = dir.join("collector.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cluster: {{name: bench}}\nkubeconfig: {}\nkafka: {{brokers: \"{brokers}\"}}\ntopic: {topic}\nlisten: 127.0.0.1:{port}\n",
+            kc.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kevents"))
+        .args(["collector", "--config"])
+        .arg(&cfg)
+        .env("KEVENTS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get(port, "/readyz").is_some_and(|b| b.contains(" 200 ")) {
+        assert!(Instant::now() < deadline, "collector not ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Collector { child, port }
+}
+
+async fn new_server() -> ApiServer {
+    ApiServer::start(ServerOptions { compaction_window: 2_000_000, watch_buffer: 200_000, ..Default::default() })
+        .await
+        .unwrap()
+}
+
+/// Write `n` events as fast as the store takes them.
+fn write_burst(store: &Store, from: u64, n: u64) {
+    for i in from..from + n {
+        store.apply(event(i));
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn baseline_watch(n: u64) -> f64 {
+    let server = new_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kc, "bench").unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kc).unwrap(), &Default::default())
+        .await
+        .unwrap();
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(kube::Client::try_from(config).unwrap());
+    let rv = server.store().current_rv().to_string();
+    let mut stream = api.watch(&WatchParams::default().timeout(290), &rv).await.unwrap().boxed();
+    let store = server.store();
+    let t0 = Instant::now();
+    let writer = std::thread::spawn(move || write_burst(&store, 0, n));
+    let mut got = 0;
+    while got < n {
+        match stream.next().await {
+            Some(Ok(WatchEvent::Added(_))) => got += 1,
+            Some(Ok(_)) => {}
+            other => panic!("baseline watch ended: {other:?}"),
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    writer.join().unwrap();
+    n as f64 / secs
+}
+
+async fn collector_throughput(n: u64, brokers: &str, broker: &OwnedBroker, round: u32) -> f64 {
+    let server = new_server().await;
+    let topics = broker.create_topics(&format!("bench-{round}"), &[("raw", 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_collector(dir.path(), &server, brokers, topics.name("raw"));
+    let store = server.store();
+    let t0 = Instant::now();
+    let writer = std::thread::spawn(move || write_burst(&store, 0, n));
+    while published(c.port) < n {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    writer.join().unwrap();
+    n as f64 / secs
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` asks for benchmark names
+    }
+    let n = arg("--events", 100_000);
+    let soak_secs = arg("--soak-secs", 300);
+    let soak_rate = arg("--soak-rate", 5_000);
+    let broker = OwnedBroker::spawn(KafkaStorage::Memory).expect("memory broker");
+    let brokers = broker.bootstrap();
+
+    let mut base = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..3 {
+        base.push(baseline_watch(n).await);
+        ours.push(collector_throughput(n, &brokers, &broker, round).await);
+        println!("round {round}: bare watch {:.0} ev/s, collector watch→Kafka ack {:.0} ev/s", base[round as usize], ours[round as usize]);
+    }
+    let (b, o) = (median(base), median(ours));
+    println!("throughput ({n} events, median of 3): collector {o:.0} ev/s; bare kube-rs watch {b:.0} ev/s; ratio {:.2}", o / b);
+
+    if soak_secs == 0 {
+        return;
+    }
+    let server = new_server().await;
+    let topics = broker.create_topics("bench-soak", &[("raw", 1)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_collector(dir.path(), &server, &brokers, topics.name("raw"));
+    let pid = c.child.id();
+    let store = server.store();
+    let mut samples = Vec::new();
+    let mut written = 0u64;
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let per_tick = soak_rate / 100;
+    let mut next_sample = Duration::from_secs(1);
+    while t0.elapsed() < Duration::from_secs(soak_secs) {
+        tick.tick().await;
+        write_burst(&store, written, per_tick);
+        written += per_tick;
+        if t0.elapsed() >= next_sample {
+            samples.push(rss_kib(pid) as f64 / 1024.0);
+            next_sample += Duration::from_secs(1);
+            if samples.len() % 30 == 0 {
+                println!("  soak {:>4}s: RSS {:.1} MiB, published {} of {written}", samples.len(), samples.last().unwrap(), published(c.port));
+            }
+        }
+    }
+    let lag = written - published(c.port);
+    let max = samples.iter().cloned().fold(0.0, f64::max);
+    // Steady state: skip the first 30 s of warm-up.
+    let steady: Vec<f64> = samples.iter().skip(30).cloned().collect();
+    println!(
+        "soak {soak_rate} ev/s for {soak_secs} s: RSS median {:.1} MiB (steady, after 30 s), max {max:.1} MiB; {written} written, {lag} not yet acknowledged at the end",
+        median(if steady.is_empty() { samples.clone() } else { steady })
+    );
+}

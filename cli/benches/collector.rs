@@ -17,12 +17,11 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, WatchEvent, WatchParams};
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::{KafkaStorage, OwnedBroker};
+use testkit::services::{free_port, http_request, KafkaStorage, OwnedBroker};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -55,17 +54,14 @@ fn event(i: u64) -> Event {
     }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(&format!("http://127.0.0.1:{port}"), "GET", path, "", Duration::from_secs(5)).ok()
 }
 
 /// Watch events acknowledged by Kafka, from the collector's metrics.
 fn published(port: u16) -> u64 {
     http_get(port, "/metrics")
+        .map(|(_, body)| body)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.starts_with("kevents_collector_records_published_total") && !l.contains("HEARTBEAT"))
@@ -82,9 +78,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 struct Collector {
     child: Child,
@@ -101,7 +94,7 @@ impl Drop for Collector {
 fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -> Collector {
     let kc = dir.join("kubeconfig");
     server.write_kubeconfig(&kc, "bench").unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let cfg = dir.join("collector.yaml");
     std::fs::write(
         &cfg,
@@ -120,7 +113,7 @@ fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get(port, "/readyz").is_some_and(|b| b.contains(" 200 ")) {
+    while !matches!(http_get(port, "/readyz"), Some((200, _))) {
         assert!(Instant::now() < deadline, "collector not ready");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::{read_topic, KafkaStorage, OwnedBroker, Services};
+use testkit::services::{free_port, http_request, read_topic, KafkaStorage, OwnedBroker, Services};
 use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
 use tokio::sync::watch;
 
@@ -97,26 +97,18 @@ fn log_path(test: &str) -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Wait until the collector behind ops `port` answers `/readyz` with 200 (its watch is
 /// running): changes made before its first list would be superseded unseen.
 async fn wait_ready(port: u16) {
-    use std::io::{Read, Write};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let url = format!("http://127.0.0.1:{port}");
     loop {
-        let ok = tokio::task::spawn_blocking(move || {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
-            let mut body = String::new();
-            s.read_to_string(&mut body).ok()?;
-            Some(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"))
-        })
-        .await
-        .unwrap();
-        if ok == Some(true) {
+        let u = url.clone();
+        let status = tokio::task::spawn_blocking(move || http_request(&u, "GET", "/readyz", "", Duration::from_secs(2)))
+            .await
+            .unwrap();
+        if matches!(status, Ok((200, _))) {
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "collector on port {port} never became ready");
@@ -130,7 +122,7 @@ fn write_config(dir: &Path, name: &str, server: &ApiServer, brokers: &str, topic
     let kc = dir.join("kubeconfig");
     server.write_kubeconfig(&kc, "sim-1").unwrap();
     let path = dir.join(format!("{name}.yaml"));
-    let port = free_port();
+    let port = free_port().unwrap();
     std::fs::write(
         &path,
         format!(

@@ -127,8 +127,9 @@ pub struct CollectorConfig {
     /// Default 290 (below the API server's 5-minute cap, like client-go's reflector).
     #[serde(default = "default_watch_timeout")]
     pub watch_timeout_secs: u32,
-    /// `/healthz` fails when the watch made no progress (event, bookmark or
-    /// heartbeat published) for this long, seconds. Default 60.
+    /// `/healthz` fails when Kafka acknowledged nothing (not even a heartbeat) for
+    /// this long, or the watch made no progress (event, bookmark, re-watch) for this
+    /// long plus `watch_timeout_secs`, seconds. Default 60.
     #[serde(default = "default_stall")]
     pub stall_timeout_secs: u64,
     /// Watch events buffered between the watch and Kafka acknowledgements. When

@@ -29,6 +29,19 @@ pub enum PipelineError {
     Kube(#[from] kube::Error),
 }
 
+const PROBE_WATCH: &str = "watch";
+const PROBE_PUBLISH: &str = "publish";
+
+/// A standby makes no watch progress by design: keep its probes fresh while it
+/// waits for the lease.
+async fn standby_alive(health: &Health) {
+    loop {
+        health.touch(PROBE_WATCH);
+        health.touch(PROBE_PUBLISH);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// How much time a graceful stop gives Kafka to acknowledge what was sent.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -127,7 +140,12 @@ pub async fn supervise(
     health.set_ready("kafka", true, format!("topic {} partition {partition}", cfg.topic));
     // Not ready until a watch is established (a standby replica stays not ready).
     health.set_ready("watch", false, "not watching yet");
-    health.probe("watch", Duration::from_secs(cfg.stall_timeout_secs));
+    // Liveness. `watch`: an event, bookmark or (re)opened watch at least every watch
+    // timeout + stall timeout (a quiet cluster without bookmarks only re-watches).
+    // `publish`: Kafka acknowledges within the stall timeout (heartbeats guarantee
+    // there is always something to acknowledge).
+    health.probe(PROBE_WATCH, Duration::from_secs(cfg.watch_timeout_secs as u64 + cfg.stall_timeout_secs));
+    health.probe(PROBE_PUBLISH, Duration::from_secs(cfg.stall_timeout_secs));
     tracing::info!(cluster = %cluster.name, cluster_uid = %uid, topic = %cfg.topic, partition, "collector starting");
     let instance = instance_name(&cfg);
     let elector = cfg
@@ -143,6 +161,7 @@ pub async fn supervise(
                 metrics.leader.set(0);
                 tokio::select! {
                     epoch = e.acquire() => epoch,
+                    _ = standby_alive(&health) => unreachable!("loops forever"),
                     _ = stopped(&mut stop) => return Ok(()),
                 }
             }
@@ -246,13 +265,15 @@ impl Term<'_> {
         let mut tick = tokio::time::interval(cfg.heartbeat_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
-            self.publisher.ack_ready()?;
+            if self.publisher.ack_ready()? > 0 || self.publisher.in_flight() == 0 {
+                self.health.touch(PROBE_PUBLISH);
+            }
             tokio::select! {
                 biased;
                 _ = stopped(stop) => break Ok(()),
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
-                    self.health.touch("watch");
+                    self.health.touch(PROBE_WATCH);
                     if live.len() < scopes.len() {
                         if let Item::Progress { scope, .. } = &item {
                             live.insert(scope.clone());
@@ -292,9 +313,6 @@ impl Term<'_> {
                         s.since_heartbeat = 0;
                         let rec = self.record(s.rv.clone(), None, Some(hb));
                         self.publisher.send(&rec, "HEARTBEAT").await?;
-                    }
-                    if self.publisher.has_capacity() {
-                        self.health.touch("watch");
                     }
                 }
             }

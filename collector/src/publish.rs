@@ -191,10 +191,6 @@ impl Publisher {
         self.pending.len()
     }
 
-    /// Whether a permit is free without waiting.
-    pub fn has_capacity(&self) -> bool {
-        self.permits.available_permits() > 0
-    }
 
     /// Encode and send. Waits for a permit first when `max_in_flight` records are
     /// unacknowledged — that wait is the backpressure.
@@ -247,13 +243,16 @@ impl Publisher {
     }
 
     /// Acknowledge, in order, everything already delivered, without waiting.
-    pub fn ack_ready(&mut self) -> Result<(), PublishError> {
+    /// Returns how many were acknowledged.
+    pub fn ack_ready(&mut self) -> Result<usize, PublishError> {
+        let mut n = 0;
         while let Some(p) = self.pending.front_mut() {
             let Some(res) = futures::FutureExt::now_or_never(&mut p.delivery) else { break };
             let p = self.pending.pop_front().expect("front exists");
             self.finish(p, res)?;
+            n += 1;
         }
-        Ok(())
+        Ok(n)
     }
 
     fn finish(

@@ -27,6 +27,7 @@ mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
 pub use self::kafka::{KafkaStorage, OwnedBroker, TestTopics};
+pub use self::process::{free_port, http_request};
 pub use self::read::{read_topic, ReadMessage};
 
 use std::collections::HashMap;

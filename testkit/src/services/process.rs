@@ -33,7 +33,7 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now.
-pub(crate) fn free_port() -> std::io::Result<u16> {
+pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -224,8 +224,9 @@ pub(crate) fn log_marker(log: &Path, line: &str) {
 }
 
 /// A blocking HTTP/1.0 request to `http://host:port/path`; returns (status, body).
-/// Only for tiny control requests (ping, drop database): no chunked encoding, no TLS.
-pub(crate) fn http_request(
+/// Only for tiny control requests (ping, drop database, a stage's /readyz or /metrics):
+/// no chunked encoding, no TLS.
+pub fn http_request(
     base_url: &str,
     method: &str,
     path_and_query: &str,

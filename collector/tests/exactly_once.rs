@@ -35,17 +35,6 @@ fn event(i: u64, count: i32) -> Event {
     }
 }
 
-/// What the API server served: (uid, rv) of every change.
-#[derive(Default)]
-struct Served(Vec<(String, String)>);
-
-impl Served {
-    fn apply(&mut self, store: &Store, ev: Event) {
-        let uid = ev.metadata.uid.clone().unwrap();
-        let rv = store.apply(ev);
-        self.0.push((uid, rv.to_string()));
-    }
-}
 
 struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -93,12 +82,13 @@ async fn wait_published(bootstrap: &str, topic: &str, uid: &str, want: usize) ->
     }
 }
 
-fn assert_exactly_once(served: &Served, seen: &HashMap<(String, String), u32>) {
-    let missing: Vec<_> = served.0.iter().filter(|k| !seen.contains_key(*k)).take(5).collect();
+fn assert_exactly_once(store: &Store, seen: &HashMap<(String, String), u32>) {
+    let served: Vec<(String, String)> = store.changes().into_iter().map(|(u, rv)| (u, rv.to_string())).collect();
+    let missing: Vec<_> = served.iter().filter(|k| !seen.contains_key(*k)).take(5).collect();
     let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(missing.is_empty(), "{} of {} served changes missing, e.g. {missing:?}", served.0.iter().filter(|k| !seen.contains_key(*k)).count(), served.0.len());
+    assert!(missing.is_empty(), "{} of {} served changes missing, e.g. {missing:?}", served.iter().filter(|k| !seen.contains_key(*k)).count(), served.len());
     assert!(doubled.is_empty(), "published more than once: {doubled:?}");
-    assert_eq!(seen.len(), served.0.len(), "published changes the server never served");
+    assert_eq!(seen.len(), served.len(), "published changes the server never served");
 }
 
 async fn setup(name: &str) -> (ApiServer, CollectorConfig, String, tempfile::TempDir) {
@@ -112,6 +102,7 @@ async fn setup(name: &str) -> (ApiServer, CollectorConfig, String, tempfile::Tem
     })
     .await
     .unwrap();
+    server.store().log_changes();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kc, name).unwrap();
@@ -129,10 +120,9 @@ async fn setup(name: &str) -> (ApiServer, CollectorConfig, String, tempfile::Tem
 async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
     let (server, cfg, topic, _dir) = setup("col-restart").await;
     let store = server.store();
-    let mut served = Served::default();
     // Events that exist before the first start: published by the initial list.
     for i in 0..200 {
-        served.apply(&store, event(i, 1));
+        store.apply(event(i, 1));
     }
     let c = start(cfg.clone());
     // The first start lists what exists; versions superseded before that list are
@@ -143,8 +133,8 @@ async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
     for round in 0..10u64 {
         for i in 0..100 {
             // New events and repeats of old ones (count increments = MODIFIED).
-            served.apply(&store, event(200 + round * 100 + i, 1));
-            served.apply(&store, event(i, 2 + round as i32));
+            store.apply(event(200 + round * 100 + i, 1));
+            store.apply(event(i, 2 + round as i32));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -152,16 +142,16 @@ async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
     c.stop().await;
     // Changes while no collector runs, then a second collector resumes.
     for i in 0..300 {
-        served.apply(&store, event(5000 + i, 1));
+        store.apply(event(5000 + i, 1));
     }
     let c2 = start(cfg.clone());
     for i in 0..300 {
-        served.apply(&store, event(i, 50));
+        store.apply(event(i, 50));
     }
-    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), served.0.len()).await;
+    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), store.changes().len()).await;
     c2.stop().await;
     server.faults().clear();
-    assert_exactly_once(&served, &seen);
+    assert_exactly_once(&store, &seen);
     server.shutdown().await;
 }
 
@@ -169,24 +159,23 @@ async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
 async fn gone_and_empty_200_relist_without_loss_or_doubles() {
     let (server, cfg, topic, _dir) = setup("col-gone").await;
     let store = server.store();
-    let mut served = Served::default();
     let c = start(cfg.clone());
     for i in 0..500 {
-        served.apply(&store, event(i, 1));
+        store.apply(event(i, 1));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     c.stop().await;
     // While the collector is down, new events arrive and history is compacted:
     // its resume point is gone (410), and stale watches answer an empty 200.
     for i in 500..1000 {
-        served.apply(&store, event(i, 1));
+        store.apply(event(i, 1));
     }
     store.compact();
     server.faults().set_stale_watch_empty_200(true);
     let c = start(cfg.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     for i in 1000..1500 {
-        served.apply(&store, event(i, 1));
+        store.apply(event(i, 1));
     }
     server.faults().set_stale_watch_empty_200(false);
     // And a 410 in the middle of a live watch.
@@ -194,10 +183,10 @@ async fn gone_and_empty_200_relist_without_loss_or_doubles() {
     server.faults().expire_next_watches(1);
     server.faults().drop_watches_now();
     for i in 1500..2000 {
-        served.apply(&store, event(i, 1));
+        store.apply(event(i, 1));
     }
-    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), served.0.len()).await;
+    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), store.changes().len()).await;
     c.stop().await;
-    assert_exactly_once(&served, &seen);
+    assert_exactly_once(&store, &seen);
     server.shutdown().await;
 }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent, RawRecord};
+use crate::wire::{self, Wire};
 
 /// Why a message could not be decoded or a record encoded. All of these are
 /// permanent for the message at hand: retrying cannot help, so callers send the
@@ -204,14 +205,46 @@ impl SchemaIds {
 /// A Rust type with an Avro schema.
 pub trait AvroRecord: Serialize + DeserializeOwned {
     const TYPE: RecordType;
+
+    /// Append the datum in the current schema by hand ([`crate::wire`]); `false` when
+    /// the type has no hand-written encoding (apache-avro is used instead).
+    fn write_wire(&self, _out: &mut Vec<u8>) -> bool {
+        false
+    }
+
+    /// Read a datum written with the current schema by hand; `None` when the type has
+    /// no hand-written decoding.
+    fn read_wire(_datum: &[u8]) -> Option<Result<Self, CodecError>> {
+        None
+    }
 }
 
-impl AvroRecord for RawRecord {
-    const TYPE: RecordType = RecordType::Raw;
+/// The hot records use the hand-written encoding of [`crate::wire`].
+macro_rules! wire_record {
+    ($t:ty, $ty:expr) => {
+        impl AvroRecord for $t {
+            const TYPE: RecordType = $ty;
+            fn write_wire(&self, out: &mut Vec<u8>) -> bool {
+                Wire::write(self, out);
+                true
+            }
+            fn read_wire(datum: &[u8]) -> Option<Result<Self, CodecError>> {
+                let mut r = wire::Reader::new(datum);
+                Some(match <$t as Wire>::read(&mut r) {
+                    Ok(_) if r.remaining() > 0 => Err(CodecError::Avro(format!(
+                        "{} trailing bytes after the datum",
+                        r.remaining()
+                    ))),
+                    Ok(v) => Ok(v),
+                    Err(e) => Err(CodecError::Avro(e.to_string())),
+                })
+            }
+        }
+    };
 }
-impl AvroRecord for ProcessedEvent {
-    const TYPE: RecordType = RecordType::Processed;
-}
+
+wire_record!(RawRecord, RecordType::Raw);
+wire_record!(ProcessedEvent, RecordType::Processed);
 impl AvroRecord for Incident {
     const TYPE: RecordType = RecordType::Incident;
 }
@@ -221,9 +254,7 @@ impl AvroRecord for Pattern {
 impl AvroRecord for Alert {
     const TYPE: RecordType = RecordType::Alert;
 }
-impl AvroRecord for ClusterHeartbeat {
-    const TYPE: RecordType = RecordType::Heartbeat;
-}
+wire_record!(ClusterHeartbeat, RecordType::Heartbeat);
 
 /// Encodes and decodes framed records with one id table.
 #[derive(Debug)]
@@ -249,12 +280,19 @@ impl Codec {
     /// Encode `record` with the current schema of its type, framed, appended to `out`.
     pub fn encode_into<T: AvroRecord>(&self, record: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let id = self.ids.writer_id(T::TYPE);
-        let schema = current_schema(T::TYPE);
-        let value = to_value(record).map_err(|e| CodecError::Avro(e.to_string()))?;
-        let datum = to_avro_datum(schema, value).map_err(|e| CodecError::Avro(e.to_string()))?;
-        out.reserve(5 + datum.len());
+        let start = out.len();
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
+        if record.write_wire(out) {
+            return Ok(());
+        }
+        let schema = current_schema(T::TYPE);
+        let datum = to_value(record)
+            .and_then(|value| to_avro_datum(schema, value))
+            .map_err(|e| {
+                out.truncate(start);
+                CodecError::Avro(e.to_string())
+            })?;
         out.extend_from_slice(&datum);
         Ok(())
     }
@@ -275,6 +313,11 @@ impl Codec {
                 found: known.ty.name(),
                 expected: T::TYPE.name(),
             });
+        }
+        if known.version == T::TYPE.current_version() {
+            if let Some(r) = T::read_wire(datum) {
+                return r;
+            }
         }
         let reader = current_schema(T::TYPE);
         let value = from_avro_datum(&known.schema, &mut datum, Some(reader))

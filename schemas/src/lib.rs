@@ -8,6 +8,7 @@
 //! - [`records`]: the Kafka records (raw envelope, processed event, incident,
 //!   pattern, alert, heartbeat).
 //! - [`avro`]: Avro schemas, ids, Confluent framing, encode/decode.
+//! - [`wire`]: hand-written Avro binary encoding of the per-event records (hot path).
 //! - [`registry`]: optional Confluent schema-registry client for the ids.
 //! - [`ids`]: deterministic record ids (a replay yields the same ids).
 //! - [`common`]: plumbing every stage needs (Kafka settings, config loading, the ops
@@ -23,5 +24,6 @@ pub mod ids;
 pub mod model;
 pub mod records;
 pub mod registry;
+pub mod wire;
 
 pub use model::{ApiShape, ClusterId, NormalizedEvent, ObjectRef, Severity};

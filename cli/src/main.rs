@@ -52,6 +52,26 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Load the processor's results into ClickHouse, exactly once.
+    ///
+    /// Applies the schema migrations at start-up, consumes the result topics in a
+    /// consumer group, inserts in batches (RowBinary, LZ4), and commits offsets only
+    /// after ClickHouse has the rows. Replays are dropped by the high-water marks stored
+    /// with the rows. Serves /healthz, /readyz and /metrics on `listen`.
+    Sink {
+        /// YAML config file (see deploy/config/sink.yaml for every field).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the effective config (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Apply the ClickHouse schema migrations and exit (the sink also does this at start).
+    Migrate {
+        /// The sink's YAML config file (its `clickhouse` section is used).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Start simulated clusters (test API servers) that emit realistic events.
     Simulate(simulate::Args),
 }
@@ -107,6 +127,27 @@ fn main() -> anyhow::Result<()> {
                     return Ok(());
                 }
                 collector::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Sink { config, print_config } => {
+                let cfg: sink::SinkConfig =
+                    schemas::common::config::load(config.as_deref()).context("loading the sink config")?;
+                if print_config {
+                    cfg.validate().map_err(|e| anyhow::anyhow!("invalid sink config: {e}"))?;
+                    println!("{cfg:#?}");
+                    return Ok(());
+                }
+                sink::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Migrate { config } => {
+                let cfg: sink::SinkConfig =
+                    schemas::common::config::load(config.as_deref()).context("loading the sink config")?;
+                let report = sink::migrate(&cfg).await?;
+                println!(
+                    "migrations: applied {:?}, already present {:?}, unknown to this binary {:?}",
+                    report.applied, report.present, report.unknown
+                );
                 Ok(())
             }
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,

@@ -26,11 +26,23 @@ pub struct Migration {
 }
 
 /// All migrations, in order. Append only: a released migration never changes.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../clickhouse/0001_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../clickhouse/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "rollups",
+        sql: include_str!("../clickhouse/0002_rollups.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "state",
+        sql: include_str!("../clickhouse/0003_state.sql"),
+    },
+];
 
 /// The table that records which migrations a database has.
 pub const MIGRATIONS_TABLE: &str = "kevents_migrations";
@@ -241,6 +253,54 @@ mod tests {
             "CREATE TABLE IF NOT EXISTS kev.events ON CLUSTER 'fleet' AS kev.events_local ENGINE = Distributed('fleet', 'kev', 'events_local', cityHash64(cluster_uid))"
         )));
         assert!(migrations_table_ddl(&opts).contains("ReplicatedReplacingMergeTree"));
+    }
+
+    #[test]
+    fn every_data_table_feeds_sink_progress_and_has_a_dedup_window() {
+        let opts = RenderOptions::single("kev");
+        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| render(m, &opts).unwrap()).collect();
+        for table in ["events", "incidents", "patterns", "alerts", "cluster_heartbeats"] {
+            let mv = all
+                .iter()
+                .find(|s| s.contains(&format!("MATERIALIZED VIEW IF NOT EXISTS kev.{table}_progress_mv")))
+                .unwrap_or_else(|| panic!("no progress view for {table}"));
+            assert!(mv.contains(&format!("'{table}' AS table_name")), "{mv}");
+            assert!(mv.contains("TO kev.sink_progress"), "{mv}");
+        }
+        for s in all.iter().filter(|s| s.starts_with("CREATE TABLE")) {
+            assert!(s.contains("non_replicated_deduplication_window"), "retries need the window: {s}");
+        }
+        let hourly = all.iter().find(|s| s.contains("TABLE IF NOT EXISTS kev.events_per_hour")).unwrap();
+        assert!(hourly.contains("INTERVAL 365 DAY"), "{hourly}");
+        let minute = all.iter().find(|s| s.contains("TABLE IF NOT EXISTS kev.events_per_minute")).unwrap();
+        assert!(minute.contains("INTERVAL 30 DAY"), "{minute}");
+    }
+
+    #[test]
+    fn cluster_rendering_of_state_tables_and_views() {
+        let opts = RenderOptions {
+            database: "kev".into(),
+            cluster: Some("fleet".into()),
+            ttl_days: 7,
+        };
+        let stmts = render(&MIGRATIONS[2], &opts).unwrap();
+        let inc = stmts.iter().find(|s| s.contains("kev.incidents_local ON CLUSTER")).unwrap();
+        assert!(
+            inc.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/kev/incidents_local', '{replica}', version)"),
+            "{inc}"
+        );
+        assert!(stmts.iter().any(|s| s.contains(
+            "kev.incidents ON CLUSTER 'fleet' AS kev.incidents_local ENGINE = Distributed('fleet', 'kev', 'incidents_local', cityHash64(id))"
+        )));
+        // Readers' views read the Distributed table; the progress views the local one.
+        let latest = stmts.iter().find(|s| s.contains("incidents_latest")).unwrap();
+        assert!(latest.contains("ON CLUSTER 'fleet'") && latest.contains("FROM kev.incidents FINAL"), "{latest}");
+        let mv = stmts.iter().find(|s| s.contains("incidents_progress_mv_local")).unwrap();
+        assert!(mv.contains("TO kev.sink_progress_local") && mv.contains("FROM kev.incidents_local"), "{mv}");
+        let rollups = render(&MIGRATIONS[1], &opts).unwrap();
+        let hourly = rollups.iter().find(|s| s.contains("kev.events_per_hour_local ON CLUSTER")).unwrap();
+        assert!(hourly.contains("ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/kev/events_per_hour_local', '{replica}')"), "{hourly}");
+        assert!(rollups.iter().any(|s| s.contains("Distributed('fleet', 'kev', 'events_per_minute_local', cityHash64(cluster))")));
     }
 
     #[test]

@@ -1,1 +1,134 @@
-//! kevents sink.
+//! kevents sink: the processor's result topics into ClickHouse, exactly once.
+//!
+//! Guarantee: each record of `kevents.processed`, `kevents.heartbeats`,
+//! `kevents.incidents`, `kevents.patterns` and `kevents.alerts` is stored once in its
+//! table — across sink crashes, processor replays, Kafka re-deliveries and ClickHouse
+//! outages — or, when it cannot be decoded, sent once to the dead-letter topic.
+//! [`consume`] says how; [`progress`] holds the idea (high-water marks written by the
+//! same INSERT as the rows).
+//!
+//! Tables and views (migrations in `schemas/clickhouse/`, applied by [`migrate`]):
+//! `events` (raw, TTL `ttl_days`), `events_per_minute` / `events_per_hour` (rollups,
+//! query with sum()), `incidents_latest` / `patterns_latest` / `alerts_latest` (one
+//! row per id, latest version), `cluster_liveness` (one row per cluster), and
+//! `sink_progress` (the sink's own bookkeeping).
+//!
+//! Layout (the data flows top to bottom):
+//! - [`config`]: the `SinkConfig` and its validation.
+//! - [`migrate`]: versioned, idempotent schema migrations.
+//! - [`consume`]: the loop — poll, batch, write, commit; rebalances.
+//! - [`tables`]: the five tables and the per-table batch.
+//! - [`rows`]: row structs converted from the records.
+//! - [`progress`]: high-water marks — what makes loading exactly-once.
+//! - [`insert`]: one batch into ClickHouse, retried with the same dedup token.
+//! - [`dlq`]: the dead-letter topic.
+//! - [`backoff`]: the one backoff every retry uses.
+//! - [`metrics`]: every metric name.
+
+pub mod backoff;
+pub mod config;
+pub mod consume;
+pub mod dlq;
+pub mod insert;
+pub mod metrics;
+pub mod migrate;
+pub mod progress;
+pub mod rows;
+pub mod tables;
+
+pub use config::SinkConfig;
+
+use prometheus_client::registry::Registry;
+use schemas::common::ops::{self, Health};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Readiness: the schema is in place.
+pub const READY_MIGRATIONS: &str = "migrations";
+
+/// Why the sink stopped with an error. The binary prints it and exits non-zero; a
+/// supervisor restarts it, and the marks make that safe.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("invalid config: {0}")]
+    Config(#[from] schemas::common::kafka::FieldError),
+    #[error("ops endpoint {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("migrations: {0}")]
+    Migrate(#[from] migrate::MigrateError),
+    #[error(transparent)]
+    Consume(#[from] consume::ConsumeError),
+}
+
+/// Apply the migrations for `cfg.clickhouse` (what `kevents migrate` runs).
+pub async fn migrate(cfg: &SinkConfig) -> Result<migrate::Report, SinkError> {
+    cfg.validate()?;
+    let client = cfg.clickhouse.client()?;
+    Ok(migrate::apply(&client, &cfg.clickhouse.render_options()).await?)
+}
+
+/// Run the sink until `shutdown` resolves; then write the open batches, commit,
+/// and return. Migrations are applied first (or checked, with `migrate: false`);
+/// ClickHouse being unreachable at start-up is retried, not fatal.
+pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), SinkError> {
+    cfg.validate()?;
+    let mut registry = Registry::default();
+    let metrics = metrics::Metrics::register(&mut registry);
+    let health = Health::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut ops_stop = stop_rx.clone();
+    let (addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
+        let _ = ops_stop.wait_for(|s| *s).await;
+    })
+    .await
+    .map_err(|source| SinkError::Listen { addr: cfg.listen, source })?;
+    tracing::info!(%addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let result = run_inner(&cfg, metrics, health, stop_rx).await;
+    ops_task.abort();
+    result
+}
+
+async fn run_inner(
+    cfg: &SinkConfig,
+    metrics: metrics::Metrics,
+    health: Health,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), SinkError> {
+    let server = cfg.clickhouse.client()?;
+    health.set_ready(READY_MIGRATIONS, false, "not applied yet");
+    health.set_ready(insert::READY_CLICKHOUSE, false, "not reached yet");
+    let mut backoff = backoff::Backoff::up_to(std::time::Duration::from_millis(cfg.max_backoff_ms));
+    loop {
+        let result = if cfg.migrate {
+            migrate::apply(&server, &cfg.clickhouse.render_options()).await
+        } else {
+            migrate::check(&server, &cfg.clickhouse.database).await
+        };
+        match result {
+            Ok(report) => {
+                tracing::info!(?report, "schema ready");
+                break;
+            }
+            // Unreachable or failing server: wait for it. A statement ClickHouse
+            // rejects or missing migrations: an operator must act.
+            Err(migrate::MigrateError::ClickHouse(e)) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ClickHouse not reachable for migrations; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    health.set_ready(READY_MIGRATIONS, true, "all known migrations present");
+    health.set_ready(insert::READY_CLICKHOUSE, true, "reachable");
+    let client = server.with_database(&cfg.clickhouse.database);
+    consume::run(cfg, &client, metrics, health, stop).await?;
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! The consume loop: result topics in, batches out, offsets committed behind
+//! ClickHouse's acknowledgement.
+//!
+//! Guarantee: every record of the five result topics is stored exactly once, or
+//! dead-lettered once when it cannot be decoded. Precondition: the processor's
+//! `SourcePos` contract (positions grow per raw partition within a Kafka partition).
+//! How:
+//! - offsets are committed only after the batch holding a partition's records was
+//!   acknowledged (and after any dead-lettered record was acknowledged by Kafka), so
+//!   a crash re-reads, never skips — at-least-once;
+//! - re-read and replayed records are dropped against the high-water marks of
+//!   `sink_progress` (see `progress`), which the same INSERT writes — the "once";
+//! - a retried INSERT carries the same deduplication token (see `insert`).
+//!
+//! One task does everything in order: poll, decode into the open batch of the
+//! message's table, write batches that are full or older than `max_wait`, commit.
+//! While a batch cannot be written the loop does not poll (backpressure; memory is
+//! one batch per table). Rebalance callbacks only run inside a poll, so they never
+//! race an INSERT: a revoked partition's unwritten rows are dropped before anything
+//! else happens (the new owner reads them again from the committed offset), and a
+//! newly assigned partition's marks are loaded before its first record is looked at.
+
+use crate::config::SinkConfig;
+use crate::dlq;
+use crate::insert::{InsertCtx, InsertError};
+use crate::metrics::{Metrics, PartitionLabel, TopicLabel};
+use crate::tables::{Alerts, Events, Heartbeats, Incidents, Loader, Patterns, TableLoader};
+use crate::backoff::Backoff;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use schemas::avro::Codec;
+use schemas::common::ops::Health;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The progress probe of the consume loop (`/healthz`).
+pub const PROBE: &str = "consume";
+/// Readiness: partitions assigned.
+pub const READY_PARTITIONS: &str = "partitions";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("invalid config: {0}")]
+    Config(#[from] schemas::common::kafka::FieldError),
+}
+
+#[derive(Debug)]
+enum RebalanceEvent {
+    Assign(Vec<(String, i32)>),
+    Revoke(Vec<(String, i32)>),
+}
+
+/// The consumer's context: records rebalances for the loop (which acts on them
+/// right after the poll that delivered them) and turns statistics into lag gauges.
+struct SinkContext {
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    metrics: Metrics,
+}
+
+fn list(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+impl ClientContext for SinkContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in stats.topics {
+            for (p, part) in t.partitions {
+                if p >= 0 && part.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&PartitionLabel { topic: topic.clone(), partition: p.to_string() })
+                        .set(part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let ev = match rebalance {
+            Rebalance::Assign(tpl) => RebalanceEvent::Assign(list(tpl)),
+            Rebalance::Revoke(tpl) => RebalanceEvent::Revoke(list(tpl)),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance error");
+                return;
+            }
+        };
+        tracing::info!(event = ?ev, "rebalance");
+        self.events.lock().unwrap().push(ev);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.commit_failures.inc();
+            tracing::warn!(error = %e, "offset commit failed (the records will be re-read and skipped)");
+        }
+    }
+}
+
+/// Everything the loop works with.
+struct Loop<'a> {
+    cfg: &'a SinkConfig,
+    client: &'a clickhouse::Client,
+    consumer: StreamConsumer<SinkContext>,
+    producer: FutureProducer,
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    loaders: Vec<Box<dyn TableLoader>>,
+    by_topic: HashMap<String, usize>,
+    /// (loader index, partition) currently assigned.
+    assigned: BTreeSet<(usize, i32)>,
+    metrics: Metrics,
+    health: Health,
+    stop: watch::Receiver<bool>,
+}
+
+/// Run the loop until `stop` turns true; then write the open batches and commit.
+pub async fn run(
+    cfg: &SinkConfig,
+    client: &clickhouse::Client,
+    metrics: Metrics,
+    health: Health,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ConsumeError> {
+    let codec = Arc::new(Codec::default());
+    let (rows, wait) = (cfg.batch.max_rows, cfg.max_wait());
+    let t = &cfg.topics;
+    let loaders: Vec<Box<dyn TableLoader>> = vec![
+        Box::new(Loader::<Events>::new(&t.processed, codec.clone(), rows, wait, metrics.clone())),
+        Box::new(Loader::<Heartbeats>::new(&t.heartbeats, codec.clone(), rows, wait, metrics.clone())),
+        Box::new(Loader::<Incidents>::new(&t.incidents, codec.clone(), rows, wait, metrics.clone())),
+        Box::new(Loader::<Patterns>::new(&t.patterns, codec.clone(), rows, wait, metrics.clone())),
+        Box::new(Loader::<Alerts>::new(&t.alerts, codec, rows, wait, metrics.clone())),
+    ];
+    let by_topic = loaders.iter().enumerate().map(|(i, l)| (l.topic().to_string(), i)).collect();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let consumer: StreamConsumer<SinkContext> = cfg
+        .kafka
+        .client_config()?
+        .set("group.id", &cfg.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Bounds what librdkafka prefetches while the loop is busy writing.
+        .set("queued.max.messages.kbytes", "32768")
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(SinkContext { events: events.clone(), metrics: metrics.clone() })?;
+    let topics: Vec<&str> = loaders.iter().map(|l| l.topic()).collect();
+    consumer.subscribe(&topics)?;
+    let producer: FutureProducer = cfg
+        .kafka
+        .client_config()?
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()?;
+    health.probe(PROBE, Duration::from_secs(cfg.stall_timeout_secs));
+    health.set_ready(READY_PARTITIONS, false, "waiting for a partition assignment");
+    tracing::info!(?topics, group = %cfg.group_id, "consuming");
+    let mut lp = Loop {
+        cfg,
+        client,
+        consumer,
+        producer,
+        events,
+        loaders,
+        by_topic,
+        assigned: BTreeSet::new(),
+        metrics,
+        health,
+        stop,
+    };
+    lp.run().await
+}
+
+impl Loop<'_> {
+    async fn run(&mut self) -> Result<(), ConsumeError> {
+        loop {
+            // Write what is due, before reading more.
+            let now = Instant::now();
+            for i in 0..self.loaders.len() {
+                let l = &self.loaders[i];
+                let due = l.is_full() || l.deadline().is_some_and(|d| d <= now);
+                if due && !self.flush(i).await {
+                    return Ok(()); // stopped while ClickHouse was failing
+                }
+            }
+            if *self.stop.borrow() {
+                break;
+            }
+            // Wake for the earliest batch deadline, and at least every second so
+            // rebalances and the health probe are seen in quiet times.
+            let wake = self
+                .loaders
+                .iter()
+                .filter_map(|l| l.deadline())
+                .min()
+                .unwrap_or(now + Duration::from_secs(1))
+                .min(now + Duration::from_secs(1));
+            let mut stop = self.stop.clone();
+            let msg = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                r = self.consumer.recv() => match r {
+                    Ok(m) => Some(m.detach()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka consume error");
+                        None
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => None,
+            };
+            if !self.rebalance().await {
+                return Ok(());
+            }
+            if let Some(m) = msg {
+                if !self.handle(&m).await {
+                    return Ok(());
+                }
+            }
+            self.health.touch(PROBE);
+        }
+        // Graceful shutdown: write the open batches (one attempt each if
+        // ClickHouse fails now), commit synchronously.
+        for i in 0..self.loaders.len() {
+            if !self.flush_with(i, CommitMode::Sync).await {
+                break;
+            }
+        }
+        tracing::info!("sink stopped");
+        Ok(())
+    }
+
+    /// One message: decode into its table's batch, or dead-letter it.
+    /// Returns false when stopped while dead-lettering.
+    async fn handle(&mut self, m: &rdkafka::message::OwnedMessage) -> bool {
+        let Some(&i) = self.by_topic.get(m.topic()) else { return true };
+        let (p, off) = (m.partition(), m.offset());
+        if !self.assigned.contains(&(i, p)) {
+            return true; // fetched before a revocation; the new owner reads it
+        }
+        let result = match m.payload() {
+            Some(bytes) => self.loaders[i].push(p, off, bytes).map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("empty message (no value)".to_string()),
+        };
+        if let Err(reason) = result {
+            tracing::warn!(topic = m.topic(), partition = p, offset = off, %reason, "undecodable record → dead-letter topic");
+            let origin = dlq::Origin { topic: m.topic(), partition: p, offset: off };
+            let mut stop = self.stop.clone();
+            if let Err(e) = dlq::send(&self.producer, &self.cfg.topics.dlq, &origin, m.key(), m.payload(), &reason, &mut stop).await {
+                tracing::warn!(error = %e, "not dead-lettered; the record will be read again");
+                return false;
+            }
+            self.metrics.dead_lettered.get_or_create(&TopicLabel { topic: m.topic().to_string() }).inc();
+            self.loaders[i].consumed(p, off);
+        }
+        true
+    }
+
+    async fn flush(&mut self, i: usize) -> bool {
+        self.flush_with(i, CommitMode::Async).await
+    }
+
+    /// Write loader `i`'s batch and commit its offsets. False when stopped.
+    async fn flush_with(&mut self, i: usize, mode: CommitMode) -> bool {
+        let mut ctx = InsertCtx {
+            client: self.client,
+            metrics: &self.metrics,
+            health: &self.health,
+            max_backoff: Duration::from_millis(self.cfg.max_backoff_ms),
+            timeout: Duration::from_secs(self.cfg.clickhouse.insert_timeout_secs),
+            stop: self.stop.clone(),
+        };
+        let flushed = match self.loaders[i].flush(&mut ctx).await {
+            Ok(f) => f,
+            Err(InsertError::Stopped { table, last }) => {
+                tracing::warn!(%table, error = %last, "stopping with an unwritten batch; its offsets stay uncommitted");
+                return false;
+            }
+        };
+        drop(ctx);
+        let mut tpl = TopicPartitionList::new();
+        let topic = self.loaders[i].topic().to_string();
+        for (p, next) in &flushed.commit {
+            if self.assigned.contains(&(i, *p)) {
+                let _ = tpl.add_partition_offset(&topic, *p, Offset::Offset(*next));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, mode) {
+                self.metrics.commit_failures.inc();
+                tracing::warn!(error = %e, "offset commit failed (the records will be re-read and skipped)");
+            }
+        }
+        true
+    }
+
+    /// Act on the rebalances the last poll delivered. False when stopped.
+    async fn rebalance(&mut self) -> bool {
+        let events: Vec<RebalanceEvent> = std::mem::take(&mut *self.events.lock().unwrap());
+        for ev in events {
+            match ev {
+                RebalanceEvent::Revoke(parts) => {
+                    for (i, ps) in self.group(&parts) {
+                        self.loaders[i].revoke(&ps);
+                        for p in ps {
+                            self.assigned.remove(&(i, p));
+                        }
+                    }
+                }
+                RebalanceEvent::Assign(parts) => {
+                    for (i, ps) in self.group(&parts) {
+                        let mut backoff = Backoff::up_to(Duration::from_millis(self.cfg.max_backoff_ms));
+                        loop {
+                            match self.loaders[i].assign(self.client, &ps).await {
+                                Ok(()) => break,
+                                Err(e) => {
+                                    let delay = backoff.next_delay();
+                                    tracing::warn!(table = self.loaders[i].table(), error = %e, "loading high-water marks failed; retrying");
+                                    self.health.set_ready(crate::insert::READY_CLICKHOUSE, false, format!("loading marks: {e}"));
+                                    self.health.touch(PROBE);
+                                    let mut stop = self.stop.clone();
+                                    tokio::select! {
+                                        _ = tokio::time::sleep(delay) => {}
+                                        _ = stop.wait_for(|s| *s) => return false,
+                                    }
+                                }
+                            }
+                        }
+                        for p in ps {
+                            self.assigned.insert((i, p));
+                        }
+                    }
+                }
+            }
+        }
+        let n = self.assigned.len();
+        self.health.set_ready(READY_PARTITIONS, n > 0, format!("{n} partitions assigned"));
+        true
+    }
+
+    fn group(&self, parts: &[(String, i32)]) -> Vec<(usize, Vec<i32>)> {
+        let mut out: HashMap<usize, Vec<i32>> = HashMap::new();
+        for (t, p) in parts {
+            if let Some(&i) = self.by_topic.get(t) {
+                out.entry(i).or_default().push(*p);
+            }
+        }
+        out.into_iter().collect()
+    }
+}

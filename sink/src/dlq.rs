@@ -1,0 +1,68 @@
+//! The dead-letter topic: records the sink cannot decode go there once, with why
+//! and where they came from, and are never retried (retrying cannot make bad bytes
+//! good). The consume loop waits for Kafka's acknowledgement before it counts the
+//! record as consumed, so a dead-lettered record is never lost either.
+//!
+//! Headers: `kevents.dlq.reason`, `kevents.dlq.topic`, `kevents.dlq.partition`,
+//! `kevents.dlq.offset`, `kevents.dlq.stage` (= `sink`). Key and value are the
+//! original bytes.
+
+use crate::backoff::Backoff;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::time::Duration;
+
+pub const HEADER_REASON: &str = "kevents.dlq.reason";
+pub const HEADER_TOPIC: &str = "kevents.dlq.topic";
+pub const HEADER_PARTITION: &str = "kevents.dlq.partition";
+pub const HEADER_OFFSET: &str = "kevents.dlq.offset";
+pub const HEADER_STAGE: &str = "kevents.dlq.stage";
+
+/// Where a poison record came from.
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Send one poison record, retrying Kafka errors with backoff (the dead-letter
+/// topic being unreachable is an outage, not a property of the record). Returns
+/// when Kafka acknowledged it, or `Err` when `stop` fired first.
+pub async fn send(
+    producer: &FutureProducer,
+    dlq_topic: &str,
+    origin: &Origin<'_>,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    reason: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let partition = origin.partition.to_string();
+    let offset = origin.offset.to_string();
+    let mut backoff = Backoff::up_to(Duration::from_secs(10));
+    loop {
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: HEADER_REASON, value: Some(reason) })
+            .insert(Header { key: HEADER_TOPIC, value: Some(origin.topic) })
+            .insert(Header { key: HEADER_PARTITION, value: Some(&partition) })
+            .insert(Header { key: HEADER_OFFSET, value: Some(&offset) })
+            .insert(Header { key: HEADER_STAGE, value: Some("sink") });
+        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq_topic).headers(headers);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(p) = payload {
+            rec = rec.payload(p);
+        }
+        let err = match producer.send(rec, Duration::from_secs(30)).await {
+            Ok(_) => return Ok(()),
+            Err((e, _)) => e,
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(error = %err, topic = dlq_topic, "dead-letter send failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return Err(format!("stopped while dead-lettering: {err}")),
+        }
+    }
+}

@@ -52,6 +52,20 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Classify events, count occurrences and write the results to Kafka.
+    ///
+    /// Joins a consumer group on the raw topic (add members to scale out), restores its
+    /// per-partition state by replaying the recent raw records, and emits processed
+    /// events with deterministic ids, committing offsets only after the outputs are
+    /// acknowledged. Serves /healthz, /readyz and /metrics on `listen`.
+    Processor {
+        /// YAML config file (see deploy/config/processor.yaml for every field).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the effective config (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Load the processor's results into ClickHouse, exactly once.
     ///
     /// Applies the schema migrations at start-up, consumes the result topics in a
@@ -127,6 +141,17 @@ fn main() -> anyhow::Result<()> {
                     return Ok(());
                 }
                 collector::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Processor { config, print_config } => {
+                let cfg: processor::ProcessorConfig =
+                    schemas::common::config::load(config.as_deref()).context("loading the processor config")?;
+                if print_config {
+                    cfg.validate().map_err(|e| anyhow::anyhow!("invalid processor config: {e}"))?;
+                    println!("{cfg:#?}");
+                    return Ok(());
+                }
+                processor::run(cfg, shutdown_signal()).await?;
                 Ok(())
             }
             Command::Sink { config, print_config } => {

@@ -1,6 +1,23 @@
-//! kevents processor.
+//! kevents processor: consumes the raw topic in a consumer group, counts
+//! occurrences, classifies, extracts metadata, and writes processed events and
+//! cluster heartbeats — at-least-once with deterministic outputs, so a replay
+//! re-emits identical records and the sink stores each once.
 //!
-//! Layout:
+//! State restore by replay: per-partition state (occurrences, leader epochs) is
+//! never written anywhere. A member that starts owning a raw partition replays
+//! one horizon (default 2 h) of it before its committed offset without emitting,
+//! which rebuilds exactly the state the previous owner had (the step is a pure
+//! function of state and input; time is record time). See [`restore`].
+//!
+//! Layout (data flows top to bottom):
+//! - [`config`]: `ProcessorConfig` and its validation.
+//! - [`consume`]: the group consumer thread, rebalances, offset storing.
+//! - [`worker`]: one task per raw partition: ordered, acknowledged output.
+//! - [`restore`]: rebuilding a partition's state by replay.
+//! - [`step`]: the per-record step (pure): decide, classify, extract, build.
+//! - [`occurrence`]: occurrence counting, duplicates, leader epochs, eviction.
+//! - [`output`]: output record kinds and their topics.
+//! - [`metrics`]: every metric name.
 //! - `classify`: category and severity of each event, from the ordered rules of
 //!   `rules/classify.yaml` plus users' rule files (where severity is decided).
 //! - `metadata`: facts pulled out of each event (container, image, node, exit
@@ -8,5 +25,202 @@
 //! - `memo`: the bounded per-worker memo both of them cache results in.
 
 pub mod classify;
+pub mod config;
+pub mod consume;
 pub mod memo;
 pub mod metadata;
+pub mod metrics;
+pub mod occurrence;
+pub mod output;
+pub mod restore;
+pub mod step;
+pub mod worker;
+
+pub use config::ProcessorConfig;
+
+use prometheus_client::registry::Registry;
+use rdkafka::ClientConfig;
+use schemas::common::kafka::FieldError;
+use schemas::common::ops::{self, Health};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+use crate::output::OutputTopics;
+use crate::step::Engine;
+use crate::worker::{Shared, WorkerError};
+
+/// Why the processor stopped with an error. The binary prints it and exits
+/// non-zero; a supervisor restarts it and the committed offsets make that safe.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("invalid config: {0}")]
+    Config(#[from] FieldError),
+    #[error("rules: {0}")]
+    Rules(#[from] classify::RuleError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("creating topic {topic}: {message}")]
+    Topic { topic: String, message: String },
+    #[error("ops endpoint {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error("the consume loop panicked")]
+    LoopPanicked,
+}
+
+/// A started processor: where its ops endpoint listens, its metrics, and the
+/// handle to wait for it.
+pub struct Running {
+    pub ops_addr: SocketAddr,
+    pub metrics: Metrics,
+    done: tokio::task::JoinHandle<Result<(), ProcessorError>>,
+}
+
+impl Running {
+    /// Wait until the processor stopped (after `shutdown` resolved, or an error).
+    pub async fn wait(self) -> Result<(), ProcessorError> {
+        self.done.await.unwrap_or(Err(ProcessorError::LoopPanicked))
+    }
+}
+
+/// Run the processor until `shutdown` resolves; then stop reading, drain
+/// in-flight outputs (up to `drain_timeout_secs`), commit, leave the group.
+pub async fn run(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ProcessorError> {
+    start(cfg, shutdown).await?.wait().await
+}
+
+/// The producer settings the guarantee depends on (idempotent, acks=all, never
+/// giving up on a delivery: a broker outage is backpressure, not loss).
+pub fn producer_config(base: &ClientConfig) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "0");
+    set_default(&mut c, "compression.type", "lz4");
+    set_default(&mut c, "linger.ms", "5");
+    set_default(&mut c, "queue.buffering.max.messages", "1000000");
+    c
+}
+
+/// The group consumer's settings (offsets stored by us, committed by librdkafka).
+pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest");
+    set_default(&mut c, "auto.commit.interval.ms", "1000");
+    // A crashed member's partitions move after this long.
+    set_default(&mut c, "session.timeout.ms", "10000");
+    set_default(&mut c, "heartbeat.interval.ms", "1000");
+    // Feeds the per-partition lag gauge (`consume::Ctx::stats`).
+    set_default(&mut c, "statistics.interval.ms", "5000");
+    c
+}
+
+fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
+    if c.get(key).is_none() {
+        c.set(key, value);
+    }
+}
+
+/// Create `topic` with `partitions` partitions if it does not exist yet.
+pub async fn ensure_topic(base: &ClientConfig, topic: &str, partitions: i32) -> Result<(), ProcessorError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = base.create()?;
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for r in admin.create_topics([&t], &AdminOptions::new()).await? {
+        match r {
+            Ok(_) => tracing::info!(%topic, partitions, "created output topic"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(ProcessorError::Topic { topic: name, message: code.to_string() }),
+        }
+    }
+    Ok(())
+}
+
+/// Start the processor: validate, load rules, create output topics if asked,
+/// bind the ops endpoint, join the group. Returns once started.
+pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ProcessorError> {
+    cfg.validate()?;
+    let engine = Arc::new(Engine::from_files(&cfg.rules_files, &cfg.metadata_files)?);
+    let base = cfg.kafka.client_config()?;
+    if cfg.create_topic_partitions > 0 {
+        for t in [&cfg.topics.processed, &cfg.topics.heartbeats, &cfg.topics.dlq] {
+            ensure_topic(&base, t, cfg.create_topic_partitions).await?;
+        }
+    }
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let health = Health::default();
+    health.probe(consume::PROBE, std::time::Duration::from_secs(cfg.stall_timeout_secs));
+    health.set_ready(consume::READY, false, "joining the consumer group");
+
+    let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ops_addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
+        let _ = ops_stop_rx.await;
+    })
+    .await
+    .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
+    tracing::info!(%ops_addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
+
+    let producer: rdkafka::producer::FutureProducer = producer_config(&base).create()?;
+    let shared = Arc::new(Shared {
+        engine,
+        producer,
+        topics: OutputTopics::from_config(&cfg.topics),
+        raw_topic: cfg.topics.raw.clone(),
+        restore_config: restore::reader_config(&base, &cfg.group_id),
+        horizon_us: cfg.horizon_us(),
+        max_entries: cfg.max_state_entries,
+        max_in_flight: cfg.max_in_flight,
+        metrics: metrics.clone(),
+    });
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let lp = consume::Loop::new(
+        &consumer_config(&base, &cfg.group_id),
+        shared.clone(),
+        tokio::runtime::Handle::current(),
+        fatal_tx,
+        cfg.drain_timeout(),
+        health,
+        stop.clone(),
+    )?;
+    let (loop_done_tx, loop_done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("kevents-consume".into())
+        .spawn(move || {
+            lp.run();
+            let _ = loop_done_tx.send(());
+        })
+        .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
+
+    let done = tokio::spawn(async move {
+        let failure = tokio::select! {
+            _ = shutdown => None,
+            e = fatal_rx.recv() => e,
+        };
+        stop.store(true, Ordering::Relaxed);
+        let panicked = loop_done_rx.await.is_err();
+        let _ = ops_stop_tx.send(());
+        let _ = ops_task.await;
+        // Deliver whatever is still queued (nothing is, after a clean drain).
+        let _ = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            shared.producer.flush(std::time::Duration::from_secs(5))
+        })
+        .await;
+        match (failure, panicked) {
+            (Some(e), _) => Err(e.into()),
+            (None, true) => Err(ProcessorError::LoopPanicked),
+            (None, false) => Ok(()),
+        }
+    });
+    Ok(Running { ops_addr, metrics, done })
+}

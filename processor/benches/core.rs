@@ -1,0 +1,95 @@
+//! The processor's per-record core, and the Avro codec around it, on a
+//! realistic replay.
+//!
+//! The stream (`support/stream.rs`): 60,000 raw records of 14 real event shapes,
+//! mostly repeats, 5% re-deliveries, a heartbeat every 50 records.
+//! - `core/step`: occurrence decision + classification + metadata + building the
+//!   `ProcessedEvent` (`PartitionState::process`), fresh state per iteration.
+//! - `core/decide`: the occurrence decision alone (what a restore replays).
+//! - `codec/decode_raw`: Avro decode of the raw records (`Codec::decode`).
+//! - `codec/encode_processed`: Avro encode of the outputs (`Codec::encode_into`).
+//!
+//! Run: `cargo bench -p kevents-processor --bench core`.
+//! Criterion reports elements/s = records/s on one core.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use kevents_processor::output::Output;
+use kevents_processor::step::{Engine, PartitionState};
+use schemas::avro::Codec;
+use schemas::records::RawRecord;
+use std::hint::black_box;
+
+#[path = "support/stream.rs"]
+mod stream;
+use stream::stream;
+
+fn bench(c: &mut Criterion) {
+    let engine = Engine::builtin();
+    let records = stream(60_000);
+    let codec = Codec::default();
+
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.sample_size(10);
+    g.bench_function("step", |b| {
+        b.iter_batched(
+            || (records.clone(), PartitionState::new(0, 7_200_000_000, 1_000_000)),
+            |(recs, mut state)| {
+                let mut out: Vec<Output> = Vec::with_capacity(2);
+                for (off, r) in recs.into_iter().enumerate() {
+                    out.clear();
+                    state.process(&engine, r, off as i64, &mut out).unwrap();
+                    black_box(&out);
+                }
+                state
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The decision alone (occurrences, duplicates, epochs): what a restore replays.
+    g.bench_function("decide", |b| {
+        b.iter_batched(
+            || PartitionState::new(0, 7_200_000_000, 1_000_000),
+            |mut state| {
+                for r in &records {
+                    state.replay(r).unwrap();
+                }
+                state
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let encoded: Vec<Vec<u8>> = records.iter().map(|r| codec.encode(r).unwrap()).collect();
+    let mut outputs = Vec::new();
+    let mut st = PartitionState::new(0, 7_200_000_000, 1_000_000);
+    for (off, r) in records.iter().enumerate() {
+        st.process(&engine, r.clone(), off as i64, &mut outputs).unwrap();
+    }
+    let mut g = c.benchmark_group("codec");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(encoded.len() as u64));
+    g.bench_function("decode_raw", |b| {
+        b.iter(|| {
+            for e in &encoded {
+                black_box(codec.decode::<RawRecord>(e).unwrap());
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(outputs.len() as u64));
+    g.bench_function("encode_processed", |b| {
+        let mut buf = Vec::with_capacity(4096);
+        b.iter(|| {
+            for o in &outputs {
+                buf.clear();
+                o.encode_into(&codec, &mut buf).unwrap();
+                black_box(&buf);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

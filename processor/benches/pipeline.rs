@@ -1,0 +1,215 @@
+//! Processor throughput through Kafka against a raw consume → produce
+//! passthrough of the same records, on the same broker, in the same run.
+//!
+//! Broker: a private nisshi with `memory://` storage (testkit `OwnedBroker`), so
+//! the figures measure kevents' code, not sqlite. Both contenders read the same
+//! 6-partition raw topic (N records of `support/stream.rs`, encoded once) with a
+//! fresh consumer group, write with the same producer settings (idempotent,
+//! acks=all, lz4, linger 5 ms), and store offsets only after delivery. The
+//! passthrough copies each record to an output topic unchanged; the processor
+//! decodes, counts, classifies, extracts metadata, encodes and writes processed
+//! events and heartbeats. A run ends when the output topics' end offsets show
+//! every expected output acknowledged (polled every 10 ms); it includes joining
+//! the group. Medians of 3 runs each, alternating, and the ratio.
+//!
+//! Run: `cargo bench -p kevents-processor --bench pipeline` (N: `KEVENTS_BENCH_N`,
+//! default 300000).
+
+use kevents_processor::output::Output;
+use kevents_processor::step::{Engine, PartitionState};
+use kevents_processor::ProcessorConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use schemas::avro::Codec;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::services::{KafkaStorage, OwnedBroker};
+
+#[path = "support/stream.rs"]
+mod stream;
+
+const PARTITIONS: i32 = 6;
+
+fn main() {
+    let n: usize = std::env::var("KEVENTS_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(run(n));
+}
+
+async fn run(n: usize) {
+    let broker = OwnedBroker::spawn(KafkaStorage::Memory).expect("start a memory:// broker");
+    let bootstrap = broker.bootstrap();
+    let codec = Codec::default();
+    let records = stream::stream(n);
+
+    // Expected outputs of the processor: run the step once (it is deterministic).
+    let engine = Engine::builtin();
+    let mut states: Vec<PartitionState> = (0..PARTITIONS).map(|p| PartitionState::new(p, 7_200_000_000, 1_000_000)).collect();
+    let mut expected_outputs = 0usize;
+    let mut out: Vec<Output> = Vec::new();
+    let raw: Vec<(i32, String, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            let p = partition_of(&r.cluster.uid);
+            out.clear();
+            states[p as usize].process(&engine, r.clone(), 0, &mut out).unwrap();
+            expected_outputs += out.len();
+            (p, r.cluster.uid.clone(), codec.encode(r).unwrap())
+        })
+        .collect();
+    let bytes: usize = raw.iter().map(|r| r.2.len()).sum();
+
+    create(&bootstrap, "raw", PARTITIONS).await;
+    let t = Instant::now();
+    let p = producer(&bootstrap);
+    let mut futs = VecDeque::new();
+    for (part, key, payload) in &raw {
+        futs.push_back(p.send_result(FutureRecord::to("raw").partition(*part).key(key).payload(payload)).map_err(|(e, _)| e).unwrap());
+        while futs.len() > 50_000 {
+            futs.pop_front().unwrap().await.unwrap().unwrap();
+        }
+    }
+    for f in futs {
+        f.await.unwrap().unwrap();
+    }
+    println!(
+        "raw topic: {n} records ({:.0} bytes avg) written in {:.2}s; the processor must write {expected_outputs} outputs",
+        bytes as f64 / n as f64,
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut pass = Vec::new();
+    let mut proc = Vec::new();
+    for i in 0..3 {
+        let out = format!("pt-out-{i}");
+        create(&bootstrap, &out, 3).await;
+        let secs = passthrough(&bootstrap, &format!("pt-{i}"), &out, n).await;
+        println!("run {i}: passthrough {:>8.0} records/s ({secs:.2}s)", n as f64 / secs);
+        pass.push(n as f64 / secs);
+
+        let (po, ho, dq) = (format!("proc-{i}"), format!("hb-{i}"), format!("dlq-{i}"));
+        for t in [&po, &ho, &dq] {
+            create(&bootstrap, t, 3).await;
+        }
+        let secs = processor(&bootstrap, &format!("pr-{i}"), &po, &ho, &dq, expected_outputs).await;
+        println!("run {i}: processor   {:>8.0} records/s ({secs:.2}s)", n as f64 / secs);
+        proc.push(n as f64 / secs);
+    }
+    let (mp, mq) = (median(&mut pass), median(&mut proc));
+    println!("median passthrough {mp:.0} records/s, processor {mq:.0} records/s, ratio {:.2}", mq / mp);
+    drop(broker);
+}
+
+/// Consume `raw`, copy each record to `out`, store offsets after delivery (in
+/// order), until `n` are delivered. Returns seconds.
+async fn passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> f64 {
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let c: BaseConsumer = kevents_processor::consumer_config(&base(bootstrap), group).create().unwrap();
+    c.subscribe(&["raw"]).unwrap();
+    let p: FutureProducer = kevents_processor::producer_config(&base(bootstrap)).create().unwrap();
+    let out = out.to_string();
+    let rt = tokio::runtime::Handle::current();
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        let mut pending: VecDeque<(i32, i64, rdkafka::producer::DeliveryFuture)> = VecDeque::new();
+        let mut delivered = 0usize;
+        while delivered < n && !s2.load(Ordering::Relaxed) {
+            if let Some(m) = c.poll(Duration::from_millis(if pending.len() > 8192 { 0 } else { 100 })) {
+                let m = m.unwrap();
+                let rec = FutureRecord::to(&out).key(m.key().unwrap_or_default()).payload(m.payload().unwrap_or_default());
+                pending.push_back((m.partition(), m.offset(), p.send_result(rec).map_err(|(e, _)| e).unwrap()));
+            }
+            loop {
+                let full = pending.len() > 8192;
+                let Some((_, _, f)) = pending.front_mut() else { break };
+                let ready = if full { Some(rt.block_on(f)) } else { futures::FutureExt::now_or_never(f) };
+                match ready {
+                    Some(r) => {
+                        r.unwrap().unwrap();
+                        let (part, off, _) = pending.pop_front().unwrap();
+                        c.store_offset("raw", part, off).unwrap();
+                        delivered += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || h.join().unwrap()).await.unwrap();
+    start.elapsed().as_secs_f64()
+}
+
+/// Run the processor until `expected` outputs are acknowledged. Returns seconds.
+async fn processor(bootstrap: &str, group: &str, processed: &str, hb: &str, dlq: &str, expected: usize) -> f64 {
+    let mut cfg = ProcessorConfig::default();
+    cfg.kafka.brokers = bootstrap.into();
+    cfg.topics.raw = "raw".into();
+    cfg.topics.processed = processed.into();
+    cfg.topics.heartbeats = hb.into();
+    cfg.topics.dlq = dlq.into();
+    cfg.group_id = group.into();
+    cfg.create_topic_partitions = 0;
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let running = kevents_processor::start(cfg, async move {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
+    let watcher: BaseConsumer = base(bootstrap).create().unwrap();
+    loop {
+        let total = end_offsets(&watcher, processed) + end_offsets(&watcher, hb);
+        if total >= expected as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    tx.send(()).unwrap();
+    running.wait().await.unwrap();
+    secs
+}
+
+fn end_offsets(c: &BaseConsumer, topic: &str) -> i64 {
+    (0..3).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, h)| h).unwrap_or(0)).sum()
+}
+
+fn base(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap).set("log_level", "3");
+    c
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    kevents_processor::producer_config(&base(bootstrap)).create().unwrap()
+}
+
+async fn create(bootstrap: &str, topic: &str, partitions: i32) {
+    kevents_processor::ensure_topic(&base(bootstrap), topic, partitions).await.unwrap();
+    let c: BaseConsumer = base(bootstrap).create().unwrap();
+    for _ in 0..200 {
+        if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            if md.topics().iter().any(|t| t.name() == topic && t.error().is_none() && t.partitions().len() == partitions as usize) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("topic {topic} did not appear");
+}
+
+/// Cluster c's records on partition c % 6 (the stream has 6 clusters, named
+/// `cluster-<c>-...`): what the collector's keying does, made explicit.
+fn partition_of(uid: &str) -> i32 {
+    uid.split('-').nth(1).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) % PARTITIONS
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}

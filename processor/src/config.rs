@@ -1,0 +1,256 @@
+//! The processor's configuration: one struct, each field's doc is the user
+//! documentation, defaults are named functions, `validate` names the bad field.
+
+use schemas::common::kafka::{FieldError, KafkaConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The topics the processor reads and writes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Input: the collector's raw topic. Default `kevents.raw`.
+    #[serde(default = "default_raw")]
+    pub raw: String,
+    /// Classified events (`ProcessedEvent`), keyed by cluster UID. Default `kevents.processed`.
+    #[serde(default = "default_processed")]
+    pub processed: String,
+    /// Cluster heartbeats (`ClusterHeartbeat`), keyed by cluster UID. Default `kevents.heartbeats`.
+    #[serde(default = "default_heartbeats")]
+    pub heartbeats: String,
+    /// Dead letters: raw records that cannot be decoded, with the original bytes and
+    /// `kevents.dlq.*` headers saying why and where from. Default `kevents.dlq`.
+    #[serde(default = "default_dlq")]
+    pub dlq: String,
+}
+
+fn default_raw() -> String {
+    "kevents.raw".into()
+}
+fn default_processed() -> String {
+    "kevents.processed".into()
+}
+fn default_heartbeats() -> String {
+    "kevents.heartbeats".into()
+}
+fn default_dlq() -> String {
+    "kevents.dlq".into()
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            raw: default_raw(),
+            processed: default_processed(),
+            heartbeats: default_heartbeats(),
+            dlq: default_dlq(),
+        }
+    }
+}
+
+/// Configuration of `kevents processor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorConfig {
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// Consumer group id; every member of one processor deployment uses the same.
+    /// Default `kevents-processor`.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Create the output topics (processed, heartbeats, dlq) with this many
+    /// partitions when they do not exist (0: never; an administrator makes them).
+    /// Default 6.
+    #[serde(default = "default_create_partitions")]
+    pub create_topic_partitions: i32,
+    /// Users' classification rule files, applied before the built-in rules (earlier
+    /// files win). See `docs/categories.md`.
+    #[serde(default)]
+    pub rules_files: Vec<PathBuf>,
+    /// Users' metadata extractor files, run before the built-in extractors.
+    #[serde(default)]
+    pub metadata_files: Vec<PathBuf>,
+    /// How long an event object's occurrence state is kept after its last update,
+    /// seconds, measured in record time (the collector's `observed_us`), never the
+    /// wall clock, so every member evicts identically. Kubernetes deletes an Event
+    /// 1 h after its last update, so an object older than that never repeats.
+    /// It is also how far back a new owner of a partition replays to rebuild
+    /// state. Default 7200 (2 h).
+    #[serde(default = "default_horizon")]
+    pub state_horizon_secs: u64,
+    /// Hard cap on occurrence entries per raw partition; beyond it the oldest are
+    /// evicted (counted in `kevents_processor_state_evictions_total{cause="cap"}`).
+    /// Default 1,000,000 (about 40 MB).
+    #[serde(default = "default_max_entries")]
+    pub max_state_entries: usize,
+    /// Outputs sent and not yet acknowledged, per raw partition. When reached, the
+    /// partition's worker waits (backpressure). Default 8192.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// On revoke or shutdown: how long to wait for in-flight outputs before
+    /// committing what is acknowledged, seconds. Default 10.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_secs: u64,
+    /// `/healthz` fails when the consume loop made no progress for this long,
+    /// seconds. Default 60.
+    #[serde(default = "default_stall")]
+    pub stall_timeout_secs: u64,
+    /// Ops endpoint (`/healthz`, `/readyz`, `/metrics`). Default 127.0.0.1:9471.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_group() -> String {
+    "kevents-processor".into()
+}
+fn default_create_partitions() -> i32 {
+    6
+}
+fn default_horizon() -> u64 {
+    7200
+}
+fn default_max_entries() -> usize {
+    1_000_000
+}
+fn default_max_in_flight() -> usize {
+    8192
+}
+fn default_drain() -> u64 {
+    10
+}
+fn default_stall() -> u64 {
+    60
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:9471".parse().unwrap()
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            kafka: KafkaConfig::default(),
+            topics: TopicsConfig::default(),
+            group_id: default_group(),
+            create_topic_partitions: default_create_partitions(),
+            rules_files: vec![],
+            metadata_files: vec![],
+            state_horizon_secs: default_horizon(),
+            max_state_entries: default_max_entries(),
+            max_in_flight: default_max_in_flight(),
+            drain_timeout_secs: default_drain(),
+            stall_timeout_secs: default_stall(),
+            listen: default_listen(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    pub fn horizon_us(&self) -> i64 {
+        (self.state_horizon_secs as i64).saturating_mul(1_000_000)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.drain_timeout_secs)
+    }
+
+    /// Check what serde cannot; the error names the field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        self.kafka.validate("kafka")?;
+        let t = &self.topics;
+        for (field, name) in [
+            ("topics.raw", &t.raw),
+            ("topics.processed", &t.processed),
+            ("topics.heartbeats", &t.heartbeats),
+            ("topics.dlq", &t.dlq),
+        ] {
+            if name.trim().is_empty() {
+                return Err(FieldError::new(field, "must not be empty"));
+            }
+        }
+        for (field, name) in [
+            ("topics.processed", &t.processed),
+            ("topics.heartbeats", &t.heartbeats),
+            ("topics.dlq", &t.dlq),
+        ] {
+            if *name == t.raw {
+                return Err(FieldError::new(field, "must differ from topics.raw (the processor would read its own output)"));
+            }
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(FieldError::new("group_id", "must not be empty"));
+        }
+        if self.create_topic_partitions < 0 {
+            return Err(FieldError::new("create_topic_partitions", "must be 0 (never create) or more"));
+        }
+        if self.state_horizon_secs < 3600 {
+            return Err(FieldError::new(
+                "state_horizon_secs",
+                "must be at least 3600: Kubernetes keeps an Event 1 h after its last update, a shorter horizon would count its repeats again",
+            ));
+        }
+        if self.max_state_entries < 1000 {
+            return Err(FieldError::new("max_state_entries", "must be at least 1000"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(FieldError::new("max_in_flight", "must be at least 1"));
+        }
+        if self.stall_timeout_secs < 5 {
+            return Err(FieldError::new("stall_timeout_secs", "must be at least 5 (the consume loop polls every 100 ms)"));
+        }
+        for (i, p) in self.rules_files.iter().enumerate() {
+            if !p.is_file() {
+                return Err(FieldError::new(format!("rules_files[{i}]"), format!("{} is not a readable file", p.display())));
+            }
+        }
+        for (i, p) in self.metadata_files.iter().enumerate() {
+            if !p.is_file() {
+                return Err(FieldError::new(format!("metadata_files[{i}]"), format!("{} is not a readable file", p.display())));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::common::config::load_with_env;
+
+    #[test]
+    fn defaults_env_overrides_and_field_errors() {
+        let cfg: ProcessorConfig = load_with_env(None, &[]).unwrap();
+        assert_eq!(cfg.topics.raw, "kevents.raw");
+        assert_eq!(cfg.topics.dlq, "kevents.dlq");
+        assert_eq!(cfg.listen.port(), 9471);
+        assert_eq!(cfg.state_horizon_secs, 7200);
+        let env = vec![
+            ("KEVENTS__TOPICS__PROCESSED".to_string(), "p2".to_string()),
+            ("KEVENTS__MAX_IN_FLIGHT".to_string(), "0".to_string()),
+        ];
+        let cfg: ProcessorConfig = load_with_env(None, &env).unwrap();
+        assert_eq!(cfg.topics.processed, "p2");
+        assert_eq!(cfg.validate().unwrap_err().field, "max_in_flight");
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.yaml");
+        std::fs::write(&p, "topics:\n  raw: r\n  procesed: x\n").unwrap();
+        let err = load_with_env::<ProcessorConfig>(Some(&p), &[]).unwrap_err().to_string();
+        assert!(err.contains("procesed"), "{err}");
+
+        let mut cfg = ProcessorConfig::default();
+        cfg.kafka.brokers = "k:9092".into();
+        cfg.validate().unwrap();
+        cfg.topics.dlq = "kevents.raw".into();
+        assert_eq!(cfg.validate().unwrap_err().field, "topics.dlq");
+        cfg.topics.dlq = "d".into();
+        cfg.state_horizon_secs = 60;
+        assert_eq!(cfg.validate().unwrap_err().field, "state_horizon_secs");
+        cfg.state_horizon_secs = 7200;
+        cfg.rules_files = vec![dir.path().join("missing.yaml")];
+        assert_eq!(cfg.validate().unwrap_err().field, "rules_files[0]");
+    }
+}

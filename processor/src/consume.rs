@@ -1,0 +1,280 @@
+//! The consume loop: one dedicated thread polls the group consumer, hands each
+//! record to its partition's worker, stores released offsets, and handles
+//! rebalances.
+//!
+//! Offsets: `enable.auto.commit=true` with `enable.auto.offset.store=false`
+//! (rdkafka's `at_least_once` example): librdkafka commits, every
+//! `auto.commit.interval.ms`, only offsets this loop stored, and it stores an
+//! offset only after the worker released it (`worker` module: all outputs of it
+//! and every earlier input acknowledged).
+//!
+//! Rebalances (callbacks run on this thread, inside `poll`, so they may block):
+//! - revoke: each revoked partition's worker drains (in-flight outputs awaited
+//!   until `drain_timeout`), its released offset is stored and the group's
+//!   offsets are committed synchronously before the partition moves. A cleanly
+//!   drained state is parked, reused if the partition comes back at the same
+//!   offset (an eager rebalance revokes everything and re-assigns most of it).
+//! - assign: a worker is started per partition; it restores state on its first
+//!   record (`restore`).
+//!   Shutdown is a revoke of everything, then the consumer closes.
+//!   Why a thread and not a task: the revoke callback must wait for the drain,
+//!   and blocking there must not block the workers' runtime.
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{Message, TopicPartitionList};
+use rustc_hash::FxHashMap;
+use schemas::common::ops::Health;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::worker::{Cmd, Parked, RawMsg, Shared, Worker, WorkerError};
+
+/// The probe the consume loop touches: `/healthz` fails when it stalls.
+pub const PROBE: &str = "consume_loop";
+/// The readiness condition: the member got its (possibly empty) assignment.
+pub const READY: &str = "partitions";
+
+/// Batches queued per worker (each up to `BATCH` records).
+const CHANNEL: usize = 16;
+/// Records collected from one poll round before handing them over.
+const BATCH: usize = 512;
+
+struct Handle {
+    tx: mpsc::Sender<Cmd>,
+    acked: Arc<AtomicI64>,
+    stored: i64,
+}
+
+/// The workers of this member, by raw partition.
+#[derive(Default)]
+struct Members {
+    workers: FxHashMap<i32, Handle>,
+    parked: FxHashMap<i32, Parked>,
+}
+
+/// Consumer context: rebalance callbacks start and drain workers.
+pub struct Ctx {
+    members: Mutex<Members>,
+    /// Incremented by every rebalance callback, so the loop can tell that
+    /// records it collected predate a rebalance.
+    generation: std::sync::atomic::AtomicU64,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    fatal: mpsc::UnboundedSender<WorkerError>,
+    drain_timeout: Duration,
+    health: Health,
+}
+
+impl ClientContext for Ctx {
+    /// Lag per partition, from librdkafka's statistics (`statistics.interval.ms`):
+    /// records between the partition's end and the offset stored by this member,
+    /// i.e. not yet fully processed and acknowledged.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        let assigned: Vec<i32> = self.members.lock().unwrap().workers.keys().copied().collect();
+        let Some(topic) = stats.topics.get(&self.shared.raw_topic) else { return };
+        for p in assigned {
+            if let Some(part) = topic.partitions.get(&p) {
+                if part.consumer_lag_stored >= 0 {
+                    Metrics::partition(&self.shared.metrics.lag, p).set(part.consumer_lag_stored);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                Metrics::cause(&self.shared.metrics.rebalances, "revoke", 1);
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?parts, "partitions revoked: draining");
+                self.drain(consumer, &parts);
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(e) => {
+                Metrics::cause(&self.shared.metrics.rebalances, "error", 1);
+                tracing::warn!(error = %e, "rebalance error");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        if let Rebalance::Assign(tpl) = rebalance {
+            Metrics::cause(&self.shared.metrics.rebalances, "assign", 1);
+            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?parts, "partitions assigned");
+            let mut m = self.members.lock().unwrap();
+            for p in parts {
+                if m.workers.contains_key(&p) {
+                    continue;
+                }
+                let parked = m.parked.remove(&p);
+                let (tx, rx) = mpsc::channel(CHANNEL);
+                let acked = Arc::new(AtomicI64::new(-1));
+                let worker = Worker::new(self.shared.clone(), p, rx, acked.clone(), parked);
+                let fatal = self.fatal.clone();
+                self.runtime.spawn(async move {
+                    if let Err(e) = worker.run().await {
+                        tracing::error!(error = %e, "partition worker failed");
+                        let _ = fatal.send(e);
+                    }
+                });
+                m.workers.insert(p, Handle { tx, acked, stored: -1 });
+            }
+            self.shared.metrics.assigned.set(m.workers.len() as i64);
+            self.health.set_ready(READY, true, format!("{} raw partitions assigned", m.workers.len()));
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "offset commit failed (the next commit retries)");
+        }
+    }
+}
+
+impl Ctx {
+    /// Drain the workers of `parts`, store their released offsets, commit.
+    fn drain(&self, consumer: &BaseConsumer<Self>, parts: &[i32]) {
+        let deadline = Instant::now() + self.drain_timeout;
+        let mut m = self.members.lock().unwrap();
+        let mut waiting = Vec::new();
+        for p in parts {
+            if let Some(h) = m.workers.remove(p) {
+                let (reply, rx) = std::sync::mpsc::sync_channel(1);
+                if h.tx.blocking_send(Cmd::Drain { deadline, reply }).is_ok() {
+                    waiting.push((*p, h, rx));
+                }
+            }
+        }
+        for (p, mut h, rx) in waiting {
+            let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
+            if let Ok(Some(parked)) = rx.recv_timeout(left) {
+                m.parked.insert(p, parked);
+            }
+            self.store(consumer, p, &mut h);
+            let lag = Metrics::partition(&self.shared.metrics.lag, p);
+            lag.set(0);
+        }
+        self.shared.metrics.assigned.set(m.workers.len() as i64);
+        drop(m);
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            // Nothing stored since the last commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "commit after drain failed"),
+        }
+    }
+
+    fn store(&self, consumer: &BaseConsumer<Self>, p: i32, h: &mut Handle) {
+        let acked = h.acked.load(Ordering::Acquire);
+        if acked > h.stored {
+            match consumer.store_offset(&self.shared.raw_topic, p, acked) {
+                Ok(()) => h.stored = acked,
+                Err(e) => tracing::debug!(error = %e, partition = p, "store_offset failed (partition no longer assigned?)"),
+            }
+        }
+    }
+}
+
+/// Everything the consume thread needs.
+pub struct Loop {
+    pub consumer: BaseConsumer<Ctx>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Loop {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &rdkafka::ClientConfig,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+        fatal: mpsc::UnboundedSender<WorkerError>,
+        drain_timeout: Duration,
+        health: Health,
+        stop: Arc<AtomicBool>,
+    ) -> KafkaResult<Self> {
+        let raw_topic = shared.raw_topic.clone();
+        let ctx = Ctx { members: Mutex::default(), generation: Default::default(), shared, runtime, fatal, drain_timeout, health };
+        let consumer: BaseConsumer<Ctx> = config.create_with_context(ctx)?;
+        consumer.subscribe(&[&raw_topic])?;
+        Ok(Loop { consumer, stop })
+    }
+
+    /// Poll until `stop` is set, then drain everything, commit and leave the group.
+    pub fn run(self) {
+        let ctx = self.consumer.context();
+        let health = ctx.health.clone();
+        let mut last_housekeeping = Instant::now();
+        let mut batches: FxHashMap<i32, Vec<RawMsg>> = FxHashMap::default();
+        while !self.stop.load(Ordering::Relaxed) {
+            health.touch(PROBE);
+            // Collect what librdkafka has ready (up to BATCH) and hand it over per
+            // partition: one wake-up per batch instead of per record.
+            let mut wait = Duration::from_millis(100);
+            let mut generation = ctx.generation.load(Ordering::Relaxed);
+            for _ in 0..BATCH {
+                match self.consumer.poll(wait) {
+                    None => break,
+                    Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                    Some(Ok(msg)) => {
+                        let g = ctx.generation.load(Ordering::Relaxed);
+                        if g != generation {
+                            // A rebalance ran inside this poll (eager: everything was
+                            // revoked and committed). Records collected before it are
+                            // fetched again from the committed offsets: drop them.
+                            batches.values_mut().for_each(Vec::clear);
+                            generation = g;
+                        }
+                        let raw = RawMsg::new(msg.offset(), msg.timestamp().to_millis(), msg.payload().unwrap_or_default(), msg.key());
+                        batches.entry(msg.partition()).or_default().push(raw);
+                    }
+                }
+                wait = Duration::ZERO;
+            }
+            if ctx.generation.load(Ordering::Relaxed) != generation {
+                batches.values_mut().for_each(Vec::clear);
+            }
+            let mut m = ctx.members.lock().unwrap();
+            for (p, batch) in batches.iter_mut() {
+                if batch.is_empty() {
+                    continue;
+                }
+                let batch = std::mem::take(batch);
+                if let Some(h) = m.workers.get_mut(p) {
+                    // Blocks while the worker is full: backpressure reaches the fetch.
+                    if h.tx.blocking_send(Cmd::Records(batch)).is_err() {
+                        tracing::debug!(partition = p, "worker gone; records left for the next owner");
+                    }
+                }
+            }
+            drop(m);
+            if last_housekeeping.elapsed() >= Duration::from_millis(100) {
+                last_housekeeping = Instant::now();
+                self.housekeeping();
+            }
+        }
+        tracing::info!("consume loop stopping: draining all partitions");
+        let parts: Vec<i32> = ctx.members.lock().unwrap().workers.keys().copied().collect();
+        ctx.drain(&self.consumer, &parts);
+        self.consumer.unsubscribe();
+        health.set_ready(READY, false, "stopped");
+    }
+
+    /// Store released offsets.
+    fn housekeeping(&self) {
+        let ctx = self.consumer.context();
+        let mut m = ctx.members.lock().unwrap();
+        for (p, h) in m.workers.iter_mut() {
+            ctx.store(&self.consumer, *p, h);
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! One worker per assigned raw partition: restore the partition's state, then
+//! decode → step → encode → send, and release offsets strictly in order.
+//!
+//! Guarantee (at-least-once, precondition: outputs are deterministic, see `step`):
+//! an input's offset is released — published in `acked` for the consume loop to
+//! `store_offset` — only when every output of that input *and of every earlier
+//! input of the partition* is acknowledged by Kafka (Vector's `OrderedFinalizer`
+//! idea, without a per-input allocation: one queue entry per output, in order).
+//! Acknowledgements are handled before new records are read (a `biased` select),
+//! and at most `max_in_flight` outputs (plus one batch) wait, so memory stays bounded.
+//!
+//! A record that cannot be decoded, or breaks the contract, goes to the
+//! dead-letter topic with its original bytes and `kevents.dlq.*` headers; its
+//! offset is released like any other once the dead letter is acknowledged, so it
+//! is never retried and never stops the partition. A delivery failure is fatal
+//! (the processor stops; the next owner replays from the committed offset).
+
+use futures::FutureExt;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use schemas::avro::Codec;
+use schemas::records::RawRecord;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+use crate::metrics::{Metrics, PartitionLabel};
+use crate::output::{Output, OutputKind, OutputTopics};
+use crate::restore;
+use crate::step::{Engine, PartitionState};
+
+/// A raw record copied out of the consumer: payload then key in one buffer.
+#[derive(Debug)]
+pub struct RawMsg {
+    pub offset: i64,
+    /// Kafka timestamp (ms), if the record has one.
+    pub timestamp_ms: Option<i64>,
+    buf: Vec<u8>,
+    payload_len: usize,
+    has_key: bool,
+}
+
+impl RawMsg {
+    pub fn new(offset: i64, timestamp_ms: Option<i64>, payload: &[u8], key: Option<&[u8]>) -> Self {
+        let mut buf = Vec::with_capacity(payload.len() + key.map_or(0, <[u8]>::len));
+        buf.extend_from_slice(payload);
+        buf.extend_from_slice(key.unwrap_or_default());
+        RawMsg { offset, timestamp_ms, buf, payload_len: payload.len(), has_key: key.is_some() }
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.buf[..self.payload_len]
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.has_key.then(|| &self.buf[self.payload_len..])
+    }
+}
+
+/// What the consume loop tells a worker.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Consecutive records of the partition, in offset order.
+    Records(Vec<RawMsg>),
+    /// Stop reading, wait for in-flight outputs until `deadline`, release what is
+    /// acknowledged, reply with the state when everything was acknowledged.
+    Drain { deadline: Instant, reply: std::sync::mpsc::SyncSender<Option<Parked>> },
+}
+
+/// A partition's state after a clean drain, kept by the member in case the
+/// partition comes back (an eager rebalance revokes and re-assigns everything).
+#[derive(Debug)]
+pub struct Parked {
+    pub state: PartitionState,
+    /// The offset the state is exactly "before": reusable only if consumption
+    /// resumes there.
+    pub next_offset: i64,
+}
+
+/// Why a worker stopped the processor.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("partition {partition}: delivery to {topic} failed: {error}")]
+    Delivery { partition: i32, topic: String, error: String },
+    #[error("partition {partition}: sending to {topic}: {error}")]
+    Send { partition: i32, topic: String, error: KafkaError },
+    #[error("partition {partition}: encoding an output: {error}")]
+    Encode { partition: i32, error: schemas::avro::CodecError },
+    #[error("partition {partition}: restoring state: {error}")]
+    Restore { partition: i32, error: restore::RestoreError },
+}
+
+/// What every worker of a member shares.
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub producer: FutureProducer,
+    pub topics: OutputTopics,
+    pub raw_topic: String,
+    /// Client settings for the restore consumer.
+    pub restore_config: ClientConfig,
+    pub horizon_us: i64,
+    pub max_entries: usize,
+    pub max_in_flight: usize,
+    pub metrics: Metrics,
+}
+
+/// One output (or an input without outputs) awaiting acknowledgement.
+struct Pending {
+    offset: i64,
+    delivery: Option<(OutputKind, DeliveryFuture)>,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    partition: i32,
+    rx: mpsc::Receiver<Cmd>,
+    /// Offset of the last input whose outputs (and all earlier ones) are acknowledged.
+    acked: Arc<AtomicI64>,
+    state: PartitionState,
+    parked: Option<Parked>,
+    next_offset: Option<i64>,
+    pending: VecDeque<Pending>,
+    codec: Codec,
+    outs: Vec<Output>,
+    buf: Vec<u8>,
+    evictions_seen: crate::occurrence::Evictions,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, partition: i32, rx: mpsc::Receiver<Cmd>, acked: Arc<AtomicI64>, parked: Option<Parked>) -> Self {
+        let state = PartitionState::new(partition, shared.horizon_us, shared.max_entries);
+        Worker {
+            shared,
+            partition,
+            rx,
+            acked,
+            state,
+            parked,
+            next_offset: None,
+            pending: VecDeque::new(),
+            codec: Codec::default(),
+            outs: Vec::with_capacity(4),
+            buf: Vec::with_capacity(4096),
+            evictions_seen: Default::default(),
+        }
+    }
+
+    /// Run until drained or the channel closes (then in-flight outputs are
+    /// awaited without a deadline: the consume loop only closes it on a crash path).
+    pub async fn run(mut self) -> Result<(), WorkerError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            tokio::select! {
+                biased;
+                r = head(&mut self.pending), if !self.pending.is_empty() => {
+                    if let Err(e) = self.acknowledged(r) {
+                        break Err(e);
+                    }
+                }
+                _ = tick.tick() => self.flush_metrics(),
+                cmd = self.rx.recv(), if self.pending.len() < self.shared.max_in_flight => match cmd {
+                    Some(Cmd::Records(batch)) => {
+                        let mut failed = None;
+                        for m in batch {
+                            if let Err(e) = self.handle(m).await {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        if let Some(e) = failed {
+                            break Err(e);
+                        }
+                    }
+                    Some(Cmd::Drain { deadline, reply }) => {
+                        let parked = self.drain(deadline).await;
+                        self.flush_metrics();
+                        let _ = reply.send(parked);
+                        return Ok(());
+                    }
+                    None => {
+                        let _ = self.drain(Instant::now() + Duration::from_secs(3600)).await;
+                        break Ok(());
+                    }
+                },
+            }
+        };
+        self.flush_metrics();
+        result
+    }
+
+    async fn handle(&mut self, m: RawMsg) -> Result<(), WorkerError> {
+        if self.next_offset.is_none() {
+            self.restore(m.offset, m.timestamp_ms).await?;
+        }
+        self.next_offset = Some(m.offset + 1);
+        self.state.counts.consumed += 1;
+        let mut outs = std::mem::take(&mut self.outs);
+        outs.clear();
+        let verdict = match self.codec.decode::<RawRecord>(m.payload()) {
+            Err(e) => Err(e.to_string()),
+            Ok(raw) => self.state.process(&self.shared.engine, raw, m.offset, &mut outs).map_err(|e| e.to_string()),
+        };
+        let result = match verdict {
+            Err(reason) => self.dead_letter(&m, &reason).await,
+            Ok(()) if outs.is_empty() => {
+                self.pending.push_back(Pending { offset: m.offset, delivery: None });
+                Ok(())
+            }
+            Ok(()) => {
+                let mut r = Ok(());
+                for o in &outs {
+                    r = self.send(o, m.offset, m.timestamp_ms).await;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                r
+            }
+        };
+        self.outs = outs;
+        self.release_ready()?;
+        result
+    }
+
+    /// Encode and send one output; never awaits the delivery (only a full local
+    /// queue makes it wait).
+    async fn send(&mut self, o: &Output, offset: i64, timestamp_ms: Option<i64>) -> Result<(), WorkerError> {
+        let kind = o.kind();
+        self.buf.clear();
+        o.encode_into(&self.codec, &mut self.buf)
+            .map_err(|error| WorkerError::Encode { partition: self.partition, error })?;
+        let topic = self.shared.topics.get(kind);
+        // The input's timestamp, not the send time: a replay writes identical records.
+        let mut rec = FutureRecord::to(topic).key(o.key()).payload(&self.buf[..]);
+        rec.timestamp = timestamp_ms;
+        let fut = enqueue(&self.shared.producer, rec, self.partition).await?;
+        self.pending.push_back(Pending { offset, delivery: Some((kind, fut)) });
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, m: &RawMsg, reason: &str) -> Result<(), WorkerError> {
+        self.state.counts.dead_letters += 1;
+        tracing::warn!(partition = self.partition, offset = m.offset, %reason, "raw record sent to the dead-letter topic");
+        let partition = self.partition.to_string();
+        let offset = m.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "kevents.dlq.reason", value: Some(reason) })
+            .insert(Header { key: "kevents.dlq.topic", value: Some(self.shared.raw_topic.as_str()) })
+            .insert(Header { key: "kevents.dlq.partition", value: Some(partition.as_str()) })
+            .insert(Header { key: "kevents.dlq.offset", value: Some(offset.as_str()) });
+        let mut rec: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(self.shared.topics.get(OutputKind::DeadLetter)).payload(m.payload()).headers(headers);
+        rec.key = m.key();
+        rec.timestamp = m.timestamp_ms;
+        let fut = enqueue(&self.shared.producer, rec, self.partition).await?;
+        self.pending.push_back(Pending { offset: m.offset, delivery: Some((OutputKind::DeadLetter, fut)) });
+        Ok(())
+    }
+
+    /// The head's delivery completed.
+    fn acknowledged(&mut self, r: DeliveryOutcome) -> Result<(), WorkerError> {
+        if let Some((kind, _)) = self.pending.front_mut().and_then(|p| p.delivery.take()) {
+            self.check(kind, r)?;
+        }
+        self.release_ready()
+    }
+
+    fn check(&mut self, kind: OutputKind, r: DeliveryOutcome) -> Result<(), WorkerError> {
+        match r {
+            Ok(()) => {
+                self.state.counts.produced[kind as usize] += 1;
+                Ok(())
+            }
+            Err(error) => Err(WorkerError::Delivery {
+                partition: self.partition,
+                topic: self.shared.topics.get(kind).to_string(),
+                error,
+            }),
+        }
+    }
+
+    /// Pop every acknowledged head, then publish the highest offset whose inputs
+    /// are all complete.
+    fn release_ready(&mut self) -> Result<(), WorkerError> {
+        let mut last = None;
+        while let Some(p) = self.pending.front_mut() {
+            if let Some((kind, fut)) = &mut p.delivery {
+                let kind = *kind;
+                match fut.now_or_never() {
+                    None => break,
+                    Some(r) => {
+                        p.delivery = None;
+                        self.check(kind, flatten(r))?;
+                    }
+                }
+            }
+            last = self.pending.pop_front().map(|p| p.offset);
+        }
+        if let Some(last) = last {
+            // An input is complete only when no output of it is still queued.
+            let done = match self.pending.front() {
+                Some(p) if p.offset == last => last - 1,
+                _ => last,
+            };
+            if done > self.acked.load(Ordering::Relaxed) {
+                self.acked.store(done, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self, deadline: Instant) -> Option<Parked> {
+        while !self.pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, head(&mut self.pending)).await {
+                Ok(r) => {
+                    if let Err(e) = self.acknowledged(r) {
+                        tracing::error!(error = %e, "drain: delivery failed");
+                        return None;
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(partition = self.partition, in_flight = self.pending.len(), "drain deadline passed");
+                    return None;
+                }
+            }
+        }
+        let next_offset = self.next_offset?;
+        let state = std::mem::replace(&mut self.state, PartitionState::new(self.partition, 1, 1));
+        Some(Parked { state, next_offset })
+    }
+
+    /// Rebuild the state the previous owner had before offset `first`.
+    async fn restore(&mut self, first: i64, timestamp_ms: Option<i64>) -> Result<(), WorkerError> {
+        let m = &self.shared.metrics;
+        if let Some(p) = self.parked.take() {
+            if p.next_offset == first {
+                self.state = p.state;
+                Metrics::cause(&m.restores, "kept", 1);
+                return Ok(());
+            }
+        }
+        let from_ms = timestamp_ms.map(|t| t - self.shared.horizon_us / 1000);
+        let shared = self.shared.clone();
+        let partition = self.partition;
+        let mut state = std::mem::replace(&mut self.state, PartitionState::new(partition, 1, 1));
+        let started = Instant::now();
+        let (state, result) = tokio::task::spawn_blocking(move || {
+            let r = restore::replay(&shared.restore_config, &shared.raw_topic, partition, first, from_ms, &mut state);
+            (state, r)
+        })
+        .await
+        .expect("restore task does not panic");
+        self.state = state;
+        let replayed = result.map_err(|error| WorkerError::Restore { partition, error })?;
+        Metrics::cause(&m.restores, if replayed == 0 { "empty" } else { "replay" }, 1);
+        tracing::info!(partition, first, replayed, entries = self.state.occurrences().len(), took_ms = started.elapsed().as_millis() as u64, "partition state restored");
+        Ok(())
+    }
+
+    fn flush_metrics(&mut self) {
+        let m = &self.shared.metrics;
+        self.state.counts.flush(m, &self.shared.topics.all());
+        let label = PartitionLabel { partition: self.partition.to_string() };
+        m.state_entries.get_or_create(&label).set(self.state.occurrences().len() as i64);
+        m.in_flight.get_or_create(&label).set(self.pending.len() as i64);
+        let ev = self.state.occurrences().evictions();
+        Metrics::cause(&m.evictions, "horizon", ev.horizon.saturating_sub(self.evictions_seen.horizon));
+        Metrics::cause(&m.evictions, "cap", ev.cap.saturating_sub(self.evictions_seen.cap));
+        self.evictions_seen = ev;
+    }
+}
+
+type DeliveryOutcome = Result<(), String>;
+
+fn flatten(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>) -> DeliveryOutcome {
+    match r {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.to_string()),
+        Err(_) => Err("producer dropped the delivery".into()),
+    }
+}
+
+/// The head's delivery (the caller checks the queue is not empty).
+async fn head(pending: &mut VecDeque<Pending>) -> DeliveryOutcome {
+    match pending.front_mut().and_then(|p| p.delivery.as_mut()) {
+        Some((_, fut)) => flatten(fut.await),
+        // An input without outputs at the head is released by `release_ready`;
+        // treat it as complete.
+        None => Ok(()),
+    }
+}
+
+/// Hand a record to librdkafka, waiting while its local queue is full.
+async fn enqueue<K, P>(producer: &FutureProducer, mut rec: FutureRecord<'_, K, P>, partition: i32) -> Result<DeliveryFuture, WorkerError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(rec) {
+            Ok(f) => return Ok(f),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((error, r)) => {
+                return Err(WorkerError::Send { partition, topic: r.topic.to_string(), error });
+            }
+        }
+    }
+}

@@ -219,7 +219,9 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
     }
 }
 
-/// The hot records use the hand-written encoding of [`crate::wire`].
+/// Every current record uses the hand-written encoding of [`crate::wire`] (fast,
+/// and maps in key order so replays are byte-identical); older writer schemas are
+/// read through apache-avro's resolution.
 macro_rules! wire_record {
     ($t:ty, $ty:expr) => {
         impl AvroRecord for $t {
@@ -245,15 +247,9 @@ macro_rules! wire_record {
 
 wire_record!(RawRecord, RecordType::Raw);
 wire_record!(ProcessedEvent, RecordType::Processed);
-impl AvroRecord for Incident {
-    const TYPE: RecordType = RecordType::Incident;
-}
-impl AvroRecord for Pattern {
-    const TYPE: RecordType = RecordType::Pattern;
-}
-impl AvroRecord for Alert {
-    const TYPE: RecordType = RecordType::Alert;
-}
+wire_record!(Incident, RecordType::Incident);
+wire_record!(Pattern, RecordType::Pattern);
+wire_record!(Alert, RecordType::Alert);
 wire_record!(ClusterHeartbeat, RecordType::Heartbeat);
 
 /// Encodes and decodes framed records with one id table.

@@ -36,6 +36,11 @@ pub struct Args {
     /// List scenario names and exit.
     #[arg(long)]
     list_scenarios: bool,
+    /// Write the chosen scenarios (seeded) as `kubectl get events -A -o json` output to
+    /// FILE — core/v1 in FILE, events.k8s.io/v1 and the ground truth beside it — and
+    /// exit without starting any cluster. Input for `kevents analyze`.
+    #[arg(long, value_name = "FILE")]
+    write_eventlist: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -56,6 +61,26 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()>) ->
         for k in ScenarioKind::ALL {
             println!("{}", k.name());
         }
+        return Ok(());
+    }
+    if let Some(path) = &args.write_eventlist {
+        let kinds = if args.scenarios.is_empty() { ScenarioKind::ALL.to_vec() } else { args.scenarios.clone() };
+        let cluster = testkit::sim::ClusterCtx::new("sim-1", 5);
+        let run = testkit::sim::generate_run(&kinds, args.seed, std::time::SystemTime::now(), &cluster, Duration::from_secs(30));
+        let events = run.final_events();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let files = testkit::sim::write_eventlist(path, &events, &run.truth).context("writing the event list")?;
+        println!(
+            "{} events from {} scenario(s), {} incidents in the ground truth:\n  core/v1:          {}\n  events.k8s.io/v1: {}\n  ground truth:     {}",
+            events.len(),
+            kinds.len(),
+            run.truth.incidents.len(),
+            files.core_v1.display(),
+            files.events_v1.display(),
+            files.truth.display()
+        );
         return Ok(());
     }
     let opts = FleetOptions {

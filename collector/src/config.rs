@@ -113,6 +113,10 @@ pub struct CollectorConfig {
     pub drop: Vec<DropRule>,
     #[serde(default)]
     pub kafka: KafkaConfig,
+    /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
+    /// the fixed built-in ids, which every kevents stage agrees on.
+    #[serde(default)]
+    pub schema_registry: Option<schemas::registry::RegistryConfig>,
     /// The raw topic. Default `kevents.raw`.
     #[serde(default = "default_topic")]
     pub topic: String,
@@ -184,6 +188,7 @@ impl CollectorConfig {
             label_selector: None,
             drop: vec![],
             kafka: KafkaConfig::default(),
+            schema_registry: None,
             topic: default_topic(),
             create_topic_partitions: default_create_partitions(),
             heartbeat_interval_secs: default_heartbeat(),

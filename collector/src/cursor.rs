@@ -58,6 +58,7 @@ pub fn read_cursor(
     cluster_uid: &str,
     scopes: &[String],
     scoped_by_namespace: bool,
+    codec: &Codec,
 ) -> Result<Cursor, CursorError> {
     let mut cfg = kafka.client_config().map_err(|e| CursorError::Config(e.to_string()))?;
     cfg.set("group.id", "kevents-collector-cursor")
@@ -65,7 +66,6 @@ pub fn read_cursor(
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cfg.create()?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-    let codec = Codec::default();
     let mut cursor = Cursor::default();
     let mut end = high;
     while end > low && cursor.resume.len() < scopes.len() {

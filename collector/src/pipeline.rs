@@ -108,6 +108,10 @@ pub async fn supervise(
         }
     };
     let cluster = ClusterId { name: cfg.cluster.name.clone(), uid: uid.clone() };
+    let codec = match retry("registering the Avro schemas", &mut stop, || schemas::registry::codec(cfg.schema_registry.as_ref())).await {
+        Some(c) => c,
+        None => return Ok(()),
+    };
     let producer: FutureProducer = producer_config(&cfg.kafka, cfg.max_in_flight)?
         .create()
         .map_err(PublishError::from)?;
@@ -174,7 +178,8 @@ pub async fn supervise(
             client: client.clone(),
             cluster: cluster.clone(),
             meta: CollectorMeta { instance: instance.clone(), leader_epoch: epoch },
-            publisher: Publisher::new(producer.clone(), &cfg.topic, partition, cfg.max_in_flight, metrics.clone()),
+            publisher: Publisher::new(producer.clone(), &cfg.topic, partition, cfg.max_in_flight, codec.clone(), metrics.clone()),
+            codec: codec.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
         };
@@ -202,6 +207,7 @@ pub async fn supervise(
 
 struct Term<'a> {
     cfg: &'a CollectorConfig,
+    codec: schemas::avro::Codec,
     client: kube::Client,
     cluster: ClusterId,
     meta: CollectorMeta,
@@ -227,6 +233,7 @@ impl Term<'_> {
         let scoped = !cfg.namespaces.is_empty();
         let scopes: Vec<String> = if scoped { cfg.namespaces.clone() } else { vec![String::new()] };
         let cursor = {
+            let codec = self.codec.clone();
             let (kafka, topic, partition, uid, scopes) = (
                 cfg.kafka.clone(),
                 cfg.topic.clone(),
@@ -234,7 +241,7 @@ impl Term<'_> {
                 self.cluster.uid.clone(),
                 scopes.clone(),
             );
-            tokio::task::spawn_blocking(move || read_cursor(&kafka, &topic, partition, &uid, &scopes, scoped))
+            tokio::task::spawn_blocking(move || read_cursor(&kafka, &topic, partition, &uid, &scopes, scoped, &codec))
                 .await
                 .expect("cursor task")?
         };

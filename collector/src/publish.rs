@@ -168,11 +168,12 @@ impl Publisher {
         topic: &str,
         partition: i32,
         max_in_flight: usize,
+        codec: Codec,
         metrics: Metrics,
     ) -> Self {
         Publisher {
             producer,
-            codec: Codec::default(),
+            codec,
             topic: topic.into(),
             partition,
             permits: Arc::new(Semaphore::new(max_in_flight)),

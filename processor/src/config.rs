@@ -56,6 +56,10 @@ impl Default for TopicsConfig {
 pub struct ProcessorConfig {
     #[serde(default)]
     pub kafka: KafkaConfig,
+    /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
+    /// the fixed built-in ids, which every kevents stage agrees on.
+    #[serde(default)]
+    pub schema_registry: Option<schemas::registry::RegistryConfig>,
     #[serde(default)]
     pub topics: TopicsConfig,
     /// Consumer group id; every member of one processor deployment uses the same.
@@ -132,6 +136,7 @@ fn default_listen() -> SocketAddr {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
+            schema_registry: None,
             kafka: KafkaConfig::default(),
             topics: TopicsConfig::default(),
             group_id: default_group(),

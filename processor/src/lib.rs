@@ -60,6 +60,8 @@ pub enum ProcessorError {
     Config(#[from] FieldError),
     #[error("rules: {0}")]
     Rules(#[from] classify::RuleError),
+    #[error("schema registry: {0}")]
+    Registry(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("creating topic {topic}: {message}")]
@@ -170,6 +172,9 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     tracing::info!(%ops_addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
 
     let producer: rdkafka::producer::FutureProducer = producer_config(&base).create()?;
+    let codec = schemas::registry::codec(cfg.schema_registry.as_ref())
+        .await
+        .map_err(|e| ProcessorError::Registry(e.to_string()))?;
     let shared = Arc::new(Shared {
         engine,
         producer,
@@ -179,6 +184,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         horizon_us: cfg.horizon_us(),
         max_entries: cfg.max_state_entries,
         max_in_flight: cfg.max_in_flight,
+        codec,
         metrics: metrics.clone(),
     });
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -69,6 +69,7 @@ pub fn replay(
     partition: i32,
     until: i64,
     from_ms: Option<i64>,
+    codec: &Codec,
     state: &mut PartitionState,
 ) -> Result<u64, RestoreError> {
     if until <= 0 {
@@ -82,7 +83,6 @@ pub fn replay(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&tpl)?;
-    let codec = Codec::default();
     let mut n = 0;
     loop {
         match consumer.poll(TIMEOUT) {

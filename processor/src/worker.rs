@@ -106,6 +106,8 @@ pub struct Shared {
     pub horizon_us: i64,
     pub max_entries: usize,
     pub max_in_flight: usize,
+    /// Avro codec (ids from the schema registry or the built-in table).
+    pub codec: Codec,
     pub metrics: Metrics,
 }
 
@@ -134,6 +136,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(shared: Arc<Shared>, partition: i32, rx: mpsc::Receiver<Cmd>, acked: Arc<AtomicI64>, parked: Option<Parked>) -> Self {
         let state = PartitionState::new(partition, shared.horizon_us, shared.max_entries);
+        let codec = shared.codec.clone();
         Worker {
             shared,
             partition,
@@ -143,7 +146,7 @@ impl Worker {
             parked,
             next_offset: None,
             pending: VecDeque::new(),
-            codec: Codec::default(),
+            codec,
             outs: Vec::with_capacity(4),
             buf: Vec::with_capacity(4096),
             evictions_seen: Default::default(),
@@ -352,7 +355,7 @@ impl Worker {
         let mut state = std::mem::replace(&mut self.state, PartitionState::new(partition, 1, 1));
         let started = Instant::now();
         let (state, result) = tokio::task::spawn_blocking(move || {
-            let r = restore::replay(&shared.restore_config, &shared.raw_topic, partition, first, from_ms, &mut state);
+            let r = restore::replay(&shared.restore_config, &shared.raw_topic, partition, first, from_ms, &shared.codec, &mut state);
             (state, r)
         })
         .await

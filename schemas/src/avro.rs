@@ -252,10 +252,10 @@ wire_record!(Pattern, RecordType::Pattern);
 wire_record!(Alert, RecordType::Alert);
 wire_record!(ClusterHeartbeat, RecordType::Heartbeat);
 
-/// Encodes and decodes framed records with one id table.
-#[derive(Debug)]
+/// Encodes and decodes framed records with one id table. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Codec {
-    ids: SchemaIds,
+    ids: std::sync::Arc<SchemaIds>,
 }
 
 impl Default for Codec {
@@ -266,7 +266,7 @@ impl Default for Codec {
 
 impl Codec {
     pub fn new(ids: SchemaIds) -> Self {
-        Codec { ids }
+        Codec { ids: std::sync::Arc::new(ids) }
     }
 
     pub fn ids(&self) -> &SchemaIds {

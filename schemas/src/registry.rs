@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::avro::{current_schema, history, RecordType, SchemaIds};
+use crate::avro::{current_schema, history, Codec, RecordType, SchemaIds};
 use crate::common::secret::Secret;
 
 /// Where the registry is and how to authenticate. The password is a [`Secret`]:
@@ -39,6 +39,15 @@ pub fn subject(ty: RecordType) -> String {
     match current_schema(ty) {
         apache_avro::Schema::Record(r) => r.name.fullname(None),
         _ => unreachable!("every kevents schema is a record"),
+    }
+}
+
+/// The codec a stage uses: ids from the registry when one is configured (every
+/// schema registered first), else the fixed built-in table.
+pub async fn codec(cfg: Option<&RegistryConfig>) -> Result<Codec, RegistryError> {
+    match cfg {
+        None => Ok(Codec::default()),
+        Some(cfg) => Ok(Codec::new(register_all(cfg).await?)),
     }
 }
 

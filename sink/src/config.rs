@@ -214,6 +214,10 @@ impl Default for BatchConfig {
 pub struct SinkConfig {
     #[serde(default)]
     pub kafka: KafkaConfig,
+    /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
+    /// the fixed built-in ids, which every kevents stage agrees on.
+    #[serde(default)]
+    pub schema_registry: Option<schemas::registry::RegistryConfig>,
     /// Consumer group of the sink. Default `kevents-sink`. Replicas in one group
     /// share the partitions.
     #[serde(default = "default_group")]
@@ -260,6 +264,7 @@ fn default_listen() -> SocketAddr {
 impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
+            schema_registry: None,
             kafka: KafkaConfig::default(),
             group_id: default_group(),
             topics: TopicsConfig::default(),

@@ -32,7 +32,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use schemas::avro::Codec;
 use schemas::common::ops::Health;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -50,6 +49,8 @@ pub enum ConsumeError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("invalid config: {0}")]
     Config(#[from] schemas::common::kafka::FieldError),
+    #[error("schema registry: {0}")]
+    Registry(String),
 }
 
 #[derive(Debug)]
@@ -130,7 +131,11 @@ pub async fn run(
     health: Health,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ConsumeError> {
-    let codec = Arc::new(Codec::default());
+    let codec = Arc::new(
+        schemas::registry::codec(cfg.schema_registry.as_ref())
+            .await
+            .map_err(|e| ConsumeError::Registry(e.to_string()))?,
+    );
     let (rows, wait) = (cfg.batch.max_rows, cfg.max_wait());
     let t = &cfg.topics;
     let loaders: Vec<Box<dyn TableLoader>> = vec![

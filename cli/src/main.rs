@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod query;
 mod simulate;
 
 #[derive(Parser)]
@@ -86,6 +87,13 @@ enum Command {
         #[arg(long, short, env = "KEVENTS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Events, newest first, filtered (parameterized SQL; --explain shows it).
+    Query(query::QueryArgs),
+    /// Counts by cluster/namespace/kind/reason/category/severity, optionally per
+    /// 1m/1h/1d; reads the rollups when it can (--explain says which table and why).
+    Aggregate(query::AggregateArgs),
+    /// Incidents (latest version each) with their root cause.
+    Incidents(query::IncidentsArgs),
     /// Start simulated clusters (test API servers) that emit realistic events.
     Simulate(simulate::Args),
 }
@@ -175,6 +183,9 @@ fn main() -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            Command::Query(a) => query::run_query(a).await,
+            Command::Aggregate(a) => query::run_aggregate(a).await,
+            Command::Incidents(a) => query::run_incidents(a).await,
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
         }
     })

@@ -1,0 +1,148 @@
+//! A compiled statement: SQL text with ClickHouse `{name:Type}` placeholders, the
+//! values bound to them, and which table it reads and why.
+//!
+//! Why parameters and not escaping: every value a user typed (cluster names, reasons,
+//! a search text, times) travels as an HTTP `param_<name>` setting and is parsed by
+//! ClickHouse as a value of the declared type, so it can never change the statement.
+//! The only things spliced into the text are column names and SQL fragments chosen by
+//! this crate from fixed enums (`GroupBy`, `Metric`, `Source`).
+//!
+//! One pitfall of the `clickhouse` crate: `client.query(sql)` treats `?` in the text as
+//! a positional bind placeholder, so no fragment here may contain a `?`.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A value bound to a `{name:Type}` placeholder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Param {
+    /// `String`.
+    Str(String),
+    /// `Array(String)`, for `has({p:Array(String)}, column)` (an IN list).
+    Strs(Vec<String>),
+    /// `Int64` (times travel as Unix milliseconds).
+    Int(i64),
+}
+
+impl Param {
+    /// The ClickHouse type the placeholder declares.
+    pub fn ch_type(&self) -> &'static str {
+        match self {
+            Param::Str(_) => "String",
+            Param::Strs(_) => "Array(String)",
+            Param::Int(_) => "Int64",
+        }
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Str(s) => write!(f, "{s:?}"),
+            Param::Strs(v) => write!(f, "{v:?}"),
+            Param::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// The table a statement reads. Fixed names: never user text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Events,
+    EventsPerMinute,
+    EventsPerHour,
+    IncidentsLatest,
+}
+
+impl Source {
+    pub fn table(self) -> &'static str {
+        match self {
+            Source::Events => "events",
+            Source::EventsPerMinute => "events_per_minute",
+            Source::EventsPerHour => "events_per_hour",
+            Source::IncidentsLatest => "incidents_latest",
+        }
+    }
+}
+
+/// Placeholders and their values, in the order they were added. Builders call
+/// [`Params::add`], which returns the `{name:Type}` text to put in the SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, Param)>);
+
+impl Params {
+    /// Register `value` under `name` (an identifier chosen by this crate) and return
+    /// its placeholder.
+    pub fn add(&mut self, name: &str, value: Param) -> String {
+        debug_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        debug_assert!(!self.0.iter().any(|(n, _)| n == name), "parameter {name} added twice");
+        let placeholder = format!("{{{name}:{}}}", value.ch_type());
+        self.0.push((name.to_string(), value));
+        placeholder
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Param)> {
+        self.0.iter()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Param> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// A statement ready to run or to explain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Params,
+    pub source: Source,
+    /// Why `source` was chosen (shown by `--explain`).
+    pub why: String,
+}
+
+impl Statement {
+    /// A `clickhouse` query with every parameter bound.
+    pub fn to_query(&self, client: &clickhouse::Client) -> clickhouse::query::Query {
+        let mut q = client.query(&self.sql);
+        for (name, value) in self.params.iter() {
+            q = match value {
+                Param::Str(s) => q.param(name, s),
+                Param::Strs(v) => q.param(name, v),
+                Param::Int(i) => q.param(name, i),
+            };
+        }
+        q
+    }
+}
+
+/// The `--explain` text: table and reason, SQL, then one line per parameter.
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "-- table: {} ({})", self.source.table(), self.why)?;
+        writeln!(f, "{}", self.sql)?;
+        for (name, value) in self.params.iter() {
+            writeln!(f, "-- param {name} {} = {value}", value.ch_type())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_declare_the_value_type() {
+        let mut p = Params::default();
+        assert_eq!(p.add("clusters", Param::Strs(vec!["a".into()])), "{clusters:Array(String)}");
+        assert_eq!(p.add("from_ms", Param::Int(5)), "{from_ms:Int64}");
+        assert_eq!(p.add("text", Param::Str("x' OR 1=1 --".into())), "{text:String}");
+        assert_eq!(p.get("from_ms"), Some(&Param::Int(5)));
+        let st = Statement { sql: "SELECT 1".into(), params: p, source: Source::Events, why: "test".into() };
+        let text = st.to_string();
+        assert!(text.contains("-- table: events (test)"), "{text}");
+        assert!(text.contains(r#"-- param text String = "x' OR 1=1 --""#), "{text}");
+    }
+}

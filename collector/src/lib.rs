@@ -36,7 +36,6 @@ pub use config::CollectorConfig;
 use prometheus_client::registry::Registry;
 use schemas::common::ops::{self, Health};
 use std::future::Future;
-use std::sync::Arc;
 
 /// Why the collector stopped with an error. The binary prints it and exits
 /// non-zero; a supervisor restarts it and the cursor makes that safe.
@@ -77,19 +76,9 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
     let health = Health::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut ops_stop = stop_rx.clone();
-    let (addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
-        if ops_stop.wait_for(|s| *s).await.is_err() {}
-    })
-    .await
-    .map_err(|source| CollectorError::Listen { addr: cfg.listen, source })?;
-    tracing::info!(%addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let result = pipeline::supervise(cfg, client, metrics, health, stop_rx).await;
-    ops_task.abort();
-    result.map_err(Into::into)
+    let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
+        .await
+        .map_err(|source| CollectorError::Listen { addr: cfg.listen, source })?;
+    let stop = ops.stop.clone();
+    Ok(pipeline::supervise(cfg, client, metrics, health, stop).await?)
 }

@@ -43,7 +43,6 @@ pub use config::SinkConfig;
 use prometheus_client::registry::Registry;
 use schemas::common::ops::{self, Health};
 use std::future::Future;
-use std::sync::Arc;
 
 /// Readiness: the schema is in place.
 pub const READY_MIGRATIONS: &str = "migrations";
@@ -77,21 +76,11 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry);
     let health = Health::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut ops_stop = stop_rx.clone();
-    let (addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
-        let _ = ops_stop.wait_for(|s| *s).await;
-    })
-    .await
-    .map_err(|source| SinkError::Listen { addr: cfg.listen, source })?;
-    tracing::info!(%addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let result = run_inner(&cfg, metrics, health, stop_rx).await;
-    ops_task.abort();
-    result
+    let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
+        .await
+        .map_err(|source| SinkError::Listen { addr: cfg.listen, source })?;
+    let stop = ops.stop.clone();
+    run_inner(&cfg, metrics, health, stop).await
 }
 
 async fn run_inner(

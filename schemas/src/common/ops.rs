@@ -163,6 +163,43 @@ pub async fn bind(
     Ok((local, handle))
 }
 
+/// A stage's ops endpoint together with its stop signal: when `shutdown` resolves
+/// the signal turns true and the endpoint stops; dropping the value stops it too.
+/// The one shutdown mechanism of the collector and the sink.
+pub struct OpsServer {
+    pub addr: SocketAddr,
+    /// Turns true once `shutdown` resolved: the stage drains and returns.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OpsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Bind the ops endpoint on `listen` and tie it and the stop signal to `shutdown`.
+pub async fn serve(
+    listen: SocketAddr,
+    health: Health,
+    registry: Registry,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<OpsServer> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut ops_stop = stop.clone();
+    let (addr, task) = bind(listen, health, Arc::new(registry), async move {
+        let _ = ops_stop.wait_for(|s| *s).await;
+    })
+    .await?;
+    tracing::info!(%addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    Ok(OpsServer { addr, stop, task })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,16 @@ pub struct TopicsConfig {
     /// `kevents.dlq.*` headers saying why and where from. Default `kevents.dlq`.
     #[serde(default = "default_dlq")]
     pub dlq: String,
+    /// Incident versions (`Incident`), keyed by cluster UID. Default `kevents.incidents`.
+    #[serde(default = "default_incidents")]
+    pub incidents: String,
+    /// Pattern versions (`Pattern`), keyed by cluster UID. Default `kevents.patterns`.
+    #[serde(default = "default_patterns")]
+    pub patterns: String,
+    /// Alert versions (`Alert`), keyed by cluster UID; the notifier reads them.
+    /// Default `kevents.alerts`.
+    #[serde(default = "default_alerts")]
+    pub alerts: String,
 }
 
 fn default_raw() -> String {
@@ -38,6 +48,15 @@ fn default_heartbeats() -> String {
 fn default_dlq() -> String {
     "kevents.dlq".into()
 }
+fn default_incidents() -> String {
+    "kevents.incidents".into()
+}
+fn default_patterns() -> String {
+    "kevents.patterns".into()
+}
+fn default_alerts() -> String {
+    "kevents.alerts".into()
+}
 
 impl Default for TopicsConfig {
     fn default() -> Self {
@@ -46,6 +65,9 @@ impl Default for TopicsConfig {
             processed: default_processed(),
             heartbeats: default_heartbeats(),
             dlq: default_dlq(),
+            incidents: default_incidents(),
+            patterns: default_patterns(),
+            alerts: default_alerts(),
         }
     }
 }
@@ -78,6 +100,9 @@ pub struct ProcessorConfig {
     /// Users' metadata extractor files, run before the built-in extractors.
     #[serde(default)]
     pub metadata_files: Vec<PathBuf>,
+    /// Correlation into incidents: rule files and state limits.
+    #[serde(default)]
+    pub correlation: crate::correlate::CorrelationConfig,
     /// How long an event object's occurrence state is kept after its last update,
     /// seconds, measured in record time (the collector's `observed_us`), never the
     /// wall clock, so every member evicts identically. Kubernetes deletes an Event
@@ -143,6 +168,7 @@ impl Default for ProcessorConfig {
             create_topic_partitions: default_create_partitions(),
             rules_files: vec![],
             metadata_files: vec![],
+            correlation: Default::default(),
             state_horizon_secs: default_horizon(),
             max_state_entries: default_max_entries(),
             max_in_flight: default_max_in_flight(),
@@ -171,6 +197,9 @@ impl ProcessorConfig {
             ("topics.processed", &t.processed),
             ("topics.heartbeats", &t.heartbeats),
             ("topics.dlq", &t.dlq),
+            ("topics.incidents", &t.incidents),
+            ("topics.patterns", &t.patterns),
+            ("topics.alerts", &t.alerts),
         ] {
             if name.trim().is_empty() {
                 return Err(FieldError::new(field, "must not be empty"));
@@ -180,6 +209,9 @@ impl ProcessorConfig {
             ("topics.processed", &t.processed),
             ("topics.heartbeats", &t.heartbeats),
             ("topics.dlq", &t.dlq),
+            ("topics.incidents", &t.incidents),
+            ("topics.patterns", &t.patterns),
+            ("topics.alerts", &t.alerts),
         ] {
             if *name == t.raw {
                 return Err(FieldError::new(field, "must differ from topics.raw (the processor would read its own output)"));
@@ -211,6 +243,7 @@ impl ProcessorConfig {
                 return Err(FieldError::new(format!("rules_files[{i}]"), format!("{} is not a readable file", p.display())));
             }
         }
+        self.correlation.validate()?;
         for (i, p) in self.metadata_files.iter().enumerate() {
             if !p.is_file() {
                 return Err(FieldError::new(format!("metadata_files[{i}]"), format!("{} is not a readable file", p.display())));

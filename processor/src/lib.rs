@@ -27,6 +27,7 @@
 pub mod classify;
 pub mod config;
 pub mod consume;
+pub mod correlate;
 pub mod memo;
 pub mod metadata;
 pub mod metrics;
@@ -150,10 +151,10 @@ pub async fn ensure_topic(base: &ClientConfig, topic: &str, partitions: i32) -> 
 /// bind the ops endpoint, join the group. Returns once started.
 pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ProcessorError> {
     cfg.validate()?;
-    let engine = Arc::new(Engine::from_files(&cfg.rules_files, &cfg.metadata_files)?);
+    let engine = Arc::new(Engine::from_config(&cfg)?);
     let base = cfg.kafka.client_config()?;
     if cfg.create_topic_partitions > 0 {
-        for t in [&cfg.topics.processed, &cfg.topics.heartbeats, &cfg.topics.dlq] {
+        for t in OutputTopics::from_config(&cfg.topics).all() {
             ensure_topic(&base, t, cfg.create_topic_partitions).await?;
         }
     }

@@ -67,6 +67,11 @@ pub struct Metrics {
     pub in_flight: Family<PartitionLabel, Gauge>,
     /// Partitions assigned to this member.
     pub assigned: Gauge,
+    /// Incidents by what happened (`opened`, `resolved`, `evicted`: resolved
+    /// early because the partition hit `correlation.max_open_incidents`).
+    pub incidents: Family<CauseLabel, Counter>,
+    /// Open incidents held, per assigned partition.
+    pub open_incidents: Family<PartitionLabel, Gauge>,
 }
 
 impl Metrics {
@@ -88,6 +93,8 @@ impl Metrics {
             state_entries: Default::default(),
             in_flight: Default::default(),
             assigned: Default::default(),
+            incidents: Default::default(),
+            open_incidents: Default::default(),
         };
         let r = reg.sub_registry_with_prefix("kevents_processor");
         r.register("records_consumed", "Raw records consumed", m.consumed.clone());
@@ -106,6 +113,8 @@ impl Metrics {
         r.register("state_entries", "Occurrence entries held per partition", m.state_entries.clone());
         r.register("in_flight", "Outputs awaiting acknowledgement per partition", m.in_flight.clone());
         r.register("partitions_assigned", "Raw partitions assigned to this member", m.assigned.clone());
+        r.register("incidents", "Incidents by what happened (opened, resolved, evicted)", m.incidents.clone());
+        r.register("open_incidents", "Open incidents held per partition", m.open_incidents.clone());
         m
     }
 
@@ -139,9 +148,18 @@ pub struct LocalCounts {
     /// Acknowledged outputs per output kind (indexed by `OutputKind as usize`).
     pub produced: [u64; crate::output::OutputKind::COUNT],
     pub categories: FxHashMap<Box<str>, u64>,
+    /// Incidents opened, resolved, evicted (resolved early at the limit).
+    pub incidents: [u64; 3],
 }
 
 impl LocalCounts {
+    /// Adds what correlation did between two snapshots of its counters.
+    pub fn incidents(&mut self, before: crate::correlate::CorrCounts, after: crate::correlate::CorrCounts) {
+        self.incidents[0] += after.opened - before.opened;
+        self.incidents[1] += after.resolved - before.resolved;
+        self.incidents[2] += after.evicted - before.evicted;
+    }
+
     #[inline]
     pub fn category(&mut self, category: &str) {
         match self.categories.get_mut(category) {
@@ -163,6 +181,9 @@ impl LocalCounts {
         m.replayed.inc_by(std::mem::take(&mut self.replayed));
         for (i, n) in self.produced.iter_mut().enumerate() {
             m.produced(topics[i], std::mem::take(n));
+        }
+        for (i, cause) in ["opened", "resolved", "evicted"].into_iter().enumerate() {
+            Metrics::cause(&m.incidents, cause, std::mem::take(&mut self.incidents[i]));
         }
         for (c, n) in self.categories.iter_mut() {
             if *n > 0 {

@@ -7,7 +7,7 @@
 //! their kinds, and `source.seq` numbers an input's outputs per topic.
 
 use schemas::avro::{Codec, CodecError};
-use schemas::records::{ClusterHeartbeat, ProcessedEvent, SourcePos};
+use schemas::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent, SourcePos};
 
 use crate::config::TopicsConfig;
 
@@ -17,11 +17,21 @@ pub enum OutputKind {
     Processed = 0,
     Heartbeat = 1,
     DeadLetter = 2,
+    Incident = 3,
+    Pattern = 4,
+    Alert = 5,
 }
 
 impl OutputKind {
-    pub const COUNT: usize = 3;
-    pub const ALL: [OutputKind; Self::COUNT] = [OutputKind::Processed, OutputKind::Heartbeat, OutputKind::DeadLetter];
+    pub const COUNT: usize = 6;
+    pub const ALL: [OutputKind; Self::COUNT] = [
+        OutputKind::Processed,
+        OutputKind::Heartbeat,
+        OutputKind::DeadLetter,
+        OutputKind::Incident,
+        OutputKind::Pattern,
+        OutputKind::Alert,
+    ];
 }
 
 /// One record derived from a raw input. Not boxed: outputs live briefly in a
@@ -31,6 +41,9 @@ impl OutputKind {
 pub enum Output {
     Processed(ProcessedEvent),
     Heartbeat(ClusterHeartbeat),
+    Incident(Incident),
+    Pattern(Pattern),
+    Alert(Alert),
 }
 
 impl Output {
@@ -38,15 +51,23 @@ impl Output {
         match self {
             Output::Processed(_) => OutputKind::Processed,
             Output::Heartbeat(_) => OutputKind::Heartbeat,
+            Output::Incident(_) => OutputKind::Incident,
+            Output::Pattern(_) => OutputKind::Pattern,
+            Output::Alert(_) => OutputKind::Alert,
         }
     }
 
     /// The Kafka key: the cluster UID, so one cluster's outputs stay in one
-    /// partition of each output topic, in order.
+    /// partition of each output topic, in order (fleet patterns have no cluster:
+    /// their key is the pattern id).
     pub fn key(&self) -> &str {
         match self {
             Output::Processed(r) => &r.cluster.uid,
             Output::Heartbeat(r) => &r.cluster.uid,
+            Output::Incident(r) => &r.cluster.uid,
+            Output::Pattern(r) if r.cluster.uid.is_empty() => &r.id,
+            Output::Pattern(r) => &r.cluster.uid,
+            Output::Alert(r) => &r.cluster.uid,
         }
     }
 
@@ -54,6 +75,9 @@ impl Output {
         match self {
             Output::Processed(r) => r.source,
             Output::Heartbeat(r) => r.source,
+            Output::Incident(r) => r.source,
+            Output::Pattern(r) => r.source,
+            Output::Alert(r) => r.source,
         }
     }
 
@@ -62,6 +86,9 @@ impl Output {
         match self {
             Output::Processed(r) => codec.encode_into(r, out),
             Output::Heartbeat(r) => codec.encode_into(r, out),
+            Output::Incident(r) => codec.encode_into(r, out),
+            Output::Pattern(r) => codec.encode_into(r, out),
+            Output::Alert(r) => codec.encode_into(r, out),
         }
     }
 }
@@ -78,7 +105,14 @@ pub struct OutputTopics([String; OutputKind::COUNT]);
 
 impl OutputTopics {
     pub fn from_config(t: &TopicsConfig) -> Self {
-        OutputTopics([t.processed.clone(), t.heartbeats.clone(), t.dlq.clone()])
+        OutputTopics([
+            t.processed.clone(),
+            t.heartbeats.clone(),
+            t.dlq.clone(),
+            t.incidents.clone(),
+            t.patterns.clone(),
+            t.alerts.clone(),
+        ])
     }
 
     pub fn get(&self, kind: OutputKind) -> &str {
@@ -86,6 +120,6 @@ impl OutputTopics {
     }
 
     pub fn all(&self) -> [&str; OutputKind::COUNT] {
-        [&self.0[0], &self.0[1], &self.0[2]]
+        std::array::from_fn(|i| self.0[i].as_str())
     }
 }

@@ -28,7 +28,7 @@ use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::time::Duration;
 
-use crate::step::PartitionState;
+use crate::step::{Engine, PartitionState};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,6 +63,7 @@ pub fn start_offset(consumer: &BaseConsumer, topic: &str, partition: i32, from_m
 
 /// Replay records `[start, until)` of the partition into `state` (no outputs).
 /// Returns the number of records replayed.
+#[allow(clippy::too_many_arguments)]
 pub fn replay(
     config: &ClientConfig,
     topic: &str,
@@ -70,6 +71,7 @@ pub fn replay(
     until: i64,
     from_ms: Option<i64>,
     codec: &Codec,
+    engine: &Engine,
     state: &mut PartitionState,
 ) -> Result<u64, RestoreError> {
     if until <= 0 {
@@ -95,7 +97,7 @@ pub fn replay(
                 // Undecodable and contract-breaking records went to the dead-letter
                 // topic and changed no state: skip them here too.
                 if let Ok(raw) = codec.decode::<RawRecord>(m.payload().unwrap_or_default()) {
-                    let _ = state.replay(&raw);
+                    let _ = state.replay(engine, raw, m.offset());
                 }
                 n += 1;
                 if m.offset() + 1 >= until {

@@ -8,34 +8,45 @@
 //! a restore costs a fraction of processing.
 
 use schemas::ids::event_version_id;
-use schemas::records::{ClusterHeartbeat, ProcessedEvent, RawRecord, SourcePos};
+use schemas::records::{ClusterHeartbeat, Incident, ProcessedEvent, RawRecord, SourcePos, WatchKind};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::classify::{Classifier, ClassifyCache, RuleError};
+use crate::config::ProcessorConfig;
+use crate::correlate::{self, CorrInput, CorrelationState};
 use crate::metadata::{MetadataCache, MetadataExtractor};
 use crate::metrics::LocalCounts;
 use crate::occurrence::{OccurrenceState, Verdict};
 use crate::output::{next_seq, Output, OutputKind};
 
-/// The immutable rules every worker shares (`Arc`).
+/// The immutable rules every worker shares (`Arc`), and the limits of each
+/// partition's state.
 #[derive(Debug)]
 pub struct Engine {
     pub classifier: Classifier,
     pub extractor: MetadataExtractor,
+    pub correlation: correlate::Rules,
+    pub correlation_limits: correlate::Limits,
 }
 
 impl Engine {
     /// Built-in rules and extractors only.
     pub fn builtin() -> Self {
-        Engine { classifier: Classifier::builtin(), extractor: MetadataExtractor::builtin() }
+        Engine {
+            classifier: Classifier::builtin(),
+            extractor: MetadataExtractor::builtin(),
+            correlation: correlate::Rules::builtin(),
+            correlation_limits: correlate::Limits::default(),
+        }
     }
 
-    /// Built-in rules plus users' classification and metadata files.
-    pub fn from_files(rules: &[PathBuf], metadata: &[PathBuf]) -> Result<Self, RuleError> {
+    /// Built-in rules plus the users' files the configuration names.
+    pub fn from_config(cfg: &ProcessorConfig) -> Result<Self, RuleError> {
         Ok(Engine {
-            classifier: Classifier::with_user_files(rules)?,
-            extractor: MetadataExtractor::with_user_files(metadata)?,
+            classifier: Classifier::with_user_files(&cfg.rules_files)?,
+            extractor: MetadataExtractor::with_user_files(&cfg.metadata_files)?,
+            correlation: correlate::Rules::load(&cfg.correlation.rules_files)?,
+            correlation_limits: cfg.correlation.limits(),
         })
     }
 }
@@ -56,15 +67,18 @@ enum Decision {
     Event(Verdict),
 }
 
-/// Everything one raw partition's worker keeps: occurrence state (the part that
-/// must survive an owner change, see `restore`) and memo caches (which do not:
-/// they only save work).
+/// Everything one raw partition's worker keeps: occurrence and correlation
+/// state (the part that must survive an owner change, see `restore`) and memo
+/// caches (which do not: they only save work).
 #[derive(Debug)]
 pub struct PartitionState {
     partition: i32,
     occ: OccurrenceState,
+    corr: CorrelationState,
     classify: ClassifyCache,
     meta: MetadataCache,
+    incidents: Vec<Incident>,
+    replay_out: Vec<Output>,
     pub counts: LocalCounts,
 }
 
@@ -73,10 +87,22 @@ impl PartitionState {
         PartitionState {
             partition,
             occ: OccurrenceState::new(horizon_us, max_entries),
+            corr: CorrelationState::new(correlate::Limits::default()),
             classify: ClassifyCache::default(),
             meta: MetadataCache::default(),
+            incidents: Vec::new(),
+            replay_out: Vec::new(),
             counts: LocalCounts::default(),
         }
+    }
+
+    /// The same, with the engine's limits on correlation state.
+    pub fn for_engine(engine: &Engine, partition: i32, horizon_us: i64, max_entries: usize) -> Self {
+        PartitionState { corr: CorrelationState::new(engine.correlation_limits), ..Self::new(partition, horizon_us, max_entries) }
+    }
+
+    pub fn correlation(&self) -> &CorrelationState {
+        &self.corr
     }
 
     pub fn partition(&self) -> i32 {
@@ -107,11 +133,50 @@ impl PartitionState {
         })
     }
 
-    /// Rebuild state from a record an earlier owner already processed: the same
-    /// state changes as [`Self::process`], no outputs.
-    pub fn replay(&mut self, raw: &RawRecord) -> Result<(), BadRecord> {
+    /// Rebuild state from a record an earlier owner already processed: exactly
+    /// [`Self::process`] with the outputs thrown away (correlation needs the
+    /// classification, so nothing is skipped), counted only as replayed.
+    pub fn replay(&mut self, engine: &Engine, raw: RawRecord, offset: i64) -> Result<(), BadRecord> {
+        let counts = std::mem::take(&mut self.counts);
+        let mut out = std::mem::take(&mut self.replay_out);
+        let r = self.process(engine, raw, offset, &mut out);
+        out.clear();
+        self.replay_out = out;
+        self.counts = counts;
         self.counts.replayed += 1;
-        self.decide(raw).map(|_| ())
+        r
+    }
+
+    /// Correlation of one event version; the incident versions it caused are
+    /// left in `self.incidents`.
+    fn correlate(&mut self, engine: &Engine, raw_cluster: &schemas::model::ClusterId, p: &ProcessedEvent, t: i64) -> Option<String> {
+        let before = self.corr.counts;
+        let id = if p.watch_kind == WatchKind::Deleted {
+            self.corr.advance(&engine.correlation, t, &mut self.incidents);
+            self.corr.member_of(&raw_cluster.uid, &p.event.uid)
+        } else {
+            let input = CorrInput {
+                cluster: raw_cluster,
+                id: &p.id,
+                ev: &p.event,
+                category: &p.category,
+                severity: p.severity,
+                metadata: &p.metadata,
+                occurrences: p.occurrences,
+                t_us: t,
+            };
+            self.corr.observe(&engine.correlation, &input, &mut self.incidents)
+        };
+        self.counts.incidents(before, self.corr.counts);
+        id
+    }
+
+    /// Appends the pending incident versions as outputs of the current input.
+    fn push_incidents(&mut self, out: &mut Vec<Output>, start: usize, offset: i64) {
+        for mut inc in self.incidents.drain(..) {
+            inc.source = SourcePos { partition: self.partition, offset, seq: next_seq(out, start, OutputKind::Incident) };
+            out.push(Output::Incident(inc));
+        }
     }
 
     /// Process the record at `offset` of this partition, appending its outputs
@@ -120,7 +185,14 @@ impl PartitionState {
         let start = out.len();
         let partition = self.partition;
         let source = |seq| SourcePos { partition, offset, seq };
-        match self.decide(&raw)? {
+        let t = record_time_us(&raw);
+        let decision = self.decide(&raw)?;
+        if !matches!(decision, Decision::Event(Verdict::Emit { .. })) {
+            let before = self.corr.counts;
+            self.corr.advance(&engine.correlation, t, &mut self.incidents);
+            self.counts.incidents(before, self.corr.counts);
+        }
+        match decision {
             Decision::StaleEpoch => self.counts.stale_epochs += 1,
             Decision::Event(Verdict::Duplicate) => self.counts.duplicates += 1,
             Decision::Heartbeat => {
@@ -152,9 +224,9 @@ impl PartitionState {
                 self.meta.extract(&engine.extractor, &ev, &mut metadata);
                 let id = event_version_id(&raw.cluster.uid, &ev.uid, &ev.resource_version, w.kind.as_str());
                 let seq = next_seq(out, start, OutputKind::Processed);
-                out.push(Output::Processed(ProcessedEvent {
+                let mut p = ProcessedEvent {
                     source: source(seq),
-                    correlation_id: id.clone(),
+                    correlation_id: String::new(),
                     id,
                     cluster: raw.cluster,
                     watch_kind: w.kind,
@@ -167,9 +239,14 @@ impl PartitionState {
                     occurrences,
                     metadata,
                     labels,
-                }));
+                };
+                let cluster = std::mem::take(&mut p.cluster);
+                p.correlation_id = self.correlate(engine, &cluster, &p, t).unwrap_or_else(|| p.id.clone());
+                p.cluster = cluster;
+                out.push(Output::Processed(p));
             }
         }
+        self.push_incidents(out, start, offset);
         Ok(())
     }
 }
@@ -237,8 +314,8 @@ mod tests {
         ];
         let run = |replay_first: usize| {
             let mut s = PartitionState::new(3, 7_200_000_000, 1000);
-            for r in &inputs[..replay_first] {
-                s.replay(r).unwrap();
+            for (i, r) in inputs[..replay_first].iter().enumerate() {
+                s.replay(&engine, r.clone(), 100 + i as i64).unwrap();
             }
             let mut out = Vec::new();
             for (i, r) in inputs.iter().enumerate().skip(replay_first) {
@@ -261,12 +338,16 @@ mod tests {
         assert_eq!(p.metadata.get("container").map(String::as_str), Some("app"));
         assert_eq!(p.source, SourcePos { partition: 3, offset: 100, seq: 0 });
         assert_eq!(p.id, event_version_id("c1", "a", "10", "ADDED"));
+        // A crash-loop back-off opens an incident whose id is the root event's.
         assert_eq!(p.correlation_id, p.id);
-        assert_eq!(all[2].kind(), OutputKind::Heartbeat);
-        assert_eq!(all[2].source().offset, 104);
+        let Output::Incident(inc) = &all[1] else { panic!("{:?}", all[1]) };
+        assert_eq!((inc.id.as_str(), inc.version, inc.source.seq), (p.id.as_str(), 1, 0));
+        let hb = all.iter().find(|o| o.kind() == OutputKind::Heartbeat).unwrap();
+        assert_eq!(hb.source().offset, 104);
         // A new owner that replays the first four records emits exactly the tail.
         let (tail, _) = run(4);
-        assert_eq!(tail[..], all[2..]);
+        let expected: Vec<Output> = all.iter().filter(|o| o.source().offset >= 104).cloned().collect();
+        assert_eq!(tail, expected);
     }
 
     #[test]
@@ -277,6 +358,6 @@ mod tests {
         assert_eq!(s.process(&Engine::builtin(), r.clone(), 0, &mut vec![]), Err(BadRecord::Both));
         r.event = None;
         r.heartbeat = None;
-        assert_eq!(s.replay(&r), Err(BadRecord::Empty));
+        assert_eq!(s.replay(&Engine::builtin(), r, 1), Err(BadRecord::Empty));
     }
 }

@@ -135,7 +135,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, partition: i32, rx: mpsc::Receiver<Cmd>, acked: Arc<AtomicI64>, parked: Option<Parked>) -> Self {
-        let state = PartitionState::new(partition, shared.horizon_us, shared.max_entries);
+        let state = PartitionState::for_engine(&shared.engine, partition, shared.horizon_us, shared.max_entries);
         let codec = shared.codec.clone();
         Worker {
             shared,
@@ -355,7 +355,7 @@ impl Worker {
         let mut state = std::mem::replace(&mut self.state, PartitionState::new(partition, 1, 1));
         let started = Instant::now();
         let (state, result) = tokio::task::spawn_blocking(move || {
-            let r = restore::replay(&shared.restore_config, &shared.raw_topic, partition, first, from_ms, &shared.codec, &mut state);
+            let r = restore::replay(&shared.restore_config, &shared.raw_topic, partition, first, from_ms, &shared.codec, &shared.engine, &mut state);
             (state, r)
         })
         .await
@@ -373,6 +373,7 @@ impl Worker {
         let label = PartitionLabel { partition: self.partition.to_string() };
         m.state_entries.get_or_create(&label).set(self.state.occurrences().len() as i64);
         m.in_flight.get_or_create(&label).set(self.pending.len() as i64);
+        m.open_incidents.get_or_create(&label).set(self.state.correlation().open_incidents() as i64);
         let ev = self.state.occurrences().evictions();
         Metrics::cause(&m.evictions, "horizon", ev.horizon.saturating_sub(self.evictions_seen.horizon));
         Metrics::cause(&m.evictions, "cap", ev.cap.saturating_sub(self.evictions_seen.cap));

@@ -46,6 +46,8 @@ pub(crate) enum FieldKind {
     StrOrList,
     StrMap,
     Bool,
+    /// A nested mapping or list, checked by the caller's own parse.
+    Nested,
 }
 
 /// One string or a list of strings: `reason: BackOff` or `reason: [A, B]`.
@@ -57,7 +59,7 @@ pub(crate) enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -219,6 +221,7 @@ fn diagnose(
                 serde_norway::from_value::<BTreeMap<String, String>>(v.clone()).is_ok()
             }
             FieldKind::Bool => serde_norway::from_value::<bool>(v.clone()).is_ok(),
+            FieldKind::Nested => v.is_mapping() || v.is_sequence(),
         };
         if !ok {
             let expected = match kind {
@@ -226,6 +229,7 @@ fn diagnose(
                 FieldKind::StrOrList => "a string or a list of strings",
                 FieldKind::StrMap => "a mapping of string to string",
                 FieldKind::Bool => "true or false",
+                FieldKind::Nested => "a mapping or a list",
             };
             return Err(at.err(key, format!("expected {expected}")));
         }

@@ -24,7 +24,7 @@ mod cache;
 mod controller_tests;
 #[cfg(test)]
 mod message_tests;
-mod owner;
+pub(crate) mod owner;
 mod patterns;
 
 use schemas::model::NormalizedEvent;

@@ -82,6 +82,14 @@ pub(crate) fn guess_owner<'a>(kind: &str, name: &'a str) -> Option<(&'static str
     }
 }
 
+/// The ReplicaSet `x-<hash>` of a Deployment's pod `x-<hash>-<5>`, when the
+/// name has that shape (the step between a pod and its Deployment).
+pub(crate) fn guess_replica_set(pod: &str) -> Option<&str> {
+    let (rest, suffix) = split_last(pod)?;
+    let (_, hash) = split_last(rest)?;
+    (is_pod_suffix(suffix) && is_template_hash(hash) && !is_cron_minutes(hash)).then_some(rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +113,13 @@ mod tests {
             guess_owner("Pod", "triton-79569cfbbc-m2wcc"),
             Some(("Deployment", "triton"))
         );
+    }
+
+    #[test]
+    fn replica_set_of_a_deployment_pod() {
+        assert_eq!(guess_replica_set("web-6f9c8d7b5-x2kqp"), Some("web-6f9c8d7b5"));
+        assert_eq!(guess_replica_set("backup-28956720-7xk2p"), None, "a CronJob's pod");
+        assert_eq!(guess_replica_set("web-0"), None);
     }
 
     #[test]

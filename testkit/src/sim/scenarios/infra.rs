@@ -152,8 +152,9 @@ pub(crate) fn failed_scheduling_scale_up(s: &mut Script) {
         "0/{total} nodes are available: {workers} Insufficient cpu, 1 node(s) had untolerated taint {{node-role.kubernetes.io/control-plane: }}. preemption: 0/{total} nodes are available: 1 Preemption is not helpful for scheduling, {workers} No preemption victims found for incoming pod."
     );
     let ready = t + s.ids.range(70, 150) * SECOND;
-    let mut first = true;
     for pod in &pods {
+        // Each pod's first failure may be the root: the earliest in time is (see `render`).
+        let mut first = true;
         // Scheduling queue back-off: 1 s doubling to 10 s, then retries on cluster events.
         let mut at = s.at(t + 50 * MILLI, 300);
         let mut backoff = SECOND;

@@ -202,7 +202,9 @@ pub fn generate(kind: ScenarioKind, params: &ScenarioParams) -> Scenario {
 }
 
 /// Runs a script's intents through the recorders, in time order, and derives the
-/// ground truth from where each tagged occurrence landed.
+/// ground truth from where each tagged occurrence landed. A script may tag several
+/// root candidates of one incident (each pod's first failure): the earliest in time
+/// is the root, as a reader of the events would see it.
 fn render(kind: ScenarioKind, mut s: Script, params: &ScenarioParams) -> Scenario {
     s.intents.sort_by_key(|i| i.at);
     let mut recorders = Recorders::new();

@@ -63,8 +63,9 @@ pub(crate) fn image_pull_failure(s: &mut Script) {
     let replicas = s.ids.range(1, 3) as usize;
     let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(8 * 60, 12 * 60) * SECOND;
-    let mut first = true;
     for pod in &pods {
+        // Each pod's first failure may be the root: the earliest in time is (see `render`).
+        let mut first = true;
         let node = s.node();
         let c = pod.container(&w.container);
         let mut at = s.scheduled(t, pod, &node, Tag::NONE);
@@ -102,8 +103,9 @@ pub(crate) fn crash_loop(s: &mut Script) {
     let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(8 * 60, 12 * 60) * SECOND;
     let fresh = s.ids.chance(0.5);
-    let mut first = true;
     for pod in &pods {
+        // Each pod's first failure may be the root: the earliest in time is (see `render`).
+        let mut first = true;
         let node = s.node();
         let mut started = s.pod_start(t, pod, &node, &w, fresh);
         let mut restart = 0u32;
@@ -129,8 +131,9 @@ pub(crate) fn liveness_failure(s: &mut Script) {
     let replicas = s.ids.range(1, 2) as usize;
     let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let cycles = s.ids.range(3, 5) as u32;
-    let mut first = true;
     for pod in &pods {
+        // Each pod's first failure may be the root: the earliest in time is (see `render`).
+        let mut first = true;
         let node = s.node();
         let c = pod.container(&w.container);
         let ip = s.ids.pod_ip();
@@ -212,8 +215,9 @@ pub(crate) fn oom_kill(s: &mut Script) {
     let (pods, t) = s.rollout(s.t0, &w, replicas, Tag::NONE);
     let end = s.t0 + s.ids.range(9 * 60, 12 * 60) * SECOND;
     let process = *s.ids.pick(&["java", "node", "python3", "ruby"]);
-    let mut first = true;
     for pod in &pods {
+        // Each pod's first failure may be the root: the earliest in time is (see `render`).
+        let mut first = true;
         let mut started = s.pod_start(t, pod, &node, &w, false);
         let mut restart = 0u32;
         while started < end {

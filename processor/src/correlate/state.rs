@@ -1,0 +1,406 @@
+//! The correlation state machine of one raw partition: open incidents, the
+//! index that links events to them, and their resolution.
+//!
+//! Per event (see [`CorrelationState::observe`]):
+//! 1. **Resolve** what expired: incidents quiet for their rule's `quiet`, or
+//!    recovered (a recovery event, then `stable` without a new effect).
+//! 2. **Sticky**: a new version of an event that already belongs to an open
+//!    incident stays in it.
+//! 3. **Join**: the event's identities ([`super::links`]) are looked up in the
+//!    index, most specific link first (object, owner, node, cluster). The
+//!    first open incident whose rule has a matching effect — or its own cause
+//!    again, e.g. a sibling pod failing the same way — linked that way, and
+//!    within the matcher's time window, takes the event. A recovery matcher
+//!    marks the incident recovering instead.
+//! 4. **Open**: otherwise the first rule whose cause matches opens an incident
+//!    with this event as the root cause; its id is the event's processed id.
+//! 5. Otherwise the event stands alone.
+//!
+//! Everything is a function of (state, input) with record time: a replay
+//! rebuilds the same incidents with the same ids and versions.
+//!
+//! Memory is bounded: `max_open` incidents (beyond it the one closest to
+//! resolving is resolved early, counted as an eviction), `MAX_KEYS` index keys
+//! and `MAX_UIDS` remembered uids per incident, `max_links` learned parents.
+
+use rustc_hash::FxHashMap;
+use schemas::model::{ClusterId, NormalizedEvent, Severity};
+use schemas::records::{Incident, RootCause, Status};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::incident::{root_detail, Open, MAX_KEYS, MAX_UIDS};
+use super::links::{identities, object_id, Identities, Key, LearnedParents, Via};
+use super::rules::{EventView, Rules};
+
+/// Limits on the state of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_open: usize,
+    pub max_links: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_open: 10_000, max_links: 200_000 }
+    }
+}
+
+/// One classified event, as correlation needs it.
+pub struct CorrInput<'a> {
+    pub cluster: &'a ClusterId,
+    /// The event version's processed id: the incident id when it is a root.
+    pub id: &'a str,
+    pub ev: &'a NormalizedEvent,
+    pub category: &'a str,
+    pub severity: Severity,
+    pub metadata: &'a BTreeMap<String, String>,
+    pub occurrences: i64,
+    /// Record time, µs.
+    pub t_us: i64,
+}
+
+/// Counters of what correlation did (for metrics and tests).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CorrCounts {
+    pub opened: u64,
+    pub joined: u64,
+    pub resolved: u64,
+    pub evicted: u64,
+}
+
+/// A resolved incident, remembered by its events' uids for a while: emitters
+/// report some occurrences late (events.k8s.io series are written up to 30 min
+/// after the fact, the legacy recorder's last counts on its next flush), and
+/// such a version belongs to the incident it happened in, not to a new one.
+#[derive(Debug)]
+struct Closed {
+    id: std::sync::Arc<str>,
+    /// Event time of the incident's last event, µs.
+    last_seen_us: i64,
+    quiet_us: i64,
+}
+
+/// Resolved incidents are remembered this long (record time) and at most this
+/// many uids.
+const CLOSED_KEEP_US: i64 = 3_600_000_000;
+const CLOSED_MAX: usize = 200_000;
+
+#[derive(Debug)]
+pub struct CorrelationState {
+    closed: FxHashMap<u64, Closed>,
+    closed_order: std::collections::VecDeque<(i64, u64)>,
+    slots: Vec<Option<Open>>,
+    free: Vec<u32>,
+    index: FxHashMap<Key, Vec<u32>>,
+    by_uid: FxHashMap<u64, u32>,
+    deadlines: BTreeSet<(i64, u32)>,
+    learned: LearnedParents,
+    limits: Limits,
+    open: usize,
+    last_refresh_t: i64,
+    keys: Vec<Key>,
+    pub counts: CorrCounts,
+}
+
+fn uid_hash(cluster: &str, uid: &str) -> u64 {
+    object_id(cluster, "\0event", "", uid)
+}
+
+impl CorrelationState {
+    pub fn new(limits: Limits) -> Self {
+        CorrelationState {
+            closed: FxHashMap::default(),
+            closed_order: Default::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: FxHashMap::default(),
+            by_uid: FxHashMap::default(),
+            deadlines: BTreeSet::new(),
+            learned: LearnedParents::new(limits.max_links),
+            limits,
+            open: 0,
+            last_refresh_t: i64::MIN,
+            keys: Vec::new(),
+            counts: CorrCounts::default(),
+        }
+    }
+
+    /// Open incidents now.
+    pub fn open_incidents(&self) -> usize {
+        self.open
+    }
+
+    /// Index entries (keys) now: what the memory bound is about.
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn learned_links(&self) -> usize {
+        self.learned.len()
+    }
+
+    /// The open incident an event object already belongs to (for versions that
+    /// are not correlated themselves, like its deletion).
+    pub fn member_of(&self, cluster: &str, uid: &str) -> Option<String> {
+        let h = uid_hash(cluster, uid);
+        match self.by_uid.get(&h) {
+            Some(slot) => self.slots[*slot as usize].as_ref().map(|o| o.id.clone()),
+            None => self.closed.get(&h).map(|c| c.id.to_string()),
+        }
+    }
+
+    /// Correlates one event. Returns the id of the incident it belongs to
+    /// (None: it stands alone), and appends incident versions to `out`.
+    pub fn observe(&mut self, rules: &Rules, input: &CorrInput<'_>, out: &mut Vec<Incident>) -> Option<String> {
+        self.advance(rules, input.t_us, out);
+        let ev = input.ev;
+        if !rules.may_concern(&ev.reason) {
+            if input.metadata.contains_key("child") {
+                identities(&input.cluster.uid, ev, input.metadata, &mut self.learned);
+            }
+            return None;
+        }
+        let uid = uid_hash(&input.cluster.uid, &ev.uid);
+        let ids = identities(&input.cluster.uid, ev, input.metadata, &mut self.learned);
+        if let Some(&slot) = self.by_uid.get(&uid) {
+            self.join(rules, slot, input, uid, &ids, out);
+            return self.slots[slot as usize].as_ref().map(|o| o.id.clone());
+        }
+        if let Some(c) = self.closed.get(&uid) {
+            // A late report of occurrences that happened while the incident was open.
+            if ev.effective_time_us() <= c.last_seen_us.saturating_add(c.quiet_us) {
+                return Some(c.id.to_string());
+            }
+        }
+        let view = EventView { ev, category: input.category, severity: input.severity, ancestor_kinds: &ids.ancestor_kinds };
+        for via in Via::ALL {
+            ids.lookup_keys(via, &mut self.keys);
+            let mut found: Option<(u32, bool)> = None;
+            'keys: for k in &self.keys {
+                let Some(slots) = self.index.get(k) else { continue };
+                for &slot in slots.iter().rev() {
+                    let open = self.slots[slot as usize].as_ref().expect("indexed slots are open");
+                    let rule = &rules.rules[open.rule as usize];
+                    let since = input.t_us - open.last_t;
+                    let fits = |m: &super::rules::Matcher| m.via & via.bit() != 0 && m.within_us.is_none_or(|w| since <= w) && m.matches(&view);
+                    if fits(&rule.cause) || rule.effects.iter().any(fits) {
+                        found = Some((slot, true));
+                        break 'keys;
+                    }
+                    if rule.recovery.iter().any(fits) {
+                        let member = rule.recovery.iter().any(|m| fits(m) && m.member);
+                        found = Some((slot, member));
+                        break 'keys;
+                    }
+                }
+            }
+            match found {
+                Some((slot, true)) => {
+                    let is_recovery = {
+                        let open = self.slots[slot as usize].as_ref().expect("open");
+                        let rule = &rules.rules[open.rule as usize];
+                        rule.recovery.iter().any(|m| m.matches(&view))
+                    };
+                    self.join(rules, slot, input, uid, &ids, out);
+                    if is_recovery {
+                        self.recovering(rules, slot, input.t_us);
+                    }
+                    return self.slots[slot as usize].as_ref().map(|o| o.id.clone());
+                }
+                Some((slot, false)) => {
+                    self.recovering(rules, slot, input.t_us);
+                    return None;
+                }
+                None => {}
+            }
+        }
+        let rule_ix = rules.rules.iter().position(|r| r.cause.matches(&view))?;
+        Some(self.open_incident(rules, rule_ix as u32, input, uid, &ids, out))
+    }
+
+    /// Time passed (every record, heartbeats too): resolve what expired, and
+    /// publish incidents whose changes have waited a minute.
+    pub fn advance(&mut self, rules: &Rules, t: i64, out: &mut Vec<Incident>) {
+        while let Some(&(at, uid)) = self.closed_order.front() {
+            if at.saturating_add(CLOSED_KEEP_US) > t && self.closed_order.len() <= CLOSED_MAX {
+                break;
+            }
+            self.closed_order.pop_front();
+            self.closed.remove(&uid);
+        }
+        while let Some(&(deadline, slot)) = self.deadlines.first() {
+            if deadline > t {
+                break;
+            }
+            self.resolve(rules, slot, deadline, out);
+        }
+        if t.saturating_sub(self.last_refresh_t) >= 10_000_000 {
+            self.last_refresh_t = t;
+            for open in self.slots.iter_mut().flatten() {
+                if open.dirty && t - open.last_publish_t >= super::incident::REFRESH_US {
+                    let rule = &rules.rules[open.rule as usize];
+                    out.push(open.publish(rule, Status::Open, t));
+                }
+            }
+        }
+    }
+
+    fn open_incident(&mut self, rules: &Rules, rule_ix: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities, out: &mut Vec<Incident>) -> String {
+        if self.open >= self.limits.max_open.max(1) {
+            if let Some(&(_, slot)) = self.deadlines.first() {
+                self.counts.evicted += 1;
+                self.resolve(rules, slot, input.t_us, out);
+            }
+        }
+        let rule = &rules.rules[rule_ix as usize];
+        let ev = input.ev;
+        let t_ev = ev.effective_time_us();
+        let first = if ev.first_seen_us > 0 { ev.first_seen_us } else { t_ev };
+        let open = Open {
+            id: input.id.to_string(),
+            rule: rule_ix,
+            cluster: input.cluster.clone(),
+            root: RootCause {
+                event_id: input.id.to_string(),
+                event_uid: ev.uid.clone(),
+                reason: ev.reason.clone(),
+                category: input.category.to_string(),
+                object: ev.regarding.clone(),
+                note: ev.note.clone(),
+            },
+            root_detail: root_detail(rule, input.metadata),
+            severity: input.severity.max(rule.severity.unwrap_or(Severity::Info)),
+            objects: Vec::new(),
+            object_ids: Default::default(),
+            reason_counts: BTreeMap::new(),
+            event_count: 0,
+            occurrences: 0,
+            first_seen_us: first,
+            last_seen_us: t_ev,
+            last_t: input.t_us,
+            recovering_since: None,
+            deadline: 0,
+            keys: Default::default(),
+            uids: Vec::new(),
+            version: 0,
+            published_events: 0,
+            published_occurrences: 0,
+            published_objects: 0,
+            published_severity: Severity::Info,
+            last_publish_t: input.t_us,
+            dirty: true,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(open);
+                s
+            }
+            None => {
+                self.slots.push(Some(open));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.open += 1;
+        self.counts.opened += 1;
+        self.add_member(rules, slot, input, uid, ids);
+        let o = self.slots[slot as usize].as_mut().expect("just opened");
+        out.push(o.publish(rule, Status::Open, input.t_us));
+        o.id.clone()
+    }
+
+    fn join(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities, out: &mut Vec<Incident>) {
+        self.counts.joined += 1;
+        if let Some(o) = self.slots[slot as usize].as_mut() {
+            o.recovering_since = None;
+        }
+        self.add_member(rules, slot, input, uid, ids);
+        let o = self.slots[slot as usize].as_mut().expect("joined slots are open");
+        let rule = &rules.rules[o.rule as usize];
+        if o.should_publish(input.t_us) {
+            out.push(o.publish(rule, Status::Open, input.t_us));
+        }
+    }
+
+    fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities) {
+        let o = self.slots[slot as usize].as_mut().expect("open");
+        let rule = &rules.rules[o.rule as usize];
+        let ev = input.ev;
+        if o.uids.len() < MAX_UIDS && self.by_uid.insert(uid, slot).is_none() {
+            o.uids.push(uid);
+            o.event_count += 1;
+        } else if !o.uids.contains(&uid) {
+            o.event_count += 1;
+        }
+        let occ = input.occurrences.max(0);
+        o.occurrences += occ;
+        if occ > 0 || !o.reason_counts.contains_key(&ev.reason) {
+            *o.reason_counts.entry(ev.reason.clone()).or_insert(0) += occ;
+        }
+        o.severity = o.severity.max(input.severity);
+        let t_ev = ev.effective_time_us();
+        o.last_seen_us = o.last_seen_us.max(t_ev);
+        if ev.first_seen_us > 0 {
+            o.first_seen_us = o.first_seen_us.min(ev.first_seen_us);
+        }
+        o.last_t = o.last_t.max(input.t_us);
+        o.add_object(ids.selves[0], &ev.regarding);
+        o.dirty = true;
+        ids.register_keys(rule.uses, &mut self.keys);
+        for k in &self.keys {
+            if o.keys.len() >= MAX_KEYS {
+                break;
+            }
+            if o.keys.insert(*k) {
+                self.index.entry(*k).or_default().push(slot);
+            }
+        }
+        self.reschedule(rules, slot);
+    }
+
+    fn recovering(&mut self, rules: &Rules, slot: u32, t: i64) {
+        let o = self.slots[slot as usize].as_mut().expect("open");
+        if o.recovering_since.is_none() {
+            o.recovering_since = Some(t);
+            self.reschedule(rules, slot);
+        }
+    }
+
+    fn reschedule(&mut self, rules: &Rules, slot: u32) {
+        let o = self.slots[slot as usize].as_mut().expect("open");
+        let rule = &rules.rules[o.rule as usize];
+        let d = o.deadline(rule);
+        if d != o.deadline {
+            self.deadlines.remove(&(o.deadline, slot));
+            o.deadline = d;
+        }
+        self.deadlines.insert((d, slot));
+    }
+
+    /// Publishes the resolved version and forgets the incident.
+    fn resolve(&mut self, rules: &Rules, slot: u32, t: i64, out: &mut Vec<Incident>) {
+        let Some(mut o) = self.slots[slot as usize].take() else { return };
+        self.deadlines.remove(&(o.deadline, slot));
+        let rule = &rules.rules[o.rule as usize];
+        o.dirty = true;
+        out.push(o.publish(rule, Status::Resolved, t));
+        for k in &o.keys {
+            if let Some(v) = self.index.get_mut(k) {
+                v.retain(|s| *s != slot);
+                if v.is_empty() {
+                    self.index.remove(k);
+                }
+            }
+        }
+        let closed_id: std::sync::Arc<str> = o.id.as_str().into();
+        for u in &o.uids {
+            if self.by_uid.get(u) == Some(&slot) {
+                self.by_uid.remove(u);
+            }
+            self.closed.insert(*u, Closed { id: closed_id.clone(), last_seen_us: o.last_seen_us, quiet_us: rule.quiet_us });
+            self.closed_order.push_back((t, *u));
+        }
+        self.free.push(slot);
+        self.open -= 1;
+        self.counts.resolved += 1;
+    }
+}

@@ -198,12 +198,16 @@ impl LearnedParents {
     }
 }
 
-/// Computes an event's identities, and learns parent links from it.
-pub fn identities(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, String>, learned: &mut LearnedParents) -> Identities {
+/// Computes an event's identities into `ids` (reused: no allocation once its
+/// vectors have grown), and learns parent links from it.
+pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, String>, learned: &mut LearnedParents, ids: &mut Identities) {
     let r = &ev.regarding;
     let ns = if r.namespace.is_empty() { ev.namespace.as_str() } else { r.namespace.as_str() };
     let ns = if r.kind == "Node" { "" } else { ns };
-    let mut ids = Identities { cluster: cluster_id(cluster), ..Default::default() };
+    ids.selves.clear();
+    ids.ancestors.clear();
+    ids.ancestor_kinds.clear();
+    ids.cluster = cluster_id(cluster);
     ids.selves.push(object_id(cluster, &r.kind, ns, &r.name));
 
     // Children named in the message; the controller is their parent.
@@ -230,26 +234,32 @@ pub fn identities(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, S
         ids.selves.push(object_id(cluster, "Deployment", ns, &r.name));
     }
     // The owner chain, up to three steps (Pod → ReplicaSet → Deployment,
-    // Pod → Job → CronJob).
+    // Pod → Job → CronJob). Names are borrowed from the event or the learned
+    // links: nothing is allocated.
     let mut kind: &str = &r.kind;
-    let mut name: String = r.name.clone();
+    let mut name: &str = &r.name;
+    let mut id = ids.selves[0];
     for _ in 0..3 {
-        let id = object_id(cluster, kind, ns, &name);
         let next = match learned.parent(id) {
-            Some((k, n)) => Some((k, n.to_string())),
-            None if kind == "Pod" => guess_replica_set(&name)
-                .map(|rs| ("ReplicaSet", rs.to_string()))
-                .or_else(|| guess_owner(kind, &name).map(|(k, n)| (k, n.to_string()))),
-            None => guess_owner(kind, &name).map(|(k, n)| (k, n.to_string())),
+            Some(p) => Some(p),
+            None if kind == "Pod" => guess_replica_set(name).map(|rs| ("ReplicaSet", rs)).or_else(|| guess_owner(kind, name)),
+            None => guess_owner(kind, name),
         };
         let Some((k, n)) = next else { break };
-        ids.ancestors.push(object_id(cluster, k, ns, &n));
+        id = object_id(cluster, k, ns, n);
+        ids.ancestors.push(id);
         ids.ancestor_kinds.push(k);
         kind = k;
         name = n;
     }
     let node = if r.kind == "Node" { Some(r.name.as_str()) } else { meta.get("node").map(String::as_str) };
     ids.node = node.filter(|n| !n.is_empty()).map(|n| node_id(cluster, n));
+}
+
+/// [`identities_into`] a new value (tests, one-off callers).
+pub fn identities(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, String>, learned: &mut LearnedParents) -> Identities {
+    let mut ids = Identities::default();
+    identities_into(cluster, ev, meta, learned, &mut ids);
     ids
 }
 

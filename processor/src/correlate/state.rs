@@ -29,7 +29,7 @@ use schemas::records::{Incident, RootCause, Status};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::incident::{root_detail, Open, MAX_KEYS, MAX_UIDS};
-use super::links::{identities, object_id, Identities, Key, LearnedParents, Via};
+use super::links::{identities_into, object_id, Identities, Key, LearnedParents, Via};
 use super::rules::{EventView, Rules};
 
 /// Limits on the state of one partition.
@@ -99,6 +99,7 @@ pub struct CorrelationState {
     open: usize,
     last_refresh_t: i64,
     keys: Vec<Key>,
+    ids: Identities,
     pub counts: CorrCounts,
 }
 
@@ -121,6 +122,7 @@ impl CorrelationState {
             open: 0,
             last_refresh_t: i64::MIN,
             keys: Vec::new(),
+            ids: Identities::default(),
             counts: CorrCounts::default(),
         }
     }
@@ -153,17 +155,28 @@ impl CorrelationState {
     /// (None: it stands alone), and appends incident versions to `out`.
     pub fn observe(&mut self, rules: &Rules, input: &CorrInput<'_>, out: &mut Vec<Incident>) -> Option<String> {
         self.advance(rules, input.t_us, out);
+        let mut ids = std::mem::take(&mut self.ids);
+        let r = self.correlate(rules, input, &mut ids, out);
+        self.ids = ids;
+        r
+    }
+
+    fn correlate(&mut self, rules: &Rules, input: &CorrInput<'_>, ids: &mut Identities, out: &mut Vec<Incident>) -> Option<String> {
         let ev = input.ev;
+        let learn = input.metadata.contains_key("child");
         if !rules.may_concern(&ev.reason) {
-            if input.metadata.contains_key("child") {
-                identities(&input.cluster.uid, ev, input.metadata, &mut self.learned);
+            if learn {
+                identities_into(&input.cluster.uid, ev, input.metadata, &mut self.learned, ids);
             }
             return None;
         }
         let uid = uid_hash(&input.cluster.uid, &ev.uid);
-        let ids = identities(&input.cluster.uid, ev, input.metadata, &mut self.learned);
         if let Some(&slot) = self.by_uid.get(&uid) {
-            self.join(rules, slot, input, uid, &ids, out);
+            // A repeat of a member: nothing new to link.
+            if learn {
+                identities_into(&input.cluster.uid, ev, input.metadata, &mut self.learned, ids);
+            }
+            self.join(rules, slot, input, uid, None, out);
             return self.slots[slot as usize].as_ref().map(|o| o.id.clone());
         }
         if let Some(c) = self.closed.get(&uid) {
@@ -172,6 +185,8 @@ impl CorrelationState {
                 return Some(c.id.to_string());
             }
         }
+        identities_into(&input.cluster.uid, ev, input.metadata, &mut self.learned, ids);
+        let ids = &*ids;
         let view = EventView { ev, category: input.category, severity: input.severity, ancestor_kinds: &ids.ancestor_kinds };
         for via in Via::ALL {
             ids.lookup_keys(via, &mut self.keys);
@@ -201,7 +216,7 @@ impl CorrelationState {
                         let rule = &rules.rules[open.rule as usize];
                         rule.recovery.iter().any(|m| m.matches(&view))
                     };
-                    self.join(rules, slot, input, uid, &ids, out);
+                    self.join(rules, slot, input, uid, Some(ids), out);
                     if is_recovery {
                         self.recovering(rules, slot, input.t_us);
                     }
@@ -215,7 +230,7 @@ impl CorrelationState {
             }
         }
         let rule_ix = rules.rules.iter().position(|r| r.cause.matches(&view))?;
-        Some(self.open_incident(rules, rule_ix as u32, input, uid, &ids, out))
+        Some(self.open_incident(rules, rule_ix as u32, input, uid, ids, out))
     }
 
     /// Time passed (every record, heartbeats too): resolve what expired, and
@@ -302,13 +317,13 @@ impl CorrelationState {
         };
         self.open += 1;
         self.counts.opened += 1;
-        self.add_member(rules, slot, input, uid, ids);
+        self.add_member(rules, slot, input, uid, Some(ids));
         let o = self.slots[slot as usize].as_mut().expect("just opened");
         out.push(o.publish(rule, Status::Open, input.t_us));
         o.id.clone()
     }
 
-    fn join(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities, out: &mut Vec<Incident>) {
+    fn join(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>, out: &mut Vec<Incident>) {
         self.counts.joined += 1;
         if let Some(o) = self.slots[slot as usize].as_mut() {
             o.recovering_since = None;
@@ -321,37 +336,42 @@ impl CorrelationState {
         }
     }
 
-    fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities) {
+    /// Adds an event version to an incident. `ids` is None for a repeat of a
+    /// member (already linked and counted as an event).
+    fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>) {
         let o = self.slots[slot as usize].as_mut().expect("open");
         let rule = &rules.rules[o.rule as usize];
         let ev = input.ev;
-        if o.uids.len() < MAX_UIDS && self.by_uid.insert(uid, slot).is_none() {
-            o.uids.push(uid);
-            o.event_count += 1;
-        } else if !o.uids.contains(&uid) {
-            o.event_count += 1;
-        }
         let occ = input.occurrences.max(0);
         o.occurrences += occ;
-        if occ > 0 || !o.reason_counts.contains_key(&ev.reason) {
-            *o.reason_counts.entry(ev.reason.clone()).or_insert(0) += occ;
+        match o.reason_counts.get_mut(&ev.reason) {
+            Some(n) => *n += occ,
+            None => {
+                o.reason_counts.insert(ev.reason.clone(), occ);
+            }
         }
         o.severity = o.severity.max(input.severity);
-        let t_ev = ev.effective_time_us();
-        o.last_seen_us = o.last_seen_us.max(t_ev);
+        o.last_seen_us = o.last_seen_us.max(ev.effective_time_us());
         if ev.first_seen_us > 0 {
             o.first_seen_us = o.first_seen_us.min(ev.first_seen_us);
         }
         o.last_t = o.last_t.max(input.t_us);
-        o.add_object(ids.selves[0], &ev.regarding);
         o.dirty = true;
-        ids.register_keys(rule.uses, &mut self.keys);
-        for k in &self.keys {
-            if o.keys.len() >= MAX_KEYS {
-                break;
+        if let Some(ids) = ids {
+            o.event_count += 1;
+            if o.uids.len() < MAX_UIDS {
+                self.by_uid.insert(uid, slot);
+                o.uids.push(uid);
             }
-            if o.keys.insert(*k) {
-                self.index.entry(*k).or_default().push(slot);
+            o.add_object(ids.selves[0], &ev.regarding);
+            ids.register_keys(rule.uses, &mut self.keys);
+            for k in &self.keys {
+                if o.keys.len() >= MAX_KEYS {
+                    break;
+                }
+                if o.keys.insert(*k) {
+                    self.index.entry(*k).or_default().push(slot);
+                }
             }
         }
         self.reschedule(rules, slot);
@@ -402,5 +422,90 @@ impl CorrelationState {
         self.free.push(slot);
         self.open -= 1;
         self.counts.resolved += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::model::ObjectRef;
+
+    fn input<'a>(cluster: &'a ClusterId, id: &'a str, ev: &'a NormalizedEvent, meta: &'a BTreeMap<String, String>, t: i64) -> CorrInput<'a> {
+        CorrInput { cluster, id, ev, category: "volume", severity: Severity::Warning, metadata: meta, occurrences: 1, t_us: t }
+    }
+
+    fn mount(uid: &str, pod: &str, t: i64) -> NormalizedEvent {
+        NormalizedEvent {
+            uid: uid.into(),
+            namespace: "shop".into(),
+            event_type: "Warning".into(),
+            reason: "FailedMount".into(),
+            note: "MountVolume.SetUp failed for volume \"data\" : secret \"x\" not found".into(),
+            regarding: ObjectRef { kind: "Pod".into(), namespace: "shop".into(), name: pod.into(), ..Default::default() },
+            first_seen_us: t,
+            last_seen_us: t,
+            count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_limits_it_evicts_not_grows() {
+        let rules = Rules::builtin();
+        let mut st = CorrelationState::new(Limits { max_open: 100, max_links: 100 });
+        let cluster = ClusterId { name: "c".into(), uid: "c".into() };
+        let meta = BTreeMap::new();
+        let mut out = Vec::new();
+        for i in 0..10_000i64 {
+            let t = 1_000_000 + i * 1000;
+            let ev = mount(&format!("u{i}"), &format!("pod-{i}"), t);
+            let id = format!("id{i}");
+            assert_eq!(st.observe(&rules, &input(&cluster, &id, &ev, &meta, t), &mut out).as_deref(), Some(id.as_str()));
+            assert!(st.open_incidents() <= 100);
+        }
+        assert_eq!(st.counts.opened, 10_000);
+        assert_eq!(st.counts.evicted, 9_900);
+        assert!(st.index_len() <= 100 * 2, "index holds only open incidents' keys: {}", st.index_len());
+        assert!(st.by_uid.len() <= 100);
+        assert!(st.closed.len() <= CLOSED_MAX);
+        // Every eviction published a resolved version.
+        let resolved = out.iter().filter(|i| i.status == Status::Resolved).count();
+        assert_eq!(resolved, 9_900);
+        // Learned links are capped too.
+        let mut ev = mount("rs", "x", 0);
+        ev.reason = "SuccessfulCreate".into();
+        ev.regarding.kind = "ReplicaSet".into();
+        for i in 0..1000 {
+            let meta: BTreeMap<String, String> = [("child".to_string(), format!("p{i}"))].into();
+            st.observe(&rules, &input(&cluster, "x", &ev, &meta, 20_000_000_000), &mut out);
+        }
+        assert_eq!(st.learned_links(), 100);
+    }
+
+    #[test]
+    fn quiet_incidents_resolve_and_late_reports_keep_their_incident() {
+        let rules = Rules::builtin();
+        let mut st = CorrelationState::new(Limits::default());
+        let cluster = ClusterId { name: "c".into(), uid: "c".into() };
+        let meta = BTreeMap::new();
+        let mut out = Vec::new();
+        let t0 = 1_700_000_000_000_000;
+        let ev = mount("u1", "web-0", t0);
+        assert_eq!(st.observe(&rules, &input(&cluster, "root", &ev, &meta, t0), &mut out).as_deref(), Some("root"));
+        let mut again = mount("u1", "web-0", t0 + 60_000_000);
+        again.count = 5;
+        assert_eq!(st.observe(&rules, &input(&cluster, "v2", &again, &meta, t0 + 60_000_000), &mut out).as_deref(), Some("root"));
+        // 15 min of quiet (volume-failure's default) resolves it.
+        st.advance(&rules, t0 + 60_000_000 + 15 * 60_000_000, &mut out);
+        let last = out.last().unwrap();
+        assert_eq!((last.id.as_str(), last.status, last.occurrences, last.event_count), ("root", Status::Resolved, 2, 1));
+        assert_eq!(st.open_incidents(), 0);
+        // A late version reporting occurrences from back then keeps the incident.
+        let mut late = mount("u1", "web-0", t0);
+        late.last_seen_us = t0 + 90_000_000;
+        assert_eq!(st.observe(&rules, &input(&cluster, "v3", &late, &meta, t0 + 20 * 60_000_000), &mut out).as_deref(), Some("root"));
+        // A new failure much later opens a new incident.
+        let fresh = mount("u1", "web-0", t0 + 3_600_000_000);
+        assert_eq!(st.observe(&rules, &input(&cluster, "v4", &fresh, &meta, t0 + 3_600_000_000), &mut out).as_deref(), Some("v4"));
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod analyze;
 mod query;
 mod simulate;
 
@@ -96,6 +97,13 @@ enum Command {
     Incidents(query::IncidentsArgs),
     /// Start simulated clusters (test API servers) that emit realistic events.
     Simulate(simulate::Args),
+    /// Analyze a `kubectl get events` dump with the processor's engine, in process:
+    /// incidents with root causes, recurring patterns, counts by category/severity.
+    ///
+    /// Reads `kubectl get events -A -o json` or `-o yaml` (core/v1 or events.k8s.io/v1)
+    /// or a watch stream (`kubectl get events -A -w -o json`); `-` reads stdin. Needs
+    /// no Kafka or ClickHouse.
+    Analyze(analyze::Args),
 }
 
 fn init_tracing(filter: &str, json: bool) {
@@ -128,6 +136,9 @@ async fn shutdown_signal() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
+    if let Command::Analyze(args) = cli.command {
+        return analyze::run(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,6 +198,7 @@ fn main() -> anyhow::Result<()> {
             Command::Aggregate(a) => query::run_aggregate(a).await,
             Command::Incidents(a) => query::run_incidents(a).await,
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
+            Command::Analyze(_) => unreachable!("analyze runs without a runtime"),
         }
     })
 }

@@ -8,9 +8,10 @@
 //!   belongs to (`data-web-0` → Pod `web-0`), the scale target of an HPA (the
 //!   Deployment of the same name, the convention `kubectl autoscale` follows).
 //! - **ancestors**: the owner chain — ReplicaSet and Deployment from a pod's
-//!   name, CronJob from a Job's, and parents learned from controllers' own
-//!   events (a Job's "Created pod: x" makes the Job pod x's parent, which is
-//!   how Job and StatefulSet pods, whose names say nothing, get an owner).
+//!   name, and parents learned from controllers' own events (a Job's "Created
+//!   pod: x" makes the Job pod x's parent, which is how Job and StatefulSet
+//!   pods, whose names say nothing, get an owner). The chain stops at a Job:
+//!   each run of a CronJob is its own story.
 //! - **node**: the node the event is about or was reported from.
 //! - **cluster**: one key per cluster, for time-window links.
 //!
@@ -249,6 +250,12 @@ pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<Stri
         id = object_id(cluster, k, ns, n);
         ids.ancestors.push(id);
         ids.ancestor_kinds.push(k);
+        if k == "Job" {
+            // Each run of a CronJob is its own story: a Job's pods, the Job and
+            // the CronJob's note about that Job ("Saw completed job: j") link
+            // through the Job; the next run's failures are a new incident.
+            break;
+        }
         kind = k;
         name = n;
     }
@@ -300,10 +307,9 @@ mod tests {
         assert!(pod.ancestors.is_empty(), "a Job pod's name says nothing");
         identities("c", &ev("Job", "report-28956720", "SuccessfulCreate"), &meta(&[("child", "report-28956720-x2kqp")]), &mut l);
         let pod = identities("c", &ev("Pod", "report-28956720-x2kqp", "BackOff"), &meta(&[]), &mut l);
-        assert_eq!(pod.ancestor_kinds, vec!["Job", "CronJob"]);
+        assert_eq!(pod.ancestor_kinds, vec!["Job"], "the chain stops at the Job: each CronJob run is its own story");
         let cron = identities("c", &ev("CronJob", "report", "SawCompletedJob"), &meta(&[("child", "report-28956720")]), &mut l);
-        assert_eq!(cron.selves[0], pod.ancestors[1]);
-        assert_eq!(cron.selves[1], pod.ancestors[0]);
+        assert_eq!(cron.selves[1], pod.ancestors[0], "the CronJob's note names the Job");
     }
 
     #[test]

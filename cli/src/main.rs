@@ -95,6 +95,9 @@ enum Command {
     Aggregate(query::AggregateArgs),
     /// Incidents (latest version each) with their root cause.
     Incidents(query::IncidentsArgs),
+    /// Recurring patterns: per cluster (default), across the fleet (--fleet), or
+    /// every episode of one key over days (--key).
+    Patterns(query::PatternsArgs),
     /// Start simulated clusters (test API servers) that emit realistic events.
     Simulate(simulate::Args),
     /// Analyze a `kubectl get events` dump with the processor's engine, in process:
@@ -197,6 +200,7 @@ fn main() -> anyhow::Result<()> {
             Command::Query(a) => query::run_query(a).await,
             Command::Aggregate(a) => query::run_aggregate(a).await,
             Command::Incidents(a) => query::run_incidents(a).await,
+            Command::Patterns(a) => query::run_patterns(a).await,
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
             Command::Analyze(_) => unreachable!("analyze runs without a runtime"),
         }

@@ -1,4 +1,4 @@
-//! `kevents query`, `kevents aggregate` and `kevents incidents`: the read side of the
+//! `kevents query`, `aggregate`, `incidents` and `patterns`: the read side of the
 //! ClickHouse database, on top of `sink::query` (which compiles every question to
 //! parameterized SQL; see its module doc). This file only turns flags into those
 //! questions, connects, and prints.
@@ -176,6 +176,48 @@ pub struct IncidentsArgs {
     pub out: OutputArgs,
 }
 
+/// `kevents patterns`: cluster pattern episodes (default), fleet patterns, or the
+/// episodes of one key.
+#[derive(Args, Debug, Clone)]
+pub struct PatternsArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The same key as a pattern in several clusters (`fleet_patterns`), most
+    /// widespread first.
+    #[arg(long, conflicts_with = "key")]
+    pub fleet: bool,
+    /// With --fleet: clusters a key must be a pattern in.
+    #[arg(long, default_value_t = 2)]
+    pub min_clusters: u64,
+    /// Every episode of this similarity key (`reason|kind|namespace|template`,
+    /// as printed in the `key` column), oldest first: its recurrences over days.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Clusters.
+    #[arg(long = "cluster", alias = "clusters", value_delimiter = ',')]
+    pub clusters: Vec<String>,
+    /// Namespaces.
+    #[arg(long = "namespace", short = 'n', alias = "namespaces", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reasons.
+    #[arg(long = "reason", alias = "reasons", value_delimiter = ',')]
+    pub reasons: Vec<String>,
+    /// open, resolved.
+    #[arg(long = "status", value_delimiter = ',')]
+    pub statuses: Vec<String>,
+    /// Only anomalies (bursts far above the key's baseline).
+    #[arg(long)]
+    pub anomalies: bool,
+    /// Only patterns active in the last D (30s, 15m, 1h, 7d, 2w).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = events::DEFAULT_LIMIT)]
+    pub limit: u64,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 /// Window of `kevents aggregate` when none is given.
 const AGGREGATE_DEFAULT_SINCE: &str = "24h";
 
@@ -224,6 +266,53 @@ pub async fn run_incidents(args: IncidentsArgs) -> anyhow::Result<()> {
     let Some((store, format)) = prepare(&args.conn, &args.out, &st)? else { return Ok(()) };
     let rows = store.incidents(&f).await.context("listing incidents")?;
     print!("{}", incidents::table(&rows).render(format));
+    Ok(())
+}
+
+pub async fn run_patterns(args: PatternsArgs) -> anyhow::Result<()> {
+    use sink::query::patterns::{self, EpisodeQuery, FleetFilter, TopFilter};
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(|d| query::parse_duration(d).map(|d| query::now_ms() - d.as_millis() as i64))
+        .transpose()?;
+    let format: Format = args.out.output.parse()?;
+    let explain = |st: &patterns::PatternStatement| {
+        if args.out.explain {
+            print!("{st}");
+        }
+        args.out.explain
+    };
+    if let Some(key) = args.key.clone() {
+        let q = EpisodeQuery { key, clusters: args.clusters, since_ms, limit: args.limit };
+        if explain(&patterns::build_episodes(&q)?) {
+            return Ok(());
+        }
+        let rows = store(&args.conn)?.pattern_episodes(&q).await.context("listing the episodes")?;
+        print!("{}", patterns::episodes_table(&rows).render(format));
+    } else if args.fleet {
+        let f = FleetFilter { since_ms, until_ms: None, min_clusters: args.min_clusters, namespaces: args.namespaces, reasons: args.reasons, limit: args.limit };
+        if explain(&patterns::build_fleet(&f)?) {
+            return Ok(());
+        }
+        let rows = store(&args.conn)?.fleet_patterns(&f).await.context("listing fleet patterns")?;
+        print!("{}", patterns::fleet_table(&rows).render(format));
+    } else {
+        let f = TopFilter {
+            since_ms,
+            clusters: args.clusters,
+            namespaces: args.namespaces,
+            reasons: args.reasons,
+            statuses: args.statuses,
+            anomalies_only: args.anomalies,
+            limit: args.limit,
+        };
+        if explain(&patterns::build_top(&f)?) {
+            return Ok(());
+        }
+        let rows = store(&args.conn)?.top_patterns(&f).await.context("listing patterns")?;
+        print!("{}", patterns::top_table(&rows).render(format));
+    }
     Ok(())
 }
 

@@ -13,8 +13,9 @@ use schemas::records::WatchKind;
 
 use crate::config::ApiKind;
 
-/// One item of a watch stream.
+/// One item of a watch stream. Not boxed: nearly every item is an object.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Change {
     Object(WatchKind, NormalizedEvent),
     Bookmark(String),

@@ -17,6 +17,7 @@
 //! - `410 Gone` as HTTP status or as an `ERROR` line → `Relist`;
 //! - any other error (dropped connection, 429 with Retry-After, 500) → `Backoff`
 //!   then `Watch{rv}` from the last resourceVersion sent on.
+//!
 //! Errors never end the machine (kube-rs #1615): only shutdown does.
 //!
 //! Every item is sent into a bounded channel; a full channel makes the machine
@@ -38,8 +39,10 @@ pub const EMPTY_WATCHES_BEFORE_RELIST: u32 = 3;
 /// A watch that ends sooner than this with no item counts as empty.
 const EMPTY_WATCH: Duration = Duration::from_secs(1);
 
-/// What the watch hands to the publisher, in order.
+/// What the watch hands to the publisher, in order. Not boxed: nearly every
+/// item is an event, and a box would be one more allocation per event.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     /// An event to publish. `cursor_rv` is where a restart may resume after it:
     /// the event's own resourceVersion while watching, the pre-relist cursor

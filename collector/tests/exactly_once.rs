@@ -38,7 +38,7 @@ async fn repeats_restarts_and_dropped_connections_lose_and_double_nothing() {
     for i in 0..300 {
         store.apply(event(i, 50));
     }
-    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), store.changes().len()).await;
+    let seen = wait_published(&cfg.kafka.brokers, &topic, store.cluster_uid(), store.changes().len()).await;
     c2.stop().await;
     server.faults().clear();
     assert_exactly_once(&store, &seen);
@@ -75,7 +75,7 @@ async fn gone_and_empty_200_relist_without_loss_or_doubles() {
     for i in 1500..2000 {
         store.apply(event(i, 1));
     }
-    let seen = wait_published(&cfg.kafka.brokers, &topic, &store.cluster_uid().to_string(), store.changes().len()).await;
+    let seen = wait_published(&cfg.kafka.brokers, &topic, store.cluster_uid(), store.changes().len()).await;
     c.stop().await;
     assert_exactly_once(&store, &seen);
     server.shutdown().await;

@@ -17,17 +17,17 @@ use testkit::services::read_topic;
 /// Event `i`: namespace ns-(i%3), Warning unless i%4 == 0, reason Pulled when i%5 == 0.
 fn varied(i: u64, count: i32) -> Event {
     let mut e = event(i, count);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         e.type_ = Some("Normal".into());
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         e.reason = Some("Pulled".into());
     }
     e
 }
 
 fn passes(i: u64) -> bool {
-    i % 3 != 2 && i % 4 != 0 && i % 5 != 0
+    i % 3 != 2 && !i.is_multiple_of(4) && !i.is_multiple_of(5)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

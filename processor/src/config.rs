@@ -103,6 +103,9 @@ pub struct ProcessorConfig {
     /// Correlation into incidents: rule files and state limits.
     #[serde(default)]
     pub correlation: crate::correlate::CorrelationConfig,
+    /// Pattern and anomaly detection: thresholds, hysteresis, limits.
+    #[serde(default)]
+    pub patterns: crate::patterns::PatternConfig,
     /// How long an event object's occurrence state is kept after its last update,
     /// seconds, measured in record time (the collector's `observed_us`), never the
     /// wall clock, so every member evicts identically. Kubernetes deletes an Event
@@ -131,6 +134,9 @@ pub struct ProcessorConfig {
     /// Ops endpoint (`/healthz`, `/readyz`, `/metrics`). Default 127.0.0.1:9471.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Alert rules and notifiers (see `crate::alerts::config`).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 fn default_group() -> String {
@@ -169,12 +175,14 @@ impl Default for ProcessorConfig {
             rules_files: vec![],
             metadata_files: vec![],
             correlation: Default::default(),
+            patterns: Default::default(),
             state_horizon_secs: default_horizon(),
             max_state_entries: default_max_entries(),
             max_in_flight: default_max_in_flight(),
             drain_timeout_secs: default_drain(),
             stall_timeout_secs: default_stall(),
             listen: default_listen(),
+            alerts: Default::default(),
         }
     }
 }
@@ -191,6 +199,7 @@ impl ProcessorConfig {
     /// Check what serde cannot; the error names the field.
     pub fn validate(&self) -> Result<(), FieldError> {
         self.kafka.validate("kafka")?;
+        self.alerts.validate("alerts")?;
         let t = &self.topics;
         for (field, name) in [
             ("topics.raw", &t.raw),
@@ -244,6 +253,7 @@ impl ProcessorConfig {
             }
         }
         self.correlation.validate()?;
+        self.patterns.validate()?;
         for (i, p) in self.metadata_files.iter().enumerate() {
             if !p.is_file() {
                 return Err(FieldError::new(format!("metadata_files[{i}]"), format!("{} is not a readable file", p.display())));

@@ -22,8 +22,11 @@
 //!   `rules/classify.yaml` plus users' rule files (where severity is decided).
 //! - `metadata`: facts pulled out of each event (container, image, node, exit
 //!   code, scheduling breakdown, owner, ...), extractors in `rules/metadata.yaml`.
+//! - `alerts`: alert rules and engine (per partition), and the notifiers
+//!   (webhook, Slack, Alertmanager) that read the alerts topic.
 //! - `memo`: the bounded per-worker memo both of them cache results in.
 
+pub mod alerts;
 pub mod classify;
 pub mod config;
 pub mod consume;
@@ -33,6 +36,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod occurrence;
 pub mod output;
+pub mod patterns;
 pub mod restore;
 pub mod step;
 pub mod worker;
@@ -160,6 +164,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     }
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let notify_metrics = alerts::NotifyMetrics::register(&mut registry);
     let health = Health::default();
     health.probe(consume::PROBE, std::time::Duration::from_secs(cfg.stall_timeout_secs));
     health.set_ready(consume::READY, false, "joining the consumer group");
@@ -176,6 +181,9 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     let codec = schemas::registry::codec(cfg.schema_registry.as_ref())
         .await
         .map_err(|e| ProcessorError::Registry(e.to_string()))?;
+    // Notifiers (when configured): their own consumer groups on the alerts
+    // topic, so a down receiver never holds up event processing.
+    let notifier = alerts::notify::start(&cfg.alerts, &base, &cfg.topics.alerts, cfg.create_topic_partitions, codec.clone(), notify_metrics).await?;
     let shared = Arc::new(Shared {
         engine,
         producer,
@@ -215,6 +223,9 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         };
         stop.store(true, Ordering::Relaxed);
         let panicked = loop_done_rx.await.is_err();
+        if let Some(n) = notifier {
+            n.shutdown().await;
+        }
         let _ = ops_stop_tx.send(());
         let _ = ops_task.await;
         // Deliver whatever is still queued (nothing is, after a clean drain).

@@ -8,13 +8,16 @@
 //! a restore costs a fraction of processing.
 
 use schemas::ids::event_version_id;
-use schemas::records::{ClusterHeartbeat, Incident, ProcessedEvent, RawRecord, SourcePos, WatchKind};
+use schemas::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent, RawRecord, SourcePos, WatchKind};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::alerts::{AlertEngine, AlertRules};
 use crate::classify::{Classifier, ClassifyCache, RuleError};
 use crate::config::ProcessorConfig;
 use crate::correlate::{self, CorrInput, CorrelationState};
 use crate::metadata::{MetadataCache, MetadataExtractor};
+use crate::patterns::{PatternConfig, PatternDetector, PatternInput};
 use crate::metrics::LocalCounts;
 use crate::occurrence::{OccurrenceState, Verdict};
 use crate::output::{next_seq, Output, OutputKind};
@@ -27,6 +30,10 @@ pub struct Engine {
     pub extractor: MetadataExtractor,
     pub correlation: correlate::Rules,
     pub correlation_limits: correlate::Limits,
+    pub alerts: Arc<AlertRules>,
+    /// Firing alerts remembered per partition (`alerts.max_firing_per_partition`).
+    pub max_firing_alerts: usize,
+    pub patterns: PatternConfig,
 }
 
 impl Engine {
@@ -37,6 +44,9 @@ impl Engine {
             extractor: MetadataExtractor::builtin(),
             correlation: correlate::Rules::builtin(),
             correlation_limits: correlate::Limits::default(),
+            alerts: Arc::new(AlertRules::builtin()),
+            max_firing_alerts: crate::alerts::AlertsConfig::default().max_firing_per_partition,
+            patterns: PatternConfig::default(),
         }
     }
 
@@ -47,6 +57,9 @@ impl Engine {
             extractor: MetadataExtractor::with_user_files(&cfg.metadata_files)?,
             correlation: correlate::Rules::load(&cfg.correlation.rules_files)?,
             correlation_limits: cfg.correlation.limits(),
+            alerts: Arc::new(AlertRules::with_user_files(&cfg.alerts.rules_files)?),
+            max_firing_alerts: cfg.alerts.max_firing_per_partition,
+            patterns: cfg.patterns.clone(),
         })
     }
 }
@@ -78,6 +91,12 @@ pub struct PartitionState {
     classify: ClassifyCache,
     meta: MetadataCache,
     incidents: Vec<Incident>,
+    /// Created from the engine's config on first use.
+    detector: Option<PatternDetector>,
+    patterns: Vec<Pattern>,
+    /// Created from the engine's rules on first use.
+    alert_engine: Option<AlertEngine>,
+    alerts: Vec<Alert>,
     replay_out: Vec<Output>,
     pub counts: LocalCounts,
 }
@@ -91,6 +110,10 @@ impl PartitionState {
             classify: ClassifyCache::default(),
             meta: MetadataCache::default(),
             incidents: Vec::new(),
+            detector: None,
+            patterns: Vec::new(),
+            alert_engine: None,
+            alerts: Vec::new(),
             replay_out: Vec::new(),
             counts: LocalCounts::default(),
         }
@@ -171,11 +194,41 @@ impl PartitionState {
         id
     }
 
-    /// Appends the pending incident versions as outputs of the current input.
-    fn push_incidents(&mut self, out: &mut Vec<Output>, start: usize, offset: i64) {
+    /// End of input (`kevents analyze`): a version of every open pattern whose
+    /// latest occurrences no version carries yet, as outputs of `offset`.
+    pub fn finish(&mut self, engine: &Engine, offset: i64, out: &mut Vec<Output>) {
+        let start = out.len();
+        if let Some(d) = self.detector.as_mut() {
+            d.flush(&mut self.patterns);
+        }
+        self.push_incidents(engine, out, start, offset);
+    }
+
+    /// Open patterns (memory bound: `patterns.max_keys` keys per partition).
+    pub fn pattern_keys(&self) -> usize {
+        self.detector.as_ref().map_or(0, |d| d.len())
+    }
+
+    /// Appends the pending incident and pattern versions, and the alerts they
+    /// raise or resolve, as outputs of the current input.
+    fn push_incidents(&mut self, engine: &Engine, out: &mut Vec<Output>, start: usize, offset: i64) {
+        if self.incidents.is_empty() && self.patterns.is_empty() {
+            return;
+        }
+        let alerts = self.alert_engine.get_or_insert_with(|| AlertEngine::new(engine.alerts.clone(), engine.max_firing_alerts));
         for mut inc in self.incidents.drain(..) {
             inc.source = SourcePos { partition: self.partition, offset, seq: next_seq(out, start, OutputKind::Incident) };
+            alerts.on_incident(&inc, &mut self.alerts);
             out.push(Output::Incident(inc));
+        }
+        for mut p in self.patterns.drain(..) {
+            p.source = SourcePos { partition: self.partition, offset, seq: next_seq(out, start, OutputKind::Pattern) };
+            alerts.on_pattern(&p, &mut self.alerts);
+            out.push(Output::Pattern(p));
+        }
+        for mut a in self.alerts.drain(..) {
+            a.source = SourcePos { partition: self.partition, offset, seq: next_seq(out, start, OutputKind::Alert) };
+            out.push(Output::Alert(a));
         }
     }
 
@@ -192,6 +245,7 @@ impl PartitionState {
             self.corr.advance(&engine.correlation, t, &mut self.incidents);
             self.counts.incidents(before, self.corr.counts);
         }
+        self.detector.get_or_insert_with(|| PatternDetector::new(&engine.patterns)).advance(t, &mut self.patterns);
         match decision {
             Decision::StaleEpoch => self.counts.stale_epochs += 1,
             Decision::Event(Verdict::Duplicate) => self.counts.duplicates += 1,
@@ -243,10 +297,25 @@ impl PartitionState {
                 let cluster = std::mem::take(&mut p.cluster);
                 p.correlation_id = self.correlate(engine, &cluster, &p, t).unwrap_or_else(|| p.id.clone());
                 p.cluster = cluster;
+                self.detector.get_or_insert_with(|| PatternDetector::new(&engine.patterns)).observe(
+                    &PatternInput {
+                        cluster: &p.cluster,
+                        event_id: &p.id,
+                        reason: &p.event.reason,
+                        kind: &p.event.regarding.kind,
+                        // A Node's events live in `default` but concern no namespace.
+                        namespace: &p.event.regarding.namespace,
+                        note: &p.event.note,
+                        severity: p.severity,
+                        occurrences: p.occurrences,
+                        t_us: t,
+                    },
+                    &mut self.patterns,
+                );
                 out.push(Output::Processed(p));
             }
         }
-        self.push_incidents(out, start, offset);
+        self.push_incidents(engine, out, start, offset);
         Ok(())
     }
 }

@@ -42,6 +42,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "state",
         sql: include_str!("../clickhouse/0003_state.sql"),
     },
+    Migration {
+        version: 4,
+        name: "patterns_fleet",
+        sql: include_str!("../clickhouse/0004_patterns_fleet.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "stored_at",
+        sql: include_str!("../clickhouse/0005_stored_at.sql"),
+    },
 ];
 
 /// The table that records which migrations a database has.

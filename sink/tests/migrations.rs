@@ -58,12 +58,12 @@ async fn a_newer_sink_upgrades_and_an_older_sink_tolerates_newer_versions() {
     let old = apply_list(&server(), &opts, &MIGRATIONS[..1]).await.unwrap();
     assert_eq!(old.applied, vec![1]);
     match check(&server(), &db.name).await {
-        Err(MigrateError::Missing { missing, .. }) => assert_eq!(missing, vec![2, 3]),
+        Err(MigrateError::Missing { missing, .. }) => assert_eq!(missing, MIGRATIONS[1..].iter().map(|m| m.version).collect::<Vec<_>>()),
         other => panic!("expected missing migrations, got {other:?}"),
     }
     // This sink applies what it misses.
     let upgrade = apply(&server(), &opts).await.unwrap();
-    assert_eq!(upgrade.applied, vec![2, 3]);
+    assert_eq!(upgrade.applied, MIGRATIONS[1..].iter().map(|m| m.version).collect::<Vec<_>>());
     assert_eq!(upgrade.present, vec![1]);
     // A newer kevents added version 99: this (older) sink continues and reports it.
     db.client

@@ -222,6 +222,7 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, events: Vec<No
         ..Default::default()
     };
     let _ = state.process(engine, hb, n as i64, &mut out);
+    state.finish(engine, n as i64, &mut out);
     collect(&mut out);
 
     let events = input_order.iter().filter_map(|u| last.remove(u)).collect();

@@ -12,6 +12,7 @@
 //!   `count`, `first_seen`, `last_seen`, `per_minute`, `samples` (event ids),
 //!   `anomaly_score`.
 //! - `counts`: `events`, `occurrences`, `by_category`, `by_severity`.
+//!
 //! Times are RFC 3339 (UTC).
 
 use schemas::model::ObjectRef;
@@ -118,7 +119,7 @@ pub fn text(a: &Analysis) -> String {
     let _ = writeln!(s, "INCIDENTS: {} ({} open)", a.incidents.len(), open);
     let mut incidents: Vec<_> = a.incidents.iter().collect();
     // Open first, then the most severe, then the biggest.
-    incidents.sort_by(|x, y| (x.status as u8, std::cmp::Reverse(x.severity), std::cmp::Reverse(x.occurrences)).cmp(&(y.status as u8, std::cmp::Reverse(y.severity), std::cmp::Reverse(y.occurrences))));
+    incidents.sort_by_key(|i| (i.status as u8, std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurrences)));
     for i in incidents {
         let _ = writeln!(s, "  [{}] {} — {}", i.severity, status(i.status), i.summary);
         let _ = writeln!(s, "      root cause: {} ({}) on {}: {}", i.root_cause.reason, i.root_cause.category, object(&i.root_cause.object), one_line(&i.root_cause.note, 120));

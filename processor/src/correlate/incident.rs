@@ -60,10 +60,11 @@ impl Open {
     }
 
     /// Whether the changes since the last version are worth a new one now:
-    /// a new object, a higher severity, the counts doubled, or a minute passed.
+    /// a higher severity, the affected objects or the counts doubled, or a
+    /// minute passed. Doubling keeps a storm's incident to a few dozen versions.
     pub(crate) fn should_publish(&self, t: i64) -> bool {
         self.dirty
-            && (self.objects.len() > self.published_objects && self.objects.len() <= MAX_LISTED_OBJECTS
+            && (self.objects.len() >= 2 * self.published_objects
                 || self.severity > self.published_severity
                 || self.event_count >= 2 * self.published_events
                 || self.occurrences >= 2 * self.published_occurrences

@@ -182,6 +182,10 @@ pub struct Rules {
     reasons: rustc_hash::FxHashSet<Box<str>>,
     /// Some matcher has no exact reason: every event must be looked at.
     general: bool,
+    /// Per way of linking (index = bit position): the reasons some matcher
+    /// linking that way names, and whether one names none. Lets the hot path
+    /// skip index lookups no matcher could use.
+    by_via: [(rustc_hash::FxHashSet<Box<str>>, bool); 4],
 }
 
 impl Rules {
@@ -216,15 +220,31 @@ impl Rules {
     fn from_rules(rules: Vec<Rule>) -> Self {
         let mut reasons = rustc_hash::FxHashSet::default();
         let mut general = false;
+        let mut by_via: [(rustc_hash::FxHashSet<Box<str>>, bool); 4] = Default::default();
         for r in &rules {
             for m in std::iter::once(&r.cause).chain(&r.effects).chain(&r.recovery) {
                 match m.reasons() {
                     Some(list) => reasons.extend(list.iter().cloned()),
                     None => general = true,
                 }
+                for (i, via) in Via::ALL.iter().enumerate() {
+                    if m.via & via.bit() != 0 {
+                        match m.reasons() {
+                            Some(list) => by_via[i].0.extend(list.iter().cloned()),
+                            None => by_via[i].1 = true,
+                        }
+                    }
+                }
             }
         }
-        Rules { rules, reasons, general }
+        Rules { rules, reasons, general, by_via }
+    }
+
+    /// Whether any matcher linking `via` can be about an event with this reason.
+    #[inline]
+    pub fn may_link(&self, via: Via, reason: &str) -> bool {
+        let (reasons, general) = &self.by_via[via.bit().trailing_zeros() as usize];
+        *general || reasons.contains(reason)
     }
 
     /// Whether any rule can be about an event with this reason.

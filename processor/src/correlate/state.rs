@@ -189,6 +189,9 @@ impl CorrelationState {
         let ids = &*ids;
         let view = EventView { ev, category: input.category, severity: input.severity, ancestor_kinds: &ids.ancestor_kinds };
         for via in Via::ALL {
+            if !rules.may_link(via, &ev.reason) {
+                continue;
+            }
             ids.lookup_keys(via, &mut self.keys);
             let mut found: Option<(u32, bool)> = None;
             'keys: for k in &self.keys {

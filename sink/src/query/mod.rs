@@ -19,6 +19,7 @@ pub mod events;
 pub mod filter;
 pub mod incidents;
 pub mod output;
+pub mod patterns;
 pub mod sql;
 
 pub use aggregate::{AggregateQuery, AggregateRow, GroupBy, Interval, Metric};

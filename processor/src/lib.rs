@@ -122,6 +122,9 @@ pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest");
     set_default(&mut c, "auto.commit.interval.ms", "1000");
+    // End-to-end latency: a fetch answers within 100 ms even when little is new
+    // (librdkafka's default lets the broker hold it 500 ms).
+    set_default(&mut c, "fetch.wait.max.ms", "100");
     // A crashed member's partitions move after this long.
     set_default(&mut c, "session.timeout.ms", "10000");
     set_default(&mut c, "heartbeat.interval.ms", "1000");

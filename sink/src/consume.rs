@@ -147,9 +147,13 @@ pub async fn run(
     ];
     let by_topic = loaders.iter().enumerate().map(|(i, l)| (l.topic().to_string(), i)).collect();
     let events = Arc::new(Mutex::new(Vec::new()));
-    let consumer: StreamConsumer<SinkContext> = cfg
-        .kafka
-        .client_config()?
+    let mut base = cfg.kafka.client_config()?;
+    if base.get("fetch.wait.max.ms").is_none() {
+        // End-to-end latency: a fetch answers within 100 ms even when little is
+        // new (librdkafka's default lets the broker hold it 500 ms).
+        base.set("fetch.wait.max.ms", "100");
+    }
+    let consumer: StreamConsumer<SinkContext> = base
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

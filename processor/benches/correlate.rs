@@ -15,11 +15,10 @@ use kevents_processor::correlate::{CorrInput, CorrelationState, Limits};
 use kevents_processor::output::Output;
 use kevents_processor::step::{Engine, PartitionState};
 use schemas::model::ClusterId;
-use schemas::records::{CollectorMeta, ProcessedEvent, RawRecord, WatchEvent, WatchKind};
-use std::collections::BTreeSet;
+use schemas::records::ProcessedEvent;
 use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
-use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
+use testkit::sim::{generate_run, ClusterCtx, ScenarioKind, WatchStream};
 
 fn stream() -> Vec<(ProcessedEvent, i64)> {
     let engine = Engine::builtin();
@@ -32,24 +31,11 @@ fn stream() -> Vec<(ProcessedEvent, i64)> {
     for seed in 0..24u64 {
         let start = UNIX_EPOCH + Duration::from_secs(1_790_000_000 + seed * 3600);
         let run = generate_run(&kinds, seed, start, &ClusterCtx::new("sim", 8), Duration::from_secs(15));
-        let t0 = start.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
         let mut state = PartitionState::new(0, 7_200_000_000, 1_000_000);
-        let mut seen = BTreeSet::new();
-        for e in &run.emissions {
-            let Emission::Apply(k) = &e.emission else { continue };
-            let mut ev = schemas::convert::from_core_v1(k);
+        let mut watch = WatchStream::new(cluster.clone());
+        for raw in watch.records(start, &run.emissions) {
+            let t = raw.observed_us;
             offset += 1;
-            ev.resource_version = offset.to_string();
-            let kind = if seen.insert(ev.uid.clone()) { WatchKind::Added } else { WatchKind::Modified };
-            let t = t0 + e.offset.as_micros() as i64;
-            let raw = RawRecord {
-                cluster: cluster.clone(),
-                collector: CollectorMeta::default(),
-                observed_us: t,
-                resource_version: ev.resource_version.clone(),
-                event: Some(WatchEvent { kind, event: ev }),
-                heartbeat: None,
-            };
             out.clear();
             state.process(&engine, raw, offset, &mut out).unwrap();
             for o in out.drain(..) {

@@ -24,11 +24,11 @@ use kevents_processor::output::Output;
 use kevents_processor::patterns::{template_into, PatternConfig, PatternDetector, PatternInput};
 use kevents_processor::step::{Engine, PartitionState};
 use schemas::model::{ClusterId, Severity};
-use schemas::records::{CollectorMeta, Pattern, ProcessedEvent, RawRecord, WatchEvent, WatchKind};
+use schemas::records::{Pattern, ProcessedEvent, RawRecord};
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
-use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
+use testkit::sim::{generate_run, ClusterCtx, ScenarioKind, WatchStream};
 
 const HEARTBEAT_US: i64 = 5_000_000;
 
@@ -41,29 +41,11 @@ fn stream() -> Vec<(ProcessedEvent, i64)> {
     for c in 0..6u64 {
         let name = format!("sim-{c}");
         let cluster = ClusterId { name: name.clone(), uid: format!("uid-{name}") };
-        let mut seen = BTreeSet::new();
+        let mut watch = WatchStream::new(cluster.clone());
         for hour in 0..4u64 {
             let start = UNIX_EPOCH + Duration::from_secs(1_790_000_000 + hour * 3600 + c * 17);
             let run = generate_run(&kinds, c * 100 + hour, start, &ClusterCtx::new(&name, 8), Duration::from_secs(15));
-            let t0 = start.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
-            for e in &run.emissions {
-                let Emission::Apply(k) = &e.emission else { continue };
-                let mut ev = schemas::convert::from_core_v1(k);
-                ev.resource_version = (raw.len() + 1).to_string();
-                let kind = if seen.insert(ev.uid.clone()) { WatchKind::Added } else { WatchKind::Modified };
-                let t = t0 + e.offset.as_micros() as i64;
-                raw.push((
-                    t,
-                    RawRecord {
-                        cluster: cluster.clone(),
-                        collector: CollectorMeta::default(),
-                        observed_us: t,
-                        resource_version: ev.resource_version.clone(),
-                        event: Some(WatchEvent { kind, event: ev }),
-                        heartbeat: None,
-                    },
-                ));
-            }
+            raw.extend(watch.records(start, &run.emissions).into_iter().map(|r| (r.observed_us, r)));
         }
     }
     raw.sort_by_key(|(t, _)| *t);

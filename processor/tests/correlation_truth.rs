@@ -16,10 +16,10 @@
 use kevents_processor::output::Output;
 use kevents_processor::step::{Engine, PartitionState};
 use schemas::model::ClusterId;
-use schemas::records::{CollectorMeta, Incident, RawRecord, WatchEvent, WatchKind};
+use schemas::records::Incident;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use testkit::sim::{generate, generate_run, ClusterCtx, Emission, GroundTruth, ScenarioKind, ScenarioParams, TimedEmission};
+use testkit::sim::{generate, generate_run, ClusterCtx, Emission, GroundTruth, ScenarioKind, ScenarioParams, TimedEmission, WatchStream};
 
 /// What the processor concluded about one run.
 struct Outcome {
@@ -32,25 +32,10 @@ struct Outcome {
 fn play(start: SystemTime, emissions: &[TimedEmission]) -> Outcome {
     let engine = Engine::builtin();
     let mut state = PartitionState::new(0, 7_200_000_000, 1_000_000);
-    let cluster = ClusterId { name: "sim-1".into(), uid: "cluster-uid-1".into() };
-    let t0 = start.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
-    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut watch = WatchStream::new(ClusterId { name: "sim-1".into(), uid: "cluster-uid-1".into() });
     let mut out = Vec::new();
     let mut o = Outcome { corr: BTreeMap::new(), incidents: BTreeMap::new() };
-    for (i, e) in emissions.iter().enumerate() {
-        let Emission::Apply(k8s) = &e.emission else { continue };
-        let mut ev = schemas::convert::from_core_v1(k8s);
-        ev.resource_version = (1000 + i).to_string();
-        let kind = if seen.insert(ev.uid.clone()) { WatchKind::Added } else { WatchKind::Modified };
-        let observed_us = t0 + e.offset.as_micros() as i64 + 50_000;
-        let raw = RawRecord {
-            cluster: cluster.clone(),
-            collector: CollectorMeta { instance: "c".into(), leader_epoch: 0 },
-            observed_us,
-            resource_version: ev.resource_version.clone(),
-            event: Some(WatchEvent { kind, event: ev }),
-            heartbeat: None,
-        };
+    for (i, raw) in watch.records(start, emissions).into_iter().enumerate() {
         out.clear();
         state.process(&engine, raw, i as i64, &mut out).unwrap();
         for r in out.drain(..) {

@@ -12,10 +12,10 @@
 use kevents_processor::output::Output;
 use kevents_processor::step::{Engine, PartitionState};
 use schemas::model::ClusterId;
-use schemas::records::{CollectorMeta, Heartbeat, Incident, RawRecord, WatchEvent, WatchKind};
+use schemas::records::{Heartbeat, Incident, RawRecord, WatchKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
-use testkit::sim::{generate_run, ClusterCtx, Emission, GroundTruth, ScenarioKind};
+use testkit::sim::{generate_run, ClusterCtx, GroundTruth, ScenarioKind, WatchStream};
 
 #[test]
 fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
@@ -34,39 +34,21 @@ fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
         let mut truth = GroundTruth::default();
         let mut corr: BTreeMap<String, String> = BTreeMap::new();
         let mut out = Vec::new();
+        let mut watch = WatchStream::new(cluster.clone());
         let mut offset = 0i64;
         let mut last_t = 0i64;
-        let mut seen = BTreeSet::new();
         for round in 0..12u64 {
             // One round every 20 minutes: scenarios overlap within a round, and
             // rounds follow each other like a bad afternoon.
             let start = UNIX_EPOCH + Duration::from_secs(1_790_000_000 + round * 1200);
             let run = generate_run(&kinds, c * 1000 + round, start, &ClusterCtx::new(&cluster.name, 10), Duration::from_secs(10));
-            let t0 = start.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
             truth.merge(run.truth.clone());
-            let mut emissions: Vec<_> = run.emissions.iter().collect();
-            emissions.sort_by_key(|e| e.offset);
-            for e in emissions {
-                let Emission::Apply(k) = &e.emission else { continue };
-                let mut ev = schemas::convert::from_core_v1(k);
-                offset += 1;
-                ev.resource_version = offset.to_string();
-                let kind = if seen.insert(ev.uid.clone()) {
+            for raw in watch.records(start, &run.emissions) {
+                if raw.event.as_ref().is_some_and(|w| w.kind == WatchKind::Added) {
                     objects += 1;
-                    WatchKind::Added
-                } else {
-                    WatchKind::Modified
-                };
-                let t = (t0 + e.offset.as_micros() as i64).max(last_t);
-                last_t = t;
-                let raw = RawRecord {
-                    cluster: cluster.clone(),
-                    collector: CollectorMeta::default(),
-                    observed_us: t,
-                    resource_version: ev.resource_version.clone(),
-                    event: Some(WatchEvent { kind, event: ev }),
-                    heartbeat: None,
-                };
+                }
+                offset += 1;
+                last_t = raw.observed_us;
                 versions += 1;
                 out.clear();
                 state.process(&engine, raw, offset, &mut out).unwrap();

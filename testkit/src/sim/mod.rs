@@ -10,6 +10,7 @@
 //! - `truth` — incidents, root causes, occurrence counts.
 //! - `fleet` — N API servers fed at a target rate.
 //! - `eventlist` — kubectl-style `List` JSON files in both API shapes, plus truth.
+//! - `watch` — scenario output as the raw records a collector publishes.
 
 pub mod eventlist;
 pub mod fleet;
@@ -18,6 +19,7 @@ pub mod recorder;
 pub mod scenarios;
 pub mod timeline;
 pub mod truth;
+pub mod watch;
 
 pub use eventlist::{generate_run, write_eventlist, EventListError, EventListFiles, Run};
 pub use fleet::{ClusterHandle, ClusterStats, ClusterTruth, Fleet, FleetError, FleetOptions, FleetStats};
@@ -25,3 +27,4 @@ pub use objects::ClusterCtx;
 pub use scenarios::{generate, Scenario, ScenarioKind, ScenarioParams};
 pub use timeline::{Emission, TimedEmission};
 pub use truth::{GroundTruth, TruthIncident};
+pub use watch::WatchStream;

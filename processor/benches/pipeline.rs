@@ -7,8 +7,8 @@
 //! fresh consumer group, write with the same producer settings (idempotent,
 //! acks=all, lz4, linger 5 ms), and store offsets only after delivery. The
 //! passthrough copies each record to an output topic unchanged; the processor
-//! decodes, counts, classifies, extracts metadata, encodes and writes processed
-//! events and heartbeats. A run ends when the output topics' end offsets show
+//! decodes, counts, classifies, extracts metadata, correlates, detects patterns,
+//! raises alerts, encodes and writes all of them and the heartbeats. A run ends when the output topics' end offsets show
 //! every expected output acknowledged (polled every 10 ms); it includes joining
 //! the group. Medians of 3 runs each, alternating, and the ratio.
 //!
@@ -90,11 +90,11 @@ async fn run(n: usize) {
         println!("run {i}: passthrough {:>8.0} records/s ({secs:.2}s)", n as f64 / secs);
         pass.push(n as f64 / secs);
 
-        let (po, ho, dq) = (format!("proc-{i}"), format!("hb-{i}"), format!("dlq-{i}"));
-        for t in [&po, &ho, &dq] {
+        let topics = ["proc", "hb", "inc", "pat", "al", "dlq"].map(|t| format!("{t}-{i}"));
+        for t in &topics {
             create(&bootstrap, t, 3).await;
         }
-        let secs = processor(&bootstrap, &format!("pr-{i}"), &po, &ho, &dq, expected_outputs).await;
+        let secs = processor(&bootstrap, &format!("pr-{i}"), &topics, expected_outputs).await;
         println!("run {i}: processor   {:>8.0} records/s ({secs:.2}s)", n as f64 / secs);
         proc.push(n as f64 / secs);
     }
@@ -143,14 +143,19 @@ async fn passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// Run the processor until `expected` outputs are acknowledged. Returns seconds.
-async fn processor(bootstrap: &str, group: &str, processed: &str, hb: &str, dlq: &str, expected: usize) -> f64 {
+/// Run the processor until `expected` outputs are acknowledged on the output
+/// topics (processed, heartbeats, incidents, patterns, alerts; then the dead
+/// letters). Returns seconds.
+async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], expected: usize) -> f64 {
     let mut cfg = ProcessorConfig::default();
     cfg.kafka.brokers = bootstrap.into();
     cfg.topics.raw = "raw".into();
-    cfg.topics.processed = processed.into();
-    cfg.topics.heartbeats = hb.into();
-    cfg.topics.dlq = dlq.into();
+    cfg.topics.processed = topics[0].clone();
+    cfg.topics.heartbeats = topics[1].clone();
+    cfg.topics.incidents = topics[2].clone();
+    cfg.topics.patterns = topics[3].clone();
+    cfg.topics.alerts = topics[4].clone();
+    cfg.topics.dlq = topics[5].clone();
     cfg.group_id = group.into();
     cfg.create_topic_partitions = 0;
     cfg.listen = "127.0.0.1:0".parse().unwrap();
@@ -163,7 +168,7 @@ async fn processor(bootstrap: &str, group: &str, processed: &str, hb: &str, dlq:
     .unwrap();
     let watcher: BaseConsumer = base(bootstrap).create().unwrap();
     loop {
-        let total = end_offsets(&watcher, processed) + end_offsets(&watcher, hb);
+        let total: i64 = topics[..5].iter().map(|t| end_offsets(&watcher, t)).sum();
         if total >= expected as i64 {
             break;
         }

@@ -277,7 +277,7 @@ pub async fn run_patterns(args: PatternsArgs) -> anyhow::Result<()> {
         .map(|d| query::parse_duration(d).map(|d| query::now_ms() - d.as_millis() as i64))
         .transpose()?;
     let format: Format = args.out.output.parse()?;
-    let explain = |st: &patterns::PatternStatement| {
+    let explain = |st: &Statement| {
         if args.out.explain {
             print!("{st}");
         }

@@ -13,11 +13,10 @@
 //! quotes and are only ever values.
 
 use super::output::{Cell, Table};
-use super::sql::{Param, Params};
+use super::sql::{Param, Params, Source, Statement};
 use super::{QueryError, Store};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Which fleet patterns. Empty lists mean "any".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,41 +132,6 @@ pub struct EpisodeRecord {
     pub previous_first_seen_ms: i64,
 }
 
-/// A compiled patterns question (what `--explain` prints).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatternStatement {
-    pub sql: String,
-    pub params: Params,
-    /// The table or view read, and why.
-    pub source: &'static str,
-    pub why: &'static str,
-}
-
-impl PatternStatement {
-    fn to_query(&self, client: &clickhouse::Client) -> clickhouse::query::Query {
-        let mut q = client.query(&self.sql);
-        for (name, value) in self.params.iter() {
-            q = match value {
-                Param::Str(s) => q.param(name, s),
-                Param::Strs(v) => q.param(name, v),
-                Param::Int(i) => q.param(name, i),
-            };
-        }
-        q
-    }
-}
-
-impl fmt::Display for PatternStatement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "-- table: {} ({})", self.source, self.why)?;
-        writeln!(f, "{}", self.sql)?;
-        for (name, value) in self.params.iter() {
-            writeln!(f, "-- param {name} {} = {value}", value.ch_type())?;
-        }
-        Ok(())
-    }
-}
-
 impl Store {
     /// Cluster pattern episodes, the biggest first.
     pub async fn top_patterns(&self, f: &TopFilter) -> Result<Vec<PatternRecord>, QueryError> {
@@ -187,7 +151,7 @@ impl Store {
 }
 
 /// Compile a cluster-patterns question.
-pub fn build_top(f: &TopFilter) -> Result<PatternStatement, QueryError> {
+pub fn build_top(f: &TopFilter) -> Result<Statement, QueryError> {
     if f.limit == 0 {
         return Err(QueryError::Invalid("limit must be at least 1".into()));
     }
@@ -222,11 +186,11 @@ pub fn build_top(f: &TopFilter) -> Result<PatternStatement, QueryError> {
 FROM patterns_latest\nWHERE {cond}\nORDER BY count DESC, last_seen DESC, id ASC\nLIMIT {limit}",
         cond = c.join("\n  AND ")
     );
-    Ok(PatternStatement { sql, params, source: "patterns_latest", why: "the latest version of each cluster pattern episode" })
+    Ok(Statement { sql, params, source: Source::PatternsLatest, why: "the latest version of each cluster pattern episode".into() })
 }
 
 /// Compile a fleet question.
-pub fn build_fleet(f: &FleetFilter) -> Result<PatternStatement, QueryError> {
+pub fn build_fleet(f: &FleetFilter) -> Result<Statement, QueryError> {
     if f.limit == 0 {
         return Err(QueryError::Invalid("limit must be at least 1".into()));
     }
@@ -262,16 +226,11 @@ FROM patterns_latest\nWHERE {cond}\nGROUP BY key, reason, kind, namespace, templ
 HAVING cluster_count >= {min}\nORDER BY cluster_count DESC, count DESC, key ASC\nLIMIT {limit}",
         cond = c.join("\n  AND ")
     );
-    Ok(PatternStatement {
-        sql,
-        params,
-        source: "patterns_latest",
-        why: "grouped like fleet_patterns, after the time range",
-    })
+    Ok(Statement { sql, params, source: Source::PatternsLatest, why: "grouped like fleet_patterns, after the time range".into() })
 }
 
 /// Compile an episodes question.
-pub fn build_episodes(q: &EpisodeQuery) -> Result<PatternStatement, QueryError> {
+pub fn build_episodes(q: &EpisodeQuery) -> Result<Statement, QueryError> {
     if q.limit == 0 {
         return Err(QueryError::Invalid("limit must be at least 1".into()));
     }
@@ -297,7 +256,7 @@ per_minute, anomaly_score, episode, episodes, toUnixTimestamp64Milli(previous_fi
 FROM pattern_episodes\nWHERE {cond}\nORDER BY first_seen ASC, cluster ASC, id ASC\nLIMIT {limit}",
         cond = c.join("\n  AND ")
     );
-    Ok(PatternStatement { sql, params, source: "pattern_episodes", why: "every episode of the key, numbered per cluster" })
+    Ok(Statement { sql, params, source: Source::PatternEpisodes, why: "every episode of the key, numbered per cluster".into() })
 }
 
 /// Cluster patterns as a [`Table`].

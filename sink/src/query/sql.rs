@@ -54,6 +54,8 @@ pub enum Source {
     EventsPerMinute,
     EventsPerHour,
     IncidentsLatest,
+    PatternsLatest,
+    PatternEpisodes,
 }
 
 impl Source {
@@ -63,6 +65,8 @@ impl Source {
             Source::EventsPerMinute => "events_per_minute",
             Source::EventsPerHour => "events_per_hour",
             Source::IncidentsLatest => "incidents_latest",
+            Source::PatternsLatest => "patterns_latest",
+            Source::PatternEpisodes => "pattern_episodes",
         }
     }
 }

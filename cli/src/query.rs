@@ -249,11 +249,7 @@ pub async fn run_aggregate(args: AggregateArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run_incidents(args: IncidentsArgs) -> anyhow::Result<()> {
-    let since_ms = args
-        .since
-        .as_deref()
-        .map(|d| query::parse_duration(d).map(|d| query::now_ms() - d.as_millis() as i64))
-        .transpose()?;
+    let since_ms = since_ms(args.since.as_deref())?;
     let f = IncidentFilter {
         clusters: args.clusters,
         namespaces: args.namespaces,
@@ -271,11 +267,7 @@ pub async fn run_incidents(args: IncidentsArgs) -> anyhow::Result<()> {
 
 pub async fn run_patterns(args: PatternsArgs) -> anyhow::Result<()> {
     use sink::query::patterns::{self, EpisodeQuery, FleetFilter, TopFilter};
-    let since_ms = args
-        .since
-        .as_deref()
-        .map(|d| query::parse_duration(d).map(|d| query::now_ms() - d.as_millis() as i64))
-        .transpose()?;
+    let since_ms = since_ms(args.since.as_deref())?;
     let format: Format = args.out.output.parse()?;
     let explain = |st: &Statement| {
         if args.out.explain {
@@ -314,6 +306,11 @@ pub async fn run_patterns(args: PatternsArgs) -> anyhow::Result<()> {
         print!("{}", patterns::top_table(&rows).render(format));
     }
     Ok(())
+}
+
+/// `--since D` as a start time, Unix ms.
+fn since_ms(since: Option<&str>) -> anyhow::Result<Option<i64>> {
+    Ok(since.map(|d| query::parse_duration(d).map(|d| query::now_ms() - d.as_millis() as i64)).transpose()?)
 }
 
 /// With `--explain`: print `st` and return None. Else the store and the format.

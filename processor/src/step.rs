@@ -201,17 +201,12 @@ impl PartitionState {
         if let Some(d) = self.detector.as_mut() {
             d.flush(&mut self.patterns);
         }
-        self.push_incidents(engine, out, start, offset);
-    }
-
-    /// Open patterns (memory bound: `patterns.max_keys` keys per partition).
-    pub fn pattern_keys(&self) -> usize {
-        self.detector.as_ref().map_or(0, |d| d.len())
+        self.push_results(engine, out, start, offset);
     }
 
     /// Appends the pending incident and pattern versions, and the alerts they
     /// raise or resolve, as outputs of the current input.
-    fn push_incidents(&mut self, engine: &Engine, out: &mut Vec<Output>, start: usize, offset: i64) {
+    fn push_results(&mut self, engine: &Engine, out: &mut Vec<Output>, start: usize, offset: i64) {
         if self.incidents.is_empty() && self.patterns.is_empty() {
             return;
         }
@@ -315,7 +310,7 @@ impl PartitionState {
                 out.push(Output::Processed(p));
             }
         }
-        self.push_incidents(engine, out, start, offset);
+        self.push_results(engine, out, start, offset);
         Ok(())
     }
 }

@@ -134,9 +134,6 @@ fn first_time(e: &NormalizedEvent) -> i64 {
 fn replays(shape: Shape, events: Vec<NormalizedEvent>) -> Vec<Replay> {
     let mut out = Vec::with_capacity(events.len() * 2);
     for (i, mut e) in events.into_iter().enumerate() {
-        if e.uid.is_empty() {
-            e.uid = format!("{}/{}#{i}", e.namespace, e.name);
-        }
         match shape {
             Shape::Stream => {
                 if e.resource_version.is_empty() {
@@ -166,11 +163,17 @@ fn replays(shape: Shape, events: Vec<NormalizedEvent>) -> Vec<Replay> {
 }
 
 /// Runs the engine over the events.
-pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, events: Vec<NormalizedEvent>, source: String) -> Analysis {
+pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Vec<NormalizedEvent>, source: String) -> Analysis {
+    // Events without a uid (hand-written files) still need one to be told apart.
+    for (i, e) in events.iter_mut().enumerate() {
+        if e.uid.is_empty() {
+            e.uid = format!("{}/{}#{i}", e.namespace, e.name);
+        }
+    }
     let cluster = ClusterId { name: cluster_name.to_string(), uid: format!("analyze:{cluster_name}") };
     let input_order: Vec<String> = {
         let mut seen = HashSet::new();
-        events.iter().enumerate().map(|(i, e)| if e.uid.is_empty() { format!("{}/{}#{i}", e.namespace, e.name) } else { e.uid.clone() }).filter(|u| seen.insert(u.clone())).collect()
+        events.iter().map(|e| e.uid.clone()).filter(|u| seen.insert(u.clone())).collect()
     };
     let mut state = PartitionState::for_engine(engine, 0, i64::MAX / 4, usize::MAX / 2);
     let mut seen: HashSet<String> = HashSet::new();

@@ -193,7 +193,8 @@ impl CorrelationState {
                 continue;
             }
             ids.lookup_keys(via, &mut self.keys);
-            let mut found: Option<(u32, bool)> = None;
+            // (slot, joins, recovering): decided once, where the matcher was found.
+            let mut found: Option<(u32, bool, bool)> = None;
             'keys: for k in &self.keys {
                 let Some(slots) = self.index.get(k) else { continue };
                 for &slot in slots.iter().rev() {
@@ -202,35 +203,24 @@ impl CorrelationState {
                     let since = input.t_us - open.last_t;
                     let fits = |m: &super::rules::Matcher| m.via & via.bit() != 0 && m.within_us.is_none_or(|w| since <= w) && m.matches(&view);
                     if fits(&rule.cause) || rule.effects.iter().any(fits) {
-                        found = Some((slot, true));
+                        // An effect that is also a sign of recovery (however linked).
+                        found = Some((slot, true, rule.recovery.iter().any(|m| m.matches(&view))));
                         break 'keys;
                     }
                     if rule.recovery.iter().any(fits) {
-                        let member = rule.recovery.iter().any(|m| fits(m) && m.member);
-                        found = Some((slot, member));
+                        found = Some((slot, rule.recovery.iter().any(|m| fits(m) && m.member), true));
                         break 'keys;
                     }
                 }
             }
-            match found {
-                Some((slot, true)) => {
-                    let is_recovery = {
-                        let open = self.slots[slot as usize].as_ref().expect("open");
-                        let rule = &rules.rules[open.rule as usize];
-                        rule.recovery.iter().any(|m| m.matches(&view))
-                    };
-                    self.join(rules, slot, input, uid, Some(ids), out);
-                    if is_recovery {
-                        self.recovering(rules, slot, input.t_us);
-                    }
-                    return self.slots[slot as usize].as_ref().map(|o| o.id.clone());
-                }
-                Some((slot, false)) => {
-                    self.recovering(rules, slot, input.t_us);
-                    return None;
-                }
-                None => {}
+            let Some((slot, joins, recovering)) = found else { continue };
+            if joins {
+                self.join(rules, slot, input, uid, Some(ids), out);
             }
+            if recovering {
+                self.recovering(rules, slot, input.t_us);
+            }
+            return if joins { self.slots[slot as usize].as_ref().map(|o| o.id.clone()) } else { None };
         }
         let rule_ix = rules.rules.iter().position(|r| r.cause.matches(&view))?;
         Some(self.open_incident(rules, rule_ix as u32, input, uid, ids, out))

@@ -152,7 +152,7 @@ pub struct CollectorConfig {
 }
 
 fn default_topic() -> String {
-    "kevents.raw".into()
+    schemas::topics::RAW.into()
 }
 fn default_create_partitions() -> i32 {
     6

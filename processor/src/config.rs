@@ -37,25 +37,25 @@ pub struct TopicsConfig {
 }
 
 fn default_raw() -> String {
-    "kevents.raw".into()
+    schemas::topics::RAW.into()
 }
 fn default_processed() -> String {
-    "kevents.processed".into()
+    schemas::topics::PROCESSED.into()
 }
 fn default_heartbeats() -> String {
-    "kevents.heartbeats".into()
+    schemas::topics::HEARTBEATS.into()
 }
 fn default_dlq() -> String {
-    "kevents.dlq".into()
+    schemas::topics::DLQ.into()
 }
 fn default_incidents() -> String {
-    "kevents.incidents".into()
+    schemas::topics::INCIDENTS.into()
 }
 fn default_patterns() -> String {
-    "kevents.patterns".into()
+    schemas::topics::PATTERNS.into()
 }
 fn default_alerts() -> String {
-    "kevents.alerts".into()
+    schemas::topics::ALERTS.into()
 }
 
 impl Default for TopicsConfig {

@@ -11,6 +11,7 @@
 //! - [`wire`]: hand-written Avro binary encoding of the per-event records (hot path).
 //! - [`registry`]: optional Confluent schema-registry client for the ids.
 //! - [`ids`]: deterministic record ids (a replay yields the same ids).
+//! - [`topics`]: the default Kafka topic names every stage agrees on.
 //! - [`common`]: plumbing every stage needs (Kafka settings, config loading, the ops
 //!   endpoint), here so that stages never import each other.
 //! - [`clickhouse`]: the ClickHouse migrations and their rendering (single node or
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod model;
 pub mod records;
 pub mod registry;
+pub mod topics;
 pub mod wire;
 
 pub use model::{ApiShape, ClusterId, NormalizedEvent, ObjectRef, Severity};

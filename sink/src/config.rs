@@ -147,22 +147,22 @@ pub struct TopicsConfig {
 }
 
 fn default_processed() -> String {
-    "kevents.processed".into()
+    schemas::topics::PROCESSED.into()
 }
 fn default_heartbeats() -> String {
-    "kevents.heartbeats".into()
+    schemas::topics::HEARTBEATS.into()
 }
 fn default_incidents() -> String {
-    "kevents.incidents".into()
+    schemas::topics::INCIDENTS.into()
 }
 fn default_patterns() -> String {
-    "kevents.patterns".into()
+    schemas::topics::PATTERNS.into()
 }
 fn default_alerts() -> String {
-    "kevents.alerts".into()
+    schemas::topics::ALERTS.into()
 }
 fn default_dlq() -> String {
-    "kevents.dlq".into()
+    schemas::topics::DLQ.into()
 }
 
 impl Default for TopicsConfig {

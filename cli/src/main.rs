@@ -3,6 +3,11 @@
 //! runs that stage until SIGTERM or Ctrl-C — the one shutdown signal every stage
 //! receives as a future.
 
+/// mimalloc rather than glibc malloc: the processor step allocates per record,
+/// and glibc's malloc/free were a fifth of its time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

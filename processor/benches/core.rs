@@ -19,6 +19,10 @@
 //! Run: `cargo bench -p kevents-processor --bench core`.
 //! Criterion reports elements/s = records/s on one core.
 
+/// The allocator the `kevents` binary ships with, so the figures are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kevents_processor::output::Output;
 use kevents_processor::step::{Engine, PartitionState};

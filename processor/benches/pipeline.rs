@@ -15,6 +15,10 @@
 //! Run: `cargo bench -p kevents-processor --bench pipeline` (N: `KEVENTS_BENCH_N`,
 //! default 300000).
 
+/// The allocator the `kevents` binary ships with, so the figures are the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use kevents_processor::output::Output;
 use kevents_processor::step::{Engine, PartitionState};
 use kevents_processor::ProcessorConfig;

@@ -9,7 +9,6 @@
 
 use schemas::ids::event_version_id;
 use schemas::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent, RawRecord, SourcePos, WatchKind};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::alerts::{AlertEngine, AlertRules};
@@ -267,10 +266,9 @@ impl PartitionState {
                 if c.unknown {
                     self.counts.unknown += 1;
                 }
-                self.counts.category(c.category);
-                let (category, severity, rule, labels) = (c.category.to_string(), c.severity, c.rule.to_string(), c.labels.clone());
-                let mut metadata = BTreeMap::new();
-                self.meta.extract(&engine.extractor, &ev, &mut metadata);
+                self.counts.category(&c.category);
+                let (category, severity, rule, labels) = (c.category.clone(), c.severity, c.rule.clone(), c.labels.clone());
+                let metadata = self.meta.extract(&engine.extractor, &ev);
                 let id = event_version_id(&raw.cluster.uid, &ev.uid, &ev.resource_version, w.kind.as_str());
                 let seq = next_seq(out, start, OutputKind::Processed);
                 let mut p = ProcessedEvent {
@@ -398,7 +396,7 @@ mod tests {
         assert_eq!(occ, vec![1, 3, 2], "the stale-epoch version (count 5) changed nothing");
         assert_eq!((s.counts.duplicates, s.counts.stale_epochs), (1, 1));
         let Output::Processed(p) = &all[0] else { panic!() };
-        assert_eq!(p.category, "container-crash");
+        assert_eq!(&*p.category, "container-crash");
         assert_eq!(p.metadata.get("container").map(String::as_str), Some("app"));
         assert_eq!(p.source, SourcePos { partition: 3, offset: 100, seq: 0 });
         assert_eq!(p.id, event_version_id("c1", "a", "10", "ADDED"));

@@ -65,8 +65,8 @@ fn bench(c: &mut Criterion) {
         rule: "kubelet-backoff-restart".into(),
         correlation_id: "0f3c2a9e8b7d6c5b4a39281706f5e4d3".into(),
         occurrences: 1,
-        metadata: BTreeMap::from([("container".into(), "cart".into()), ("node".into(), "node-a-1".into())]),
-        labels: BTreeMap::new(),
+        metadata: BTreeMap::from([("container".into(), "cart".into()), ("node".into(), "node-a-1".into())]).into(),
+        labels: Default::default(),
     };
     let raw_bytes = codec.encode(&raw).unwrap();
     let processed_bytes = codec.encode(&processed).unwrap();

@@ -11,12 +11,35 @@ use xxhash_rust::xxh3::xxh3_128;
 /// with a separator byte that cannot occur in Kubernetes names, so ("a","bc") and
 /// ("ab","c") differ.
 pub fn stable_id(parts: &[&str]) -> String {
-    let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    let len: usize = parts.iter().map(|p| p.len() + 1).sum();
+    // Usual ids fit on the stack; the heap is for unusually long parts.
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
     for p in parts {
-        buf.extend_from_slice(p.as_bytes());
-        buf.push(0x1f);
+        buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+        buf[at + p.len()] = 0x1f;
+        at += p.len() + 1;
     }
-    format!("{:032x}", xxh3_128(&buf))
+    hex32(xxh3_128(buf))
+}
+
+/// `format!("{:032x}", h)` without the formatting machinery (ids are built for
+/// every output record).
+fn hex32(h: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((h >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    // Only ASCII hex digits were written.
+    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
 }
 
 /// Id of a processed event version: one per (cluster, event uid, resourceVersion,
@@ -34,6 +57,12 @@ mod tests {
         assert_eq!(stable_id(&["a", "bc"]), stable_id(&["a", "bc"]));
         assert_ne!(stable_id(&["a", "bc"]), stable_id(&["ab", "c"]));
         assert_eq!(stable_id(&["x"]).len(), 32);
+        let long = "x".repeat(300);
+        assert_eq!(stable_id(&[&long, "y"]), format!("{:032x}", xxh3_128(format!("{long}\x1fy\x1f").as_bytes())));
+        assert_eq!(stable_id(&["a", "b"]), format!("{:032x}", xxh3_128(b"a\x1fb\x1f")));
+        for h in [0u128, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            assert_eq!(hex32(h), format!("{h:032x}"));
+        }
         // Pinned: ids are stored; changing the function would double every replayed row.
         assert_eq!(
             event_version_id("c", "u", "1", "ADDED"),

@@ -13,6 +13,7 @@
 use crate::model::{ClusterId, NormalizedEvent, ObjectRef, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What the watch said about an object, plus `Relisted` for objects the collector
 /// found in a list after a `410 Gone` and had not published before.
@@ -115,6 +116,10 @@ impl Default for SourcePos {
 }
 
 /// A classified event version, with the occurrences it adds.
+///
+/// Category, rule, metadata and labels are `Arc`s because the processor hands
+/// the same values to every repeat of an event (its memo caches hold them):
+/// building an output costs a reference count, not a copy of each string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ProcessedEvent {
     /// Position of the raw input that produced this record.
@@ -126,19 +131,19 @@ pub struct ProcessedEvent {
     pub observed_us: i64,
     pub leader_epoch: i64,
     pub event: NormalizedEvent,
-    pub category: String,
+    pub category: Arc<str>,
     pub severity: Severity,
     /// Name of the classification rule that decided category and severity.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The incident this event belongs to, or its own id when it stands alone.
     pub correlation_id: String,
     /// Occurrences this version adds: 1 for a new event, the count delta for a
     /// repeat, 0 for a re-delivered, relisted-again or deleted version.
     pub occurrences: i64,
     /// Facts pulled out of the message (container, image, exit_code, node, ...).
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Arc<BTreeMap<String, String>>,
     /// Labels set by classification rules.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// Whether an incident or pattern is still going on.

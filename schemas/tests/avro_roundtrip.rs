@@ -90,8 +90,8 @@ fn processed_event_round_trips() {
             rule: "kubelet-backoff-restart".into(),
             correlation_id: "inc-1".into(),
             occurrences: 2,
-            metadata: BTreeMap::from([("container".into(), "cart".into())]),
-            labels: BTreeMap::new(),
+            metadata: BTreeMap::from([("container".into(), "cart".into())]).into(),
+            labels: Default::default(),
         });
     }
 }
@@ -269,7 +269,7 @@ fn every_history_version_is_readable_by_the_current_reader() {
                 assert_eq!(rec.id, "x");
                 assert_eq!(rec.severity, Severity::Error);
                 assert_eq!(rec.source, SourcePos::default());
-                assert_eq!(rec.rule, "");
+                assert_eq!(&*rec.rule, "");
                 assert_eq!(rec.leader_epoch, 0);
                 assert_eq!(rec.event.reason, "BackOff");
                 checked += 1;

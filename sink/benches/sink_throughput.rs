@@ -55,9 +55,9 @@ fn event(i: i64, base_us: i64) -> ProcessedEvent {
     e.count = 1 + i % 9;
     e.last_seen_us = base_us - (i % 3600) * 1_000_000;
     e.created_us = e.last_seen_us;
-    p.metadata.insert("container".into(), "app".into());
-    p.metadata.insert("node".into(), format!("node-{}", i % 30));
-    p.metadata.insert("backoff".into(), "5m0s".into());
+    std::sync::Arc::make_mut(&mut p.metadata).insert("container".into(), "app".into());
+    std::sync::Arc::make_mut(&mut p.metadata).insert("node".into(), format!("node-{}", i % 30));
+    std::sync::Arc::make_mut(&mut p.metadata).insert("backoff".into(), "5m0s".into());
     p
 }
 

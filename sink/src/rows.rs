@@ -10,6 +10,7 @@ use clickhouse::Row;
 use schemas::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent, SourcePos};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Metadata keys stored in typed columns of `events` (and not repeated in its map).
 pub const TYPED_METADATA: [&str; 7] = ["container", "image", "node", "volume", "exit_code", "owner_kind", "owner_name"];
@@ -68,7 +69,7 @@ pub struct EventRow {
 impl EventRow {
     pub fn new(p: ProcessedEvent, kafka_partition: i32) -> Self {
         let e = p.event;
-        let mut metadata = p.metadata;
+        let mut metadata = Arc::unwrap_or_clone(p.metadata);
         let mut take = |k: &str| metadata.remove(k).unwrap_or_default();
         let (container, image, node, volume) = (take("container"), take("image"), take("node"), take("volume"));
         let exit_code_raw = take("exit_code");
@@ -105,9 +106,9 @@ impl EventRow {
             field_path: e.regarding.field_path,
             event_type: e.event_type,
             reason: e.reason,
-            category: p.category,
+            category: p.category.to_string(),
             severity: p.severity.as_str(),
-            rule: p.rule,
+            rule: p.rule.to_string(),
             component: e.reporting_controller,
             reporting_instance: e.reporting_instance,
             action: e.action,
@@ -127,7 +128,7 @@ impl EventRow {
             owner_kind,
             owner_name,
             metadata,
-            labels: p.labels,
+            labels: Arc::unwrap_or_clone(p.labels),
             leader_epoch: p.leader_epoch,
             kafka_partition,
             src_partition: p.source.partition,
@@ -394,7 +395,7 @@ mod tests {
         p.event.namespace = "other".into();
         p.event.last_seen_us = 7_000_999;
         for (k, v) in [("container", "web"), ("exit_code", "137"), ("signal", "SIGKILL"), ("owner_name", "api")] {
-            p.metadata.insert(k.into(), v.into());
+            Arc::make_mut(&mut p.metadata).insert(k.into(), v.into());
         }
         let r = EventRow::new(p, 4);
         assert_eq!((r.container.as_str(), r.exit_code, r.owner_name.as_str()), ("web", Some(137), "api"));
@@ -409,7 +410,7 @@ mod tests {
     #[test]
     fn unknown_times_fall_back_to_observed_and_odd_exit_codes_are_kept() {
         let mut p = ProcessedEvent { observed_us: 3_000_000, ..Default::default() };
-        p.metadata.insert("exit_code".into(), "unknown".into());
+        Arc::make_mut(&mut p.metadata).insert("exit_code".into(), "unknown".into());
         let r = EventRow::new(p, 0);
         assert_eq!(r.event_time, 3_000);
         assert_eq!(r.exit_code, None);

@@ -49,7 +49,7 @@ fn counts(a: &Analysis) -> Counts {
     for e in &a.events {
         let n = e.event.count.max(1);
         c.occurrences += n;
-        *c.by_category.entry(e.category.clone()).or_default() += n;
+        *c.by_category.entry(e.category.to_string()).or_default() += n;
         *c.by_severity.entry(e.severity.to_string()).or_default() += n;
     }
     c

@@ -3,6 +3,10 @@
 //! them and `kill -9` one to prove a crashed member loses nothing. (The product
 //! binary is `kevents processor`, wired in the cli crate.)
 
+/// The same allocator as the `kevents` binary.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 #[tokio::main]

@@ -1,5 +1,6 @@
 //! A per-worker memo of classification results, so that a repeated event (a
-//! MODIFIED version of the same Event, a relist, a replay) is not matched again.
+//! MODIFIED version of the same Event, a relist, a replay) is not matched again,
+//! and the worker's own shared copies of what an output carries.
 //!
 //! The key is a 64-bit FxHash of exactly the fields rules can look at (reason,
 //! type, component, involved kind, namespace, message); the value is the
@@ -8,23 +9,60 @@
 //! sharing a 64-bit hash would share a result: with the bounded size below the
 //! chance is about n²/2⁶⁵ (≈ 3·10⁻¹¹ for 65k entries), accepted for speed.
 //!
+//! A result is a [`Classified`]: category, rule and labels as `Arc`s built once
+//! per rule *by this worker*, so that an output costs three reference counts
+//! and no allocation, and workers on other cores never touch the same counters
+//! (a shared `Arc` per rule would bounce its cache line between cores).
+//!
 //! Bounding, ownership and rebinding to another [`Classifier`] are
-//! [`crate::memo::Memo`]'s.
+//! [`crate::memo::Memo`]'s; the per-rule copies are rebuilt on a rebind too.
 
 use crate::memo::Memo;
 use rustc_hash::FxHasher;
-use schemas::model::NormalizedEvent;
+use schemas::model::{NormalizedEvent, Severity};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::{Classification, Classifier};
 
 /// Default number of entries before the cache is emptied (about 1.5 MB).
 pub const DEFAULT_CAPACITY: usize = 65_536;
 
-/// Memo of rule positions by event content. See the module docs.
+/// A classification as an output carries it. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub category: Arc<str>,
+    pub severity: Severity,
+    /// Name of the rule that matched; empty when no rule matched.
+    pub rule: Arc<str>,
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// No rule matched: category is `unknown`, severity follows the event type.
+    pub unknown: bool,
+}
+
+impl From<Classification<'_>> for Classified {
+    fn from(c: Classification<'_>) -> Self {
+        Classified {
+            category: c.category.into(),
+            severity: c.severity,
+            rule: c.rule.into(),
+            labels: Arc::new(c.labels.clone()),
+            unknown: c.unknown,
+        }
+    }
+}
+
+/// Memo of rule positions by event content, and this worker's [`Classified`]
+/// per position. See the module docs.
 #[derive(Debug)]
 pub struct ClassifyCache {
     memo: Memo<u32>,
+    /// Indexed by rule position; the last two slots are "no match" for a
+    /// Normal and a Warning event (their severities differ).
+    shared: Vec<Option<Classified>>,
+    /// The classifier `shared` was built from.
+    owner: u64,
 }
 
 /// Stored for "no rule matched", which is worth caching too.
@@ -40,20 +78,27 @@ impl ClassifyCache {
     /// A cache holding at most `capacity` results; when full it is emptied
     /// (cheaper than LRU bookkeeping, and the working set refills it at once).
     pub fn new(capacity: usize) -> Self {
-        ClassifyCache { memo: Memo::new(capacity) }
+        ClassifyCache { memo: Memo::new(capacity), shared: Vec::new(), owner: 0 }
     }
 
     /// Same result as [`Classifier::classify`], from memory when possible.
     #[inline]
-    pub fn classify<'c>(
-        &mut self,
-        classifier: &'c Classifier,
-        ev: &NormalizedEvent,
-    ) -> Classification<'c> {
+    pub fn classify(&mut self, classifier: &Classifier, ev: &NormalizedEvent) -> &Classified {
         let pos = *self.memo.get_or_insert_with(classifier.id(), content_hash(ev), || {
             classifier.match_position(ev).unwrap_or(NO_MATCH)
         });
-        classifier.classification_at((pos != NO_MATCH).then_some(pos), ev)
+        if self.owner != classifier.id() {
+            self.owner = classifier.id();
+            self.shared.clear();
+            self.shared.resize(classifier.rule_count() + 2, None);
+        }
+        let slot = match pos {
+            NO_MATCH => classifier.rule_count() + ev.is_warning() as usize,
+            p => p as usize,
+        };
+        self.shared[slot].get_or_insert_with(|| {
+            classifier.classification_at((pos != NO_MATCH).then_some(pos), ev).into()
+        })
     }
 
     /// Lookups answered from memory, for a hit-ratio metric.
@@ -123,7 +168,7 @@ mod tests {
             for e in &events {
                 let mut repeat = e.clone();
                 repeat.count = 5 + round; // a repeat: only count/timestamps change
-                assert_eq!(cache.classify(&c, &repeat), c.classify(e));
+                assert_eq!(*cache.classify(&c, &repeat), Classified::from(c.classify(e)));
             }
         }
         assert_eq!(cache.misses(), 4);
@@ -144,8 +189,8 @@ mod tests {
         )
         .unwrap();
         let e = ev("Pulled", "Normal", "m4");
-        assert_eq!(cache.classify(&c1, &e).rule, c1.classify(&e).rule);
-        assert_eq!(cache.classify(&c2, &e).rule, "pulled-is-error");
-        assert_eq!(cache.classify(&c1, &e).rule, c1.classify(&e).rule);
+        assert_eq!(&*cache.classify(&c1, &e).rule, c1.classify(&e).rule);
+        assert_eq!(&*cache.classify(&c2, &e).rule, "pulled-is-error");
+        assert_eq!(&*cache.classify(&c1, &e).rule, c1.classify(&e).rule);
     }
 }

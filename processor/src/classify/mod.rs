@@ -22,7 +22,7 @@ mod rules;
 pub(crate) mod select;
 pub(crate) mod spec;
 
-pub use cache::ClassifyCache;
+pub use cache::{Classified, ClassifyCache};
 pub use rules::{CategorySpec, UNKNOWN_CATEGORY};
 pub use spec::RuleError;
 

@@ -162,6 +162,11 @@ impl CorrelationState {
     }
 
     fn correlate(&mut self, rules: &Rules, input: &CorrInput<'_>, ids: &mut Identities, out: &mut Vec<Incident>) -> Option<String> {
+        if rules.rules.is_empty() {
+            // Correlation is off (an empty rule file): nothing to link, so
+            // nothing to learn either.
+            return None;
+        }
         let ev = input.ev;
         let learn = input.metadata.contains_key("child");
         if !rules.may_concern(&ev.reason) {

@@ -5,8 +5,9 @@
 //! component, reporting instance, involved kind/name/field path, namespace,
 //! message); a repeat differs only in count and timestamps, so it hits. As
 //! with the classification cache, a 64-bit collision would share a result
-//! (≈ n²/2⁶⁵ for n entries; accepted). The value is the extracted pairs; a hit
-//! still copies them into the caller's map (the output owns its strings).
+//! (≈ n²/2⁶⁵ for n entries; accepted). The value is the extracted map behind
+//! an `Arc` that outputs share: a hit costs a reference count, not a copy of
+//! each string. The cache is one worker's, so those counters stay on its core.
 //!
 //! Bounding, ownership and rebinding to another [`MetadataExtractor`] are
 //! [`crate::memo::Memo`]'s.
@@ -16,18 +17,17 @@ use rustc_hash::FxHasher;
 use schemas::model::NormalizedEvent;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::MetadataExtractor;
 
 /// Default number of entries before the cache is emptied (a few MB).
 pub const DEFAULT_CAPACITY: usize = 32_768;
 
-type Pairs = Box<[(Box<str>, Box<str>)]>;
-
 /// Memo of metadata by event content. See the module docs.
 #[derive(Debug)]
 pub struct MetadataCache {
-    memo: Memo<Pairs>,
+    memo: Memo<Arc<BTreeMap<String, String>>>,
 }
 
 impl Default for MetadataCache {
@@ -42,27 +42,15 @@ impl MetadataCache {
         MetadataCache { memo: Memo::new(capacity) }
     }
 
-    /// Same effect as [`MetadataExtractor::extract`], from memory when possible.
-    pub fn extract(
-        &mut self,
-        extractor: &MetadataExtractor,
-        ev: &NormalizedEvent,
-        out: &mut BTreeMap<String, String>,
-    ) {
-        let pairs = self.memo.get_or_insert_with(extractor.id(), content_hash(ev), || {
-            // Extract into a fresh map so the memo does not depend on `out`.
-            let mut fresh = BTreeMap::new();
-            extractor.extract(ev, &mut fresh);
-            fresh
-                .into_iter()
-                .map(|(k, v)| (Box::from(k), Box::from(v)))
-                .collect()
-        });
-        for (k, v) in pairs.iter() {
-            if !out.contains_key(&**k) {
-                out.insert(k.to_string(), v.to_string());
-            }
-        }
+    /// [`MetadataExtractor::extract`] into a fresh map, from memory when possible.
+    pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Arc<BTreeMap<String, String>> {
+        self.memo
+            .get_or_insert_with(extractor.id(), content_hash(ev), || {
+                let mut fresh = BTreeMap::new();
+                extractor.extract(ev, &mut fresh);
+                Arc::new(fresh)
+            })
+            .clone()
     }
 
     /// Lookups answered from memory.
@@ -145,20 +133,16 @@ mod tests {
                 repeat.count = 2 + round;
                 let mut direct = BTreeMap::new();
                 x.extract(e, &mut direct);
-                let mut cached = BTreeMap::new();
-                cache.extract(&x, &repeat, &mut cached);
-                assert_eq!(cached, direct);
+                assert_eq!(*cache.extract(&x, &repeat), direct);
             }
         }
         assert_eq!((cache.misses(), cache.hits()), (3, 6));
         // Different pods, same message: different owners, so different entries.
-        let mut a = BTreeMap::new();
-        cache.extract(&x, &events[1], &mut a);
-        assert_eq!(a["owner_name"], "api");
+        assert_eq!(cache.extract(&x, &events[1])["owner_name"], "api");
     }
 
     #[test]
-    fn hits_keep_existing_keys_and_the_cache_is_bounded_and_rebinds() {
+    fn the_cache_is_bounded_and_rebinds() {
         let x = MetadataExtractor::builtin();
         let mut cache = MetadataCache::new(2);
         let e = ev(
@@ -166,16 +150,11 @@ mod tests {
             "web-6f9c8d7b5-x2kqp",
             "Pulling image \"nginx:1.27\"",
         );
-        cache.extract(&x, &e, &mut BTreeMap::new());
-        let mut out = BTreeMap::from([("image".to_string(), "preset".to_string())]);
-        cache.extract(&x, &e, &mut out);
-        assert_eq!(out["image"], "preset");
-        assert_eq!(out["node"], "node-1");
+        assert_eq!(cache.extract(&x, &e)["node"], "node-1");
         for i in 0..5 {
             cache.extract(
                 &x,
                 &ev("Pulling", "p", &format!("Pulling image \"i{i}\"")),
-                &mut BTreeMap::new(),
             );
             assert!(cache.len() <= 2);
         }
@@ -184,10 +163,8 @@ mod tests {
             "extractors:\n- name: image-ref\n  reason: Pulling\n  regex: 'image \"(?P<image>[^:\"]+)'\n",
         )
         .unwrap();
-        let mut out = BTreeMap::new();
-        cache.extract(&y, &e, &mut out);
         assert_eq!(
-            out["image"], "nginx",
+            cache.extract(&y, &e)["image"], "nginx",
             "the other extractor's result, not the memo"
         );
     }

@@ -82,13 +82,13 @@ impl Wire for ProcessedEvent {
             observed_us: r.long("observed_us")?,
             leader_epoch: r.long("leader_epoch")?,
             event: r.event()?,
-            category: r.string("category")?,
+            category: r.string("category")?.into(),
             severity: r.severity("severity")?,
-            rule: r.string("rule")?,
+            rule: r.string("rule")?.into(),
             correlation_id: r.string("correlation_id")?,
             occurrences: r.long("occurrences")?,
-            metadata: r.map("metadata")?,
-            labels: r.map("labels")?,
+            metadata: r.map("metadata")?.into(),
+            labels: r.map("labels")?.into(),
         })
     }
 }
@@ -214,8 +214,8 @@ mod tests {
                 rule: "r".into(),
                 correlation_id: "corr".into(),
                 occurrences: v as i64 - 2,
-                metadata: (0..v).map(|i| (format!("m{i}"), "x".into())).collect(),
-                labels: BTreeMap::new(),
+                metadata: (0..v).map(|i| (format!("m{i}"), "x".into())).collect::<BTreeMap<_, _>>().into(),
+                labels: Default::default(),
             });
         }
         same(ClusterHeartbeat {

@@ -106,7 +106,7 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
         cluster: ClusterId { name: format!("c{raw_partition}"), uid: format!("uid-{raw_partition}") },
         watch_kind: WatchKind::Added,
         observed_us: base_us,
-        category: ["workload", "scheduling", "image"][(raw_offset % 3) as usize].to_string(),
+        category: ["workload", "scheduling", "image"][(raw_offset % 3) as usize].into(),
         severity: [Severity::Info, Severity::Warning, Severity::Error][(raw_offset % 3) as usize],
         rule: "test".into(),
         correlation_id: format!("corr-{}", raw_offset % 7),
@@ -124,8 +124,8 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
     p.event.count = 1;
     p.event.last_seen_us = base_us - raw_offset * 1000;
     p.event.created_us = base_us - raw_offset * 1000;
-    p.metadata.insert("container".into(), "app".into());
-    p.metadata.insert("signal".into(), "SIGKILL".into());
+    std::sync::Arc::make_mut(&mut p.metadata).insert("container".into(), "app".into());
+    std::sync::Arc::make_mut(&mut p.metadata).insert("signal".into(), "SIGKILL".into());
     p
 }
 

@@ -1,18 +1,24 @@
-//! The processor's per-record core, and the Avro codec around it, on a
-//! realistic replay.
+//! The processor's per-record core, and the Avro codec around it, on two
+//! replays. Each cluster's records go to their own `PartitionState`, as in the
+//! processor (a cluster's records share a raw partition; caches are per
+//! partition), fresh state per iteration.
 //!
-//! The stream (`support/stream.rs`): 60,000 raw records of 14 real event shapes,
-//! mostly repeats, 5% re-deliveries, a heartbeat every 50 records.
-//! - `core/step`: occurrence decision + classification + metadata +
-//!   correlation + building the outputs (`PartitionState::process`), fresh
-//!   state per iteration. The stream's 6 clusters × 4,200 event objects with
-//!   few owner links open ~7,900 incidents: far more than real traffic, so
-//!   this is correlation's worst case (see `benches/correlate.rs` for a
-//!   realistic replay).
-//! - `core/step_without_correlation`: the same with no correlation rules:
-//!   classification + occurrences + metadata alone.
-//! - `core/replay`: the same step with outputs thrown away (what a restore
-//!   replays to rebuild occurrence and correlation state).
+//! - `core/*`: `support/stream.rs`, 60,000 raw records of 14 real event shapes
+//!   in 6 clusters, mostly repeats (MODIFIED with a higher count, both API
+//!   shapes), 5% re-deliveries, a heartbeat every 50 records. Its 4,200 event
+//!   objects per cluster with few owner links open ~7,900 incidents: far more
+//!   than real traffic, so this is correlation's worst case.
+//! - `sim/*`: `support/sim_stream.rs`, ~60,000 raw records of the simulator's
+//!   scenarios and noise in 6 clusters with the collector's heartbeats: most
+//!   records are new Event objects (each rollout's Scheduled, Pulling, Pulled,
+//!   Created, Started…), incidents as rare as in real traffic.
+//!
+//! Measured on each:
+//! - `step`: occurrence decision + classification + metadata + correlation +
+//!   patterns + alerts + building the outputs (`PartitionState::process`).
+//! - `step_without_correlation`: the same with no correlation rules:
+//!   classification + occurrences + metadata (+ patterns and alerts).
+//! - `core/replay`: the step with outputs thrown away (what a restore replays).
 //! - `codec/decode_raw`: Avro decode of the raw records (`Codec::decode`).
 //! - `codec/encode_processed`: Avro encode of the outputs (`Codec::encode_into`).
 //!
@@ -30,80 +36,93 @@ use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::hint::black_box;
 
+#[path = "support/sim_stream.rs"]
+mod sim_stream;
 #[path = "support/stream.rs"]
 mod stream;
+use sim_stream::sim_stream;
 use stream::stream;
+
+/// The raw partition of a record: its cluster's (`cluster-<c>-…` → c % 6).
+fn partition_of(r: &RawRecord) -> usize {
+    r.cluster.uid.split('-').nth(1).and_then(|c| c.parse::<usize>().ok()).unwrap_or(0) % 6
+}
+
+fn states() -> Vec<PartitionState> {
+    (0..6).map(|p| PartitionState::new(p, 7_200_000_000, 1_000_000)).collect()
+}
+
+/// The step over `records`, each into its partition's state.
+fn step_all(engine: &Engine, records: Vec<RawRecord>, states: &mut [PartitionState]) {
+    let mut out: Vec<Output> = Vec::with_capacity(8);
+    for (off, r) in records.into_iter().enumerate() {
+        out.clear();
+        let p = partition_of(&r);
+        states[p].process(engine, r, off as i64, &mut out).unwrap();
+        black_box(&out);
+    }
+}
+
+fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay: bool) {
+    let engine = Engine::builtin();
+    // No correlation rules: classification, occurrences and metadata (what the
+    // processor did before correlation), patterns and alerts.
+    let no_corr = Engine { correlation: kevents_processor::correlate::Rules::from_yaml_str("none", "rules: []").unwrap(), ..Engine::builtin() };
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.sample_size(10);
+    for (label, engine) in [("step", &engine), ("step_without_correlation", &no_corr)] {
+        g.bench_function(label, |b| {
+            b.iter_batched(
+                || (records.to_vec(), states()),
+                |(recs, mut st)| {
+                    step_all(engine, recs, &mut st);
+                    st
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    if with_replay {
+        // What a restore replays: the whole step, outputs thrown away.
+        g.bench_function("replay", |b| {
+            b.iter_batched(
+                || (records.to_vec(), states()),
+                |(recs, mut st)| {
+                    for (off, r) in recs.into_iter().enumerate() {
+                        let p = partition_of(&r);
+                        st[p].replay(&engine, r, off as i64).unwrap();
+                    }
+                    st
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+    let mut st = states();
+    let mut outputs = Vec::new();
+    for (off, r) in records.iter().enumerate() {
+        st[partition_of(r)].process(&engine, r.clone(), off as i64, &mut outputs).unwrap();
+    }
+    let incidents = outputs.iter().filter(|o| matches!(o, Output::Incident(_))).count();
+    let opened: u64 = st.iter().map(|s| s.correlation().counts.opened).sum();
+    eprintln!("{name} stream: {} records → {} outputs ({incidents} incident versions, {opened} incidents opened)", records.len(), outputs.len());
+}
 
 fn bench(c: &mut Criterion) {
     let engine = Engine::builtin();
     let records = stream(60_000);
     let codec = Codec::default();
-
-    let mut g = c.benchmark_group("core");
-    g.throughput(Throughput::Elements(records.len() as u64));
-    g.sample_size(10);
-    g.bench_function("step", |b| {
-        b.iter_batched(
-            || (records.clone(), PartitionState::new(0, 7_200_000_000, 1_000_000)),
-            |(recs, mut state)| {
-                let mut out: Vec<Output> = Vec::with_capacity(2);
-                for (off, r) in recs.into_iter().enumerate() {
-                    out.clear();
-                    state.process(&engine, r, off as i64, &mut out).unwrap();
-                    black_box(&out);
-                }
-                state
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    // The step without correlation rules: classification, occurrences and
-    // metadata alone (what the processor did before correlation).
-    let no_corr = Engine { correlation: kevents_processor::correlate::Rules::from_yaml_str("none", "rules: []").unwrap(), ..Engine::builtin() };
-    g.bench_function("step_without_correlation", |b| {
-        b.iter_batched(
-            || (records.clone(), PartitionState::new(0, 7_200_000_000, 1_000_000)),
-            |(recs, mut state)| {
-                let mut out: Vec<Output> = Vec::with_capacity(2);
-                for (off, r) in recs.into_iter().enumerate() {
-                    out.clear();
-                    state.process(&no_corr, r, off as i64, &mut out).unwrap();
-                    black_box(&out);
-                }
-                state
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    // What a restore replays: the whole step, outputs thrown away.
-    g.bench_function("replay", |b| {
-        b.iter_batched(
-            || (records.clone(), PartitionState::new(0, 7_200_000_000, 1_000_000)),
-            |(recs, mut state)| {
-                for (off, r) in recs.into_iter().enumerate() {
-                    state.replay(&engine, r, off as i64).unwrap();
-                }
-                state
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    g.finish();
+    step_group(c, "core", &records, true);
+    step_group(c, "sim", &sim_stream(60_000), false);
 
     let encoded: Vec<Vec<u8>> = records.iter().map(|r| codec.encode(r).unwrap()).collect();
     let mut outputs = Vec::new();
-    let mut st = PartitionState::new(0, 7_200_000_000, 1_000_000);
+    let mut st = states();
     for (off, r) in records.iter().enumerate() {
-        st.process(&engine, r.clone(), off as i64, &mut outputs).unwrap();
+        st[partition_of(r)].process(&engine, r.clone(), off as i64, &mut outputs).unwrap();
     }
-    let incidents = outputs.iter().filter(|o| matches!(o, Output::Incident(_))).count();
-    eprintln!(
-        "stream: {} records → {} outputs ({incidents} incident versions, {} incidents opened, {} open at the end)",
-        records.len(),
-        outputs.len(),
-        st.correlation().counts.opened,
-        st.correlation().open_incidents()
-    );
     let mut g = c.benchmark_group("codec");
     g.sample_size(10);
     g.throughput(Throughput::Elements(encoded.len() as u64));

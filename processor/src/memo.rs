@@ -7,8 +7,27 @@
 //! owns it (`&mut self`, no lock). Two inputs with the same 64-bit hash would share
 //! a result: ≈ n²/2⁶⁵ for n entries, accepted for speed.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
+use schemas::model::NormalizedEvent;
 use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
+
+/// Hash of every field a classification rule or a metadata extractor can
+/// look at: reason, type, reporting component, involved kind, namespace,
+/// message. A repeat of an Event differs only in count and timestamps, and
+/// pods of one workload often share a message, so both hit. `str::hash`
+/// appends a terminator, so ("ab","c") and ("a","bc") hash differently.
+#[inline]
+pub fn rule_inputs_hash(ev: &NormalizedEvent) -> u64 {
+    let mut h = FxHasher::default();
+    ev.reason.hash(&mut h);
+    ev.event_type.hash(&mut h);
+    ev.reporting_controller.hash(&mut h);
+    ev.regarding.kind.hash(&mut h);
+    ev.namespace.hash(&mut h);
+    ev.note.hash(&mut h);
+    h.finish()
+}
 
 #[derive(Debug)]
 pub struct Memo<V> {

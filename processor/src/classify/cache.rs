@@ -2,7 +2,7 @@
 //! MODIFIED version of the same Event, a relist, a replay) is not matched again,
 //! and the worker's own shared copies of what an output carries.
 //!
-//! The key is a 64-bit FxHash of exactly the fields rules can look at (reason,
+//! The key is [`rule_inputs_hash`]: exactly the fields rules can look at (reason,
 //! type, component, involved kind, namespace, message); the value is the
 //! position of the matching rule. A repeat of an Event differs only in count
 //! and timestamps, which are not hashed, so it hits. Two different inputs
@@ -17,11 +17,9 @@
 //! Bounding, ownership and rebinding to another [`Classifier`] are
 //! [`crate::memo::Memo`]'s; the per-rule copies are rebuilt on a rebind too.
 
-use crate::memo::Memo;
-use rustc_hash::FxHasher;
+use crate::memo::{rule_inputs_hash, Memo};
 use schemas::model::{NormalizedEvent, Severity};
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::{Classification, Classifier};
@@ -84,7 +82,7 @@ impl ClassifyCache {
     /// Same result as [`Classifier::classify`], from memory when possible.
     #[inline]
     pub fn classify(&mut self, classifier: &Classifier, ev: &NormalizedEvent) -> &Classified {
-        let pos = *self.memo.get_or_insert_with(classifier.id(), content_hash(ev), || {
+        let pos = *self.memo.get_or_insert_with(classifier.id(), rule_inputs_hash(ev), || {
             classifier.match_position(ev).unwrap_or(NO_MATCH)
         });
         if self.owner != classifier.id() {
@@ -119,20 +117,6 @@ impl ClassifyCache {
     pub fn is_empty(&self) -> bool {
         self.memo.is_empty()
     }
-}
-
-/// Hash of every field a rule can match on. `str::hash` appends a terminator,
-/// so ("ab","c") and ("a","bc") hash differently.
-#[inline]
-fn content_hash(ev: &NormalizedEvent) -> u64 {
-    let mut h = FxHasher::default();
-    ev.reason.hash(&mut h);
-    ev.event_type.hash(&mut h);
-    ev.reporting_controller.hash(&mut h);
-    ev.regarding.kind.hash(&mut h);
-    ev.namespace.hash(&mut h);
-    ev.note.hash(&mut h);
-    h.finish()
 }
 
 #[cfg(test)]

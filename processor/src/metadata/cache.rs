@@ -1,18 +1,23 @@
-//! A per-worker memo of extracted metadata, so that a repeated event (a
-//! MODIFIED version of the same Event, a relist, a replay) skips the regexes.
+//! A per-worker, two-level memo of extracted metadata, so that the regexes run
+//! once per distinct message rather than once per event.
 //!
-//! The key is a 64-bit FxHash of every field extraction reads (reason, type,
-//! component, reporting instance, involved kind/name/field path, namespace,
-//! message); a repeat differs only in count and timestamps, so it hits. As
-//! with the classification cache, a 64-bit collision would share a result
-//! (≈ n²/2⁶⁵ for n entries; accepted). The value is the extracted map behind
-//! an `Arc` that outputs share: a hit costs a reference count, not a copy of
-//! each string. The cache is one worker's, so those counters stay on its core.
+//! - **Whole results**, keyed by every field extraction reads (the rule inputs
+//!   plus reporting instance, involved name and field path): a repeat of an
+//!   Event (a MODIFIED version, a relist, a replay) differs only in count and
+//!   timestamps, so it hits and costs one reference count (the value is an
+//!   `Arc` the outputs share; the cache is one worker's, so the counter stays
+//!   on its core).
+//! - **Message results**, keyed by [`rule_inputs_hash`]: pods of one workload
+//!   mostly share their messages ("Started container app", "Pulling image
+//!   …"), so a new event of a known message skips the regexes and only adds
+//!   the cheap structural and name-based keys
+//!   ([`MetadataExtractor::from_message`] says why that is the same result).
 //!
-//! Bounding, ownership and rebinding to another [`MetadataExtractor`] are
-//! [`crate::memo::Memo`]'s.
+//! As with the classification cache, a 64-bit collision would share a result
+//! (≈ n²/2⁶⁵ for n entries; accepted). Bounding, ownership and rebinding to
+//! another [`MetadataExtractor`] are [`crate::memo::Memo`]'s.
 
-use crate::memo::Memo;
+use crate::memo::{rule_inputs_hash, Memo};
 use rustc_hash::FxHasher;
 use schemas::model::NormalizedEvent;
 use std::collections::BTreeMap;
@@ -21,13 +26,16 @@ use std::sync::Arc;
 
 use super::MetadataExtractor;
 
-/// Default number of entries before the cache is emptied (a few MB).
+/// Default number of entries of each level before it is emptied (a few MB).
 pub const DEFAULT_CAPACITY: usize = 32_768;
+
+type Map = BTreeMap<String, String>;
 
 /// Memo of metadata by event content. See the module docs.
 #[derive(Debug)]
 pub struct MetadataCache {
-    memo: Memo<Arc<BTreeMap<String, String>>>,
+    whole: Memo<Arc<Map>>,
+    messages: Memo<Map>,
 }
 
 impl Default for MetadataCache {
@@ -37,54 +45,68 @@ impl Default for MetadataCache {
 }
 
 impl MetadataCache {
-    /// A cache of at most `capacity` results; emptied when full.
+    /// A cache of at most `capacity` results per level; emptied when full.
     pub fn new(capacity: usize) -> Self {
-        MetadataCache { memo: Memo::new(capacity) }
+        MetadataCache { whole: Memo::new(capacity), messages: Memo::new(capacity) }
     }
 
     /// [`MetadataExtractor::extract`] into a fresh map, from memory when possible.
-    pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Arc<BTreeMap<String, String>> {
-        self.memo
-            .get_or_insert_with(extractor.id(), content_hash(ev), || {
-                let mut fresh = BTreeMap::new();
-                extractor.extract(ev, &mut fresh);
-                Arc::new(fresh)
+    pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Arc<Map> {
+        let rules_key = rule_inputs_hash(ev);
+        let messages = &mut self.messages;
+        self.whole
+            .get_or_insert_with(extractor.id(), whole_key(rules_key, ev), || {
+                let from_message = messages.get_or_insert_with(extractor.id(), rules_key, || {
+                    let mut m = Map::new();
+                    extractor.from_message(ev, &mut m);
+                    m
+                });
+                let mut out = Map::new();
+                extractor.from_structure(ev, &mut out);
+                for (k, v) in from_message {
+                    if !out.contains_key(k) {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+                extractor.from_names(ev, &mut out);
+                Arc::new(out)
             })
             .clone()
     }
 
-    /// Lookups answered from memory.
+    /// Lookups answered from memory (whole results).
     pub fn hits(&self) -> u64 {
-        self.memo.hits()
+        self.whole.hits()
     }
 
-    /// Lookups that ran the extractors.
+    /// Lookups that built a result (from a remembered message or the regexes).
     pub fn misses(&self) -> u64 {
-        self.memo.misses()
+        self.whole.misses()
     }
 
-    /// Entries currently held.
+    /// Lookups that ran the regexes.
+    pub fn message_misses(&self) -> u64 {
+        self.messages.misses()
+    }
+
+    /// Whole results currently held.
     pub fn len(&self) -> usize {
-        self.memo.len()
+        self.whole.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.memo.is_empty()
+        self.whole.is_empty()
     }
 }
 
-/// Hash of every field extraction reads.
-fn content_hash(ev: &NormalizedEvent) -> u64 {
+/// The rule inputs plus the fields only the structural and name-based
+/// sources read.
+fn whole_key(rules_key: u64, ev: &NormalizedEvent) -> u64 {
     let mut h = FxHasher::default();
-    ev.reason.hash(&mut h);
-    ev.event_type.hash(&mut h);
-    ev.reporting_controller.hash(&mut h);
+    rules_key.hash(&mut h);
     ev.reporting_instance.hash(&mut h);
-    ev.regarding.kind.hash(&mut h);
     ev.regarding.name.hash(&mut h);
     ev.regarding.field_path.hash(&mut h);
-    ev.namespace.hash(&mut h);
-    ev.note.hash(&mut h);
     h.finish()
 }
 
@@ -137,8 +159,35 @@ mod tests {
             }
         }
         assert_eq!((cache.misses(), cache.hits()), (3, 6));
+        assert_eq!(cache.message_misses(), 2, "two pods pulling the same image share the regex work");
         // Different pods, same message: different owners, so different entries.
         assert_eq!(cache.extract(&x, &events[1])["owner_name"], "api");
+    }
+
+    #[test]
+    fn a_shared_message_keeps_each_events_own_structure_and_owner() {
+        let x = MetadataExtractor::builtin();
+        let mut cache = MetadataCache::new(64);
+        // The message names container `other`; the field path says `app` and wins.
+        for (name, fp, node) in [
+            ("web-6f9c8d7b5-x2kqp", "spec.containers{app}", "node-1"),
+            ("api-7c5d9b8f4-q8wnm", "", "node-2"),
+            ("db-0", "spec.containers{db}", ""),
+        ] {
+            let mut e = ev("Started", name, "Started container other");
+            e.regarding.field_path = fp.into();
+            e.reporting_instance = node.into();
+            let mut direct = BTreeMap::new();
+            x.extract(&e, &mut direct);
+            assert_eq!(*cache.extract(&x, &e), direct, "{name}");
+        }
+        assert_eq!(cache.message_misses(), 1);
+        let mut e = ev("Killing", "job-28000000-b2c4d", "Container app failed liveness probe, will be restarted");
+        e.reporting_instance = "node-3".into();
+        let mut direct = BTreeMap::new();
+        x.extract(&e, &mut direct);
+        assert_eq!(*cache.extract(&x, &e), direct);
+        assert_eq!(direct["owner_kind"], "CronJob");
     }
 
     #[test]

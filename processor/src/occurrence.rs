@@ -196,21 +196,7 @@ impl OccurrenceState {
 
 #[inline]
 fn entry_key(cluster_uid: &str, event_uid: &str) -> u128 {
-    // Hash the two parts with a separator without building a joined string.
-    let mut buf = [0u8; 128];
-    let (c, e) = (cluster_uid.as_bytes(), event_uid.as_bytes());
-    if c.len() + e.len() < buf.len() {
-        buf[..c.len()].copy_from_slice(c);
-        buf[c.len()] = 0x1f;
-        buf[c.len() + 1..c.len() + 1 + e.len()].copy_from_slice(e);
-        xxh3_128(&buf[..c.len() + 1 + e.len()])
-    } else {
-        let mut v = Vec::with_capacity(c.len() + e.len() + 1);
-        v.extend_from_slice(c);
-        v.push(0x1f);
-        v.extend_from_slice(e);
-        xxh3_128(&v)
-    }
+    schemas::ids::with_joined(&[cluster_uid, event_uid], 0x1f, xxh3_128)
 }
 
 #[inline]

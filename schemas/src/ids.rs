@@ -11,8 +11,15 @@ use xxhash_rust::xxh3::xxh3_128;
 /// with a separator byte that cannot occur in Kubernetes names, so ("a","bc") and
 /// ("ab","c") differ.
 pub fn stable_id(parts: &[&str]) -> String {
+    hex32(with_joined(parts, 0x1f, xxh3_128))
+}
+
+/// `f` of the parts, each followed by `sep`, without a heap allocation for the
+/// usual short parts: the one way every per-record hash key here is built
+/// (ids, occurrence keys, correlation object keys).
+#[inline]
+pub fn with_joined<R>(parts: &[&str], sep: u8, f: impl FnOnce(&[u8]) -> R) -> R {
     let len: usize = parts.iter().map(|p| p.len() + 1).sum();
-    // Usual ids fit on the stack; the heap is for unusually long parts.
     let mut stack = [0u8; 256];
     let mut heap = Vec::new();
     let buf: &mut [u8] = if len <= stack.len() {
@@ -24,10 +31,10 @@ pub fn stable_id(parts: &[&str]) -> String {
     let mut at = 0;
     for p in parts {
         buf[at..at + p.len()].copy_from_slice(p.as_bytes());
-        buf[at + p.len()] = 0x1f;
+        buf[at + p.len()] = sep;
         at += p.len() + 1;
     }
-    hex32(xxh3_128(buf))
+    f(buf)
 }
 
 /// `format!("{:032x}", h)` without the formatting machinery (ids are built for

@@ -21,7 +21,7 @@
 use rustc_hash::FxHashMap;
 use schemas::model::NormalizedEvent;
 use std::collections::{BTreeMap, VecDeque};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::metadata::owner::{guess_owner, guess_replica_set};
 
@@ -76,12 +76,7 @@ fn key(class: KeyClass, id: u64) -> Key {
 
 /// Hash of an object identity within a cluster.
 pub fn object_id(cluster: &str, kind: &str, namespace: &str, name: &str) -> u64 {
-    let mut h = Xxh3::new();
-    for part in [cluster, kind, namespace, name] {
-        h.update(part.as_bytes());
-        h.update(&[0]);
-    }
-    h.digest()
+    schemas::ids::with_joined(&[cluster, kind, namespace, name], 0, xxh3_64)
 }
 
 fn node_id(cluster: &str, node: &str) -> u64 {

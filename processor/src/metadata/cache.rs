@@ -11,7 +11,7 @@
 //!   mostly share their messages ("Started container app", "Pulling image
 //!   …"), so a new event of a known message skips the regexes and only adds
 //!   the cheap structural and name-based keys
-//!   ([`MetadataExtractor::from_message`] says why that is the same result).
+//!   ([`MetadataExtractor::message_keys`] says why that is the same result).
 //!
 //! As with the classification cache, a 64-bit collision would share a result
 //! (≈ n²/2⁶⁵ for n entries; accepted). Bounding, ownership and rebinding to
@@ -56,19 +56,19 @@ impl MetadataCache {
         let messages = &mut self.messages;
         self.whole
             .get_or_insert_with(extractor.id(), whole_key(rules_key, ev), || {
-                let from_message = messages.get_or_insert_with(extractor.id(), rules_key, || {
+                let message_keys = messages.get_or_insert_with(extractor.id(), rules_key, || {
                     let mut m = Map::new();
-                    extractor.from_message(ev, &mut m);
+                    extractor.message_keys(ev, &mut m);
                     m
                 });
                 let mut out = Map::new();
-                extractor.from_structure(ev, &mut out);
-                for (k, v) in from_message {
+                extractor.structure_keys(ev, &mut out);
+                for (k, v) in message_keys {
                     if !out.contains_key(k) {
                         out.insert(k.clone(), v.clone());
                     }
                 }
-                extractor.from_names(ev, &mut out);
+                extractor.name_keys(ev, &mut out);
                 Arc::new(out)
             })
             .clone()

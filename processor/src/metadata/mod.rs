@@ -230,13 +230,13 @@ impl MetadataExtractor {
 
     /// Adds the event's metadata to `out`. Keys already in `out` are kept.
     pub fn extract(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
-        self.from_structure(ev, out);
-        self.from_message(ev, out);
-        self.from_names(ev, out);
+        self.structure_keys(ev, out);
+        self.message_keys(ev, out);
+        self.name_keys(ev, out);
     }
 
     /// Source 1: the container from the field path, the node.
-    pub(crate) fn from_structure(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
+    pub(crate) fn structure_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
         if let Some(c) = container_from_field_path(&ev.regarding.field_path) {
             put(out, "container", c);
         }
@@ -252,8 +252,8 @@ impl MetadataExtractor {
     /// message ("Started container app") can share the result
     /// ([`MetadataCache`]). Every key is set independently and only when
     /// absent, so running this on an empty map and adding its keys where
-    /// absent equals running it after [`Self::from_structure`].
-    pub(crate) fn from_message(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
+    /// absent equals running it after [`Self::structure_keys`].
+    pub(crate) fn message_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
         let mut key_buf = String::new();
         for pos in self.index.candidates(&ev.reason) {
             let x = &self.extractors[pos];
@@ -277,7 +277,7 @@ impl MetadataExtractor {
 
     /// Sources 3 and 4: the owner from the involved name, then `signal` from
     /// the exit code (whichever source gave it).
-    pub(crate) fn from_names(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
+    pub(crate) fn name_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
         if let Some((kind, name)) = owner::guess_owner(&ev.regarding.kind, &ev.regarding.name) {
             put(out, "owner_kind", kind);
             put(out, "owner_name", name);

@@ -78,7 +78,9 @@ pub struct OccurrenceState {
 impl OccurrenceState {
     pub fn new(horizon_us: i64, max_entries: usize) -> Self {
         OccurrenceState {
-            entries: FxHashMap::default(),
+            // Sized for a typical partition's working set, so a new owner does
+            // not rehash its way up from empty (bounded by the cap).
+            entries: FxHashMap::with_capacity_and_hasher(max_entries.clamp(1, 16_384), Default::default()),
             epochs: FxHashMap::default(),
             watermark_us: i64::MIN,
             last_sweep_us: i64::MIN,

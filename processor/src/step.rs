@@ -262,13 +262,14 @@ impl PartitionState {
                 }
                 let w = raw.event.expect("decided an event");
                 let ev = w.event;
-                let c = self.classify.classify(&engine.classifier, &ev);
+                let rules_key = crate::memo::rule_inputs_hash(&ev);
+                let c = self.classify.classify_keyed(&engine.classifier, &ev, rules_key);
                 if c.unknown {
                     self.counts.unknown += 1;
                 }
                 self.counts.category(&c.category);
                 let (category, severity, rule, labels) = (c.category.clone(), c.severity, c.rule.clone(), c.labels.clone());
-                let metadata = self.meta.extract(&engine.extractor, &ev);
+                let metadata = self.meta.extract_keyed(&engine.extractor, &ev, rules_key);
                 let id = event_version_id(&raw.cluster.uid, &ev.uid, &ev.resource_version, w.kind.as_str());
                 let seq = next_seq(out, start, OutputKind::Processed);
                 let mut p = ProcessedEvent {

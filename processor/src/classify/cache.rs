@@ -82,7 +82,14 @@ impl ClassifyCache {
     /// Same result as [`Classifier::classify`], from memory when possible.
     #[inline]
     pub fn classify(&mut self, classifier: &Classifier, ev: &NormalizedEvent) -> &Classified {
-        let pos = *self.memo.get_or_insert_with(classifier.id(), rule_inputs_hash(ev), || {
+        self.classify_keyed(classifier, ev, rule_inputs_hash(ev))
+    }
+
+    /// [`Self::classify`] with the event's [`rule_inputs_hash`] already
+    /// computed (the step hashes once for this cache and the metadata cache).
+    #[inline]
+    pub fn classify_keyed(&mut self, classifier: &Classifier, ev: &NormalizedEvent, rules_key: u64) -> &Classified {
+        let pos = *self.memo.get_or_insert_with(classifier.id(), rules_key, || {
             classifier.match_position(ev).unwrap_or(NO_MATCH)
         });
         if self.owner != classifier.id() {

@@ -1,10 +1,11 @@
 //! A per-worker, two-level memo of extracted metadata, so that the regexes run
 //! once per distinct message rather than once per event.
 //!
-//! - **Whole results**, keyed by every field extraction reads (the rule inputs
-//!   plus reporting instance, involved name and field path): a repeat of an
-//!   Event (a MODIFIED version, a relist, a replay) differs only in count and
-//!   timestamps, so it hits and costs one reference count (the value is an
+//! - **Whole results**, keyed by the rule inputs plus what the involved object
+//!   gives ([`ObjectKeys`]: container, node, owner): a repeat of an Event (a
+//!   MODIFIED version, a relist, a replay) differs only in count and
+//!   timestamps, and pods of one Deployment on one node often share their
+//!   messages, so both hit and cost one reference count (the value is an
 //!   `Arc` the outputs share; the cache is one worker's, so the counter stays
 //!   on its core).
 //! - **Message results**, keyed by [`rule_inputs_hash`]: pods of one workload
@@ -24,7 +25,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use super::MetadataExtractor;
+use super::{MetadataExtractor, ObjectKeys};
 
 /// Default number of entries of each level before it is emptied (a few MB).
 pub const DEFAULT_CAPACITY: usize = 32_768;
@@ -52,23 +53,28 @@ impl MetadataCache {
 
     /// [`MetadataExtractor::extract`] into a fresh map, from memory when possible.
     pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Arc<Map> {
-        let rules_key = rule_inputs_hash(ev);
+        self.extract_keyed(extractor, ev, rule_inputs_hash(ev))
+    }
+
+    /// [`Self::extract`] with the event's [`rule_inputs_hash`] already computed.
+    pub fn extract_keyed(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent, rules_key: u64) -> Arc<Map> {
+        let object = ObjectKeys::of(ev);
         let messages = &mut self.messages;
         self.whole
-            .get_or_insert_with(extractor.id(), whole_key(rules_key, ev), || {
+            .get_or_insert_with(extractor.id(), whole_key(rules_key, &object), || {
                 let message_keys = messages.get_or_insert_with(extractor.id(), rules_key, || {
                     let mut m = Map::new();
                     extractor.message_keys(ev, &mut m);
                     m
                 });
                 let mut out = Map::new();
-                extractor.structure_keys(ev, &mut out);
+                object.put_structure(&mut out);
                 for (k, v) in message_keys {
                     if !out.contains_key(k) {
                         out.insert(k.clone(), v.clone());
                     }
                 }
-                extractor.name_keys(ev, &mut out);
+                object.put_names(&mut out);
                 Arc::new(out)
             })
             .clone()
@@ -99,14 +105,12 @@ impl MetadataCache {
     }
 }
 
-/// The rule inputs plus the fields only the structural and name-based
-/// sources read.
-fn whole_key(rules_key: u64, ev: &NormalizedEvent) -> u64 {
+/// The rule inputs plus what the involved object gives (container, node,
+/// owner): the whole result is a function of exactly these.
+fn whole_key(rules_key: u64, object: &ObjectKeys<'_>) -> u64 {
     let mut h = FxHasher::default();
     rules_key.hash(&mut h);
-    ev.reporting_instance.hash(&mut h);
-    ev.regarding.name.hash(&mut h);
-    ev.regarding.field_path.hash(&mut h);
+    object.hash(&mut h);
     h.finish()
 }
 
@@ -160,6 +164,12 @@ mod tests {
         }
         assert_eq!((cache.misses(), cache.hits()), (3, 6));
         assert_eq!(cache.message_misses(), 2, "two pods pulling the same image share the regex work");
+        // Another pod of the same Deployment on the same node: the same result, from memory.
+        let sibling = ev("Pulling", "web-6f9c8d7b5-b7k9z", "Pulling image \"nginx:1.27\"");
+        let mut direct = BTreeMap::new();
+        x.extract(&sibling, &mut direct);
+        assert_eq!(*cache.extract(&x, &sibling), direct);
+        assert_eq!((cache.misses(), cache.hits()), (3, 7));
         // Different pods, same message: different owners, so different entries.
         assert_eq!(cache.extract(&x, &events[1])["owner_name"], "api");
     }

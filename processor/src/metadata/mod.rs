@@ -230,21 +230,10 @@ impl MetadataExtractor {
 
     /// Adds the event's metadata to `out`. Keys already in `out` are kept.
     pub fn extract(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
-        self.structure_keys(ev, out);
+        let object = ObjectKeys::of(ev);
+        object.put_structure(out);
         self.message_keys(ev, out);
-        self.name_keys(ev, out);
-    }
-
-    /// Source 1: the container from the field path, the node.
-    pub(crate) fn structure_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
-        if let Some(c) = container_from_field_path(&ev.regarding.field_path) {
-            put(out, "container", c);
-        }
-        if ev.regarding.kind == "Node" && !ev.regarding.name.is_empty() {
-            put(out, "node", &ev.regarding.name);
-        } else if ev.reporting_controller == "kubelet" && !ev.reporting_instance.is_empty() {
-            put(out, "node", &ev.reporting_instance);
-        }
+        object.put_names(out);
     }
 
     /// Source 2: the extractors. Reads only what rules can look at (reason,
@@ -252,7 +241,7 @@ impl MetadataExtractor {
     /// message ("Started container app") can share the result
     /// ([`MetadataCache`]). Every key is set independently and only when
     /// absent, so running this on an empty map and adding its keys where
-    /// absent equals running it after [`Self::structure_keys`].
+    /// absent equals running it after [`ObjectKeys::put_structure`].
     pub(crate) fn message_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
         let mut key_buf = String::new();
         for pos in self.index.candidates(&ev.reason) {
@@ -274,11 +263,49 @@ impl MetadataExtractor {
             }
         }
     }
+}
+
+/// What the involved object (not the message) gives: sources 1 and 3.
+/// Borrowed and allocation-free, so [`MetadataCache`] can key on these values
+/// rather than on the object's name: pods of one Deployment on one node with
+/// one message get one result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ObjectKeys<'a> {
+    container: Option<&'a str>,
+    node: Option<&'a str>,
+    owner: Option<(&'static str, &'a str)>,
+}
+
+impl<'a> ObjectKeys<'a> {
+    pub(crate) fn of(ev: &'a NormalizedEvent) -> Self {
+        let node = if ev.regarding.kind == "Node" && !ev.regarding.name.is_empty() {
+            Some(ev.regarding.name.as_str())
+        } else if ev.reporting_controller == "kubelet" && !ev.reporting_instance.is_empty() {
+            Some(ev.reporting_instance.as_str())
+        } else {
+            None
+        };
+        ObjectKeys {
+            container: container_from_field_path(&ev.regarding.field_path),
+            node,
+            owner: owner::guess_owner(&ev.regarding.kind, &ev.regarding.name),
+        }
+    }
+
+    /// Source 1: the container from the field path, the node.
+    pub(crate) fn put_structure(&self, out: &mut BTreeMap<String, String>) {
+        if let Some(c) = self.container {
+            put(out, "container", c);
+        }
+        if let Some(n) = self.node {
+            put(out, "node", n);
+        }
+    }
 
     /// Sources 3 and 4: the owner from the involved name, then `signal` from
     /// the exit code (whichever source gave it).
-    pub(crate) fn name_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
-        if let Some((kind, name)) = owner::guess_owner(&ev.regarding.kind, &ev.regarding.name) {
+    pub(crate) fn put_names(&self, out: &mut BTreeMap<String, String>) {
+        if let Some((kind, name)) = self.owner {
             put(out, "owner_kind", kind);
             put(out, "owner_name", name);
         }

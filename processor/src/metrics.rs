@@ -147,7 +147,10 @@ pub struct LocalCounts {
     pub replayed: u64,
     /// Acknowledged outputs per output kind (indexed by `OutputKind as usize`).
     pub produced: [u64; crate::output::OutputKind::COUNT],
-    pub categories: FxHashMap<Box<str>, u64>,
+    /// Per category, keyed by the address of the worker's shared name (see
+    /// `classify::cache`): counting costs no string hashing. The map holds a
+    /// clone, so an address is never reused for another name while counted.
+    pub categories: FxHashMap<usize, (std::sync::Arc<str>, u64)>,
     /// Incidents opened, resolved, evicted (resolved early at the limit).
     pub incidents: [u64; 3],
 }
@@ -161,11 +164,12 @@ impl LocalCounts {
     }
 
     #[inline]
-    pub fn category(&mut self, category: &str) {
-        match self.categories.get_mut(category) {
-            Some(n) => *n += 1,
+    pub fn category(&mut self, category: &std::sync::Arc<str>) {
+        let key = std::sync::Arc::as_ptr(category) as *const u8 as usize;
+        match self.categories.get_mut(&key) {
+            Some((_, n)) => *n += 1,
             None => {
-                self.categories.insert(category.into(), 1);
+                self.categories.insert(key, (category.clone(), 1));
             }
         }
     }
@@ -185,7 +189,7 @@ impl LocalCounts {
         for (i, cause) in ["opened", "resolved", "evicted"].into_iter().enumerate() {
             Metrics::cause(&m.incidents, cause, std::mem::take(&mut self.incidents[i]));
         }
-        for (c, n) in self.categories.iter_mut() {
+        for (c, n) in self.categories.values_mut() {
             if *n > 0 {
                 m.categories.get_or_create(&CategoryLabel { category: c.to_string() }).inc_by(std::mem::take(n));
             }

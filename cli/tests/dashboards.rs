@@ -106,7 +106,7 @@ fn raw_records(name: &str, seed: u64, silence_min: i64) -> Vec<RawRecord> {
             collector: collector.clone(),
             observed_us: t,
             resource_version: rv.to_string(),
-            event: Some(WatchEvent { kind, event: ev }),
+            event: Some(WatchEvent { kind, event: Box::new(ev) }),
             heartbeat: None,
         });
     }

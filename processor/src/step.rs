@@ -337,7 +337,7 @@ mod tests {
             resource_version: rv.to_string(),
             event: Some(WatchEvent {
                 kind,
-                event: NormalizedEvent {
+                event: Box::new(NormalizedEvent {
                     uid: uid.into(),
                     namespace: "default".into(),
                     resource_version: rv.to_string(),
@@ -354,7 +354,7 @@ mod tests {
                     },
                     count,
                     ..Default::default()
-                },
+                }),
             }),
             heartbeat: None,
         }

@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         collector: CollectorMeta { instance: "collector-0".into(), leader_epoch: 3 },
         observed_us: 1_763_633_171_100_000,
         resource_version: "884990".into(),
-        event: Some(WatchEvent { kind: WatchKind::Modified, event: event() }),
+        event: Some(WatchEvent { kind: WatchKind::Modified, event: Box::new(event()) }),
         heartbeat: None,
     };
     let processed = ProcessedEvent {
@@ -59,7 +59,7 @@ fn bench(c: &mut Criterion) {
         watch_kind: WatchKind::Modified,
         observed_us: raw.observed_us,
         leader_epoch: 3,
-        event: event(),
+        event: Box::new(event()),
         category: "container-crash".into(),
         severity: Severity::Error,
         rule: "kubelet-backoff-restart".into(),

@@ -50,10 +50,14 @@ pub struct CollectorMeta {
 }
 
 /// A watch event of one Kubernetes Event object.
+///
+/// The event is boxed, here and in [`ProcessedEvent`], because it is large
+/// (~630 bytes) and the processor moves it from the decoded record into its
+/// output: a box moves as a pointer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct WatchEvent {
     pub kind: WatchKind,
-    pub event: NormalizedEvent,
+    pub event: Box<NormalizedEvent>,
 }
 
 /// Proof of life and a cursor in quiet periods: the collector writes one every few
@@ -130,7 +134,7 @@ pub struct ProcessedEvent {
     pub watch_kind: WatchKind,
     pub observed_us: i64,
     pub leader_epoch: i64,
-    pub event: NormalizedEvent,
+    pub event: Box<NormalizedEvent>,
     pub category: Arc<str>,
     pub severity: Severity,
     /// Name of the classification rule that decided category and severity.

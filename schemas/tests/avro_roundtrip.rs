@@ -60,7 +60,7 @@ fn raw_record_event_and_heartbeat_round_trip() {
             collector: CollectorMeta { instance: "col-0".into(), leader_epoch: 3 },
             observed_us: 10,
             resource_version: "42".into(),
-            event: Some(WatchEvent { kind, event: event() }),
+            event: Some(WatchEvent { kind, event: Box::new(event()) }),
             heartbeat: None,
         });
     }
@@ -84,7 +84,7 @@ fn processed_event_round_trips() {
             watch_kind: WatchKind::Modified,
             observed_us: 1,
             leader_epoch: 2,
-            event: event(),
+            event: Box::new(event()),
             category: "container-crash".into(),
             severity,
             rule: "kubelet-backoff-restart".into(),
@@ -249,7 +249,7 @@ fn every_history_version_is_readable_by_the_current_reader() {
             RecordType::Processed => {
                 // Write a current record with the old schema: resolution drops the
                 // fields v1 lacks when writing, the reader restores their defaults.
-                let cur = ProcessedEvent { source: pos(), id: "x".into(), cluster: cluster(), event: event(), category: "c".into(), severity: Severity::Error, rule: "r".into(), leader_epoch: 4, ..Default::default() };
+                let cur = ProcessedEvent { source: pos(), id: "x".into(), cluster: cluster(), event: Box::new(event()), category: "c".into(), severity: Severity::Error, rule: "r".into(), leader_epoch: 4, ..Default::default() };
                 let mut v = apache_avro::to_value(&cur).unwrap();
                 if let Value::Record(fields) = &mut v {
                     fields.retain(|(n, _)| !["source", "leader_epoch", "rule"].contains(&n.as_str()));
@@ -288,7 +288,7 @@ fn bad_frames_are_typed_errors() {
     assert!(matches!(codec.decode::<RawRecord>(&[0, 0, 0, 0, 7, 1]), Err(CodecError::UnknownSchemaId(7))));
     let alert = codec.encode(&Alert::default()).unwrap();
     assert!(matches!(codec.decode::<RawRecord>(&alert), Err(CodecError::WrongType { .. })));
-    let mut truncated = codec.encode(&ProcessedEvent { event: event(), ..Default::default() }).unwrap();
+    let mut truncated = codec.encode(&ProcessedEvent { event: Box::new(event()), ..Default::default() }).unwrap();
     truncated.truncate(truncated.len() / 2);
     assert!(matches!(codec.decode::<ProcessedEvent>(&truncated), Err(CodecError::Avro(_))));
 }

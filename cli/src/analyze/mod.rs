@@ -210,7 +210,7 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
             collector: CollectorMeta::default(),
             observed_us: r.t.max(1),
             resource_version: r.event.resource_version.clone(),
-            event: Some(WatchEvent { kind, event: r.event }),
+            event: Some(WatchEvent { kind, event: Box::new(r.event) }),
             heartbeat: None,
         };
         // Both contract checks hold by construction (an event, no heartbeat).

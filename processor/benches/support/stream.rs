@@ -68,7 +68,7 @@ pub fn stream(n: usize) -> Vec<RawRecord> {
             resource_version: rv.to_string(),
             event: Some(WatchEvent {
                 kind: if counts[i] == 1 { WatchKind::Added } else { WatchKind::Modified },
-                event: NormalizedEvent {
+                event: Box::new(NormalizedEvent {
                     uid: format!("9d1c{i:08}-aaaa-bbbb-cccc-dddddddddddd"),
                     namespace: "default".into(),
                     name: format!("{pod}.17a{i:05x}"),
@@ -86,7 +86,7 @@ pub fn stream(n: usize) -> Vec<RawRecord> {
                     last_seen_us: observed_us,
                     created_us: observed_us - 3_600_000_000,
                     ..Default::default()
-                },
+                }),
             }),
             heartbeat: None,
         });

@@ -174,7 +174,7 @@ pub fn workload(seed: u64, clusters: usize, partitions: i32, steps: usize) -> Wo
                 collector: CollectorMeta { instance: "col".into(), leader_epoch: epoch },
                 observed_us,
                 resource_version: rv.to_string(),
-                event: Some(WatchEvent { kind, event: ev }),
+                event: Some(WatchEvent { kind, event: Box::new(ev) }),
                 heartbeat: None,
             };
             // After the handover, the deposed leader writes a version late: dropped.

@@ -39,7 +39,7 @@ impl Wire for RawRecord {
                 0 => None,
                 _ => Some(WatchEvent {
                     kind: r.watch_kind()?,
-                    event: r.event()?,
+                    event: Box::new(r.event()?),
                 }),
             },
             heartbeat: match r.union("heartbeat", 2)? {
@@ -81,7 +81,7 @@ impl Wire for ProcessedEvent {
             watch_kind: r.watch_kind()?,
             observed_us: r.long("observed_us")?,
             leader_epoch: r.long("leader_epoch")?,
-            event: r.event()?,
+            event: Box::new(r.event()?),
             category: r.string("category")?.into(),
             severity: r.severity("severity")?,
             rule: r.string("rule")?.into(),
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn without_maps_the_bytes_are_identical() {
-        let rec = RawRecord { event: Some(WatchEvent { kind: WatchKind::Deleted, event: ev(1) }), ..Default::default() };
+        let rec = RawRecord { event: Some(WatchEvent { kind: WatchKind::Deleted, event: Box::new(ev(1)) }), ..Default::default() };
         let mut ours = Vec::new();
         rec.write(&mut ours);
         assert_eq!(ours, reference(&rec));
@@ -188,7 +188,7 @@ mod tests {
                 collector: CollectorMeta { instance: "col".into(), leader_epoch: v as i64 },
                 observed_us: 5,
                 resource_version: "42".into(),
-                event: Some(WatchEvent { kind: kinds[v as usize % 4], event: ev(v) }),
+                event: Some(WatchEvent { kind: kinds[v as usize % 4], event: Box::new(ev(v)) }),
                 heartbeat: None,
             });
         }
@@ -208,7 +208,7 @@ mod tests {
                 watch_kind: WatchKind::Modified,
                 observed_us: 1,
                 leader_epoch: 2,
-                event: ev(v),
+                event: Box::new(ev(v)),
                 category: "container-crash".into(),
                 severity: Severity::ALL[v as usize % 4],
                 rule: "r".into(),
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn truncated_and_corrupt_data_are_errors_not_panics() {
         let mut bytes = Vec::new();
-        ProcessedEvent { event: ev(3), ..Default::default() }.write(&mut bytes);
+        ProcessedEvent { event: Box::new(ev(3)), ..Default::default() }.write(&mut bytes);
         for cut in 0..bytes.len() {
             assert!(ProcessedEvent::read(&mut Reader::new(&bytes[..cut])).is_err(), "cut at {cut}");
         }

@@ -47,7 +47,7 @@ impl WatchStream {
                 collector: CollectorMeta::default(),
                 observed_us: self.last_us,
                 resource_version: ev.resource_version.clone(),
-                event: Some(WatchEvent { kind, event: ev }),
+                event: Some(WatchEvent { kind, event: Box::new(ev) }),
                 heartbeat: None,
             });
         }

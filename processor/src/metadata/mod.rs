@@ -249,11 +249,6 @@ impl MetadataExtractor {
             if !x.selector.matches(ev) {
                 continue;
             }
-            // Most candidates do not match; a match test is about half the
-            // cost of a capture search, so test first and capture on success.
-            if !x.regex.is_match(&ev.note) {
-                continue;
-            }
             if x.all {
                 for caps in x.regex.captures_iter(&ev.note) {
                     apply(x, &caps, out, &mut key_buf);

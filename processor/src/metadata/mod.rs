@@ -13,8 +13,8 @@
 //!    name ([`owner`] documents the heuristics and their limits);
 //! 4. derivation: `signal` from an `exit_code` above 128.
 //!
-//! [`MetadataCache`] memoizes the result by event content for replays and
-//! repeating events.
+//! [`MetadataCache`] memoizes the result by event content (replays, repeating
+//! events, sibling pods) and the message part by message (pods sharing one).
 //!
 //! Every key is in [`KEYS`] or starts with a prefix of [`KEY_FAMILIES`];
 //! extractor files are checked against them at load.

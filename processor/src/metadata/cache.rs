@@ -69,15 +69,9 @@ impl MetadataCache {
                     extractor.message_keys(ev, &mut m);
                     m
                 });
-                let mut out = Map::new();
-                object.put_structure(&mut out);
-                for (k, v) in message_keys {
-                    if !out.contains_key(k) {
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
-                object.put_names(&mut out);
-                Arc::new(out)
+                let mut pairs = Vec::with_capacity(16);
+                object.pairs(message_keys, &mut pairs);
+                Arc::new(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
             })
             .clone()
     }

@@ -230,10 +230,21 @@ impl MetadataExtractor {
 
     /// Adds the event's metadata to `out`. Keys already in `out` are kept.
     pub fn extract(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
-        let object = ObjectKeys::of(ev);
-        object.put_structure(out);
-        self.message_keys(ev, out);
-        object.put_names(out);
+        let mut message = BTreeMap::new();
+        self.message_keys(ev, &mut message);
+        let mut pairs = Vec::new();
+        ObjectKeys::of(ev).pairs(&message, &mut pairs);
+        for (k, v) in pairs {
+            if !out.contains_key(k) {
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+        // An exit code the caller already had counts too.
+        if !out.contains_key("signal") {
+            if let Some(s) = out.get("exit_code").and_then(|c| signal_of(c)) {
+                out.insert("signal".into(), s.into());
+            }
+        }
     }
 
     /// Source 2: the extractors. Reads only what rules can look at (reason,
@@ -241,7 +252,7 @@ impl MetadataExtractor {
     /// message ("Started container app") can share the result
     /// ([`MetadataCache`]). Every key is set independently and only when
     /// absent, so running this on an empty map and adding its keys where
-    /// absent equals running it after [`ObjectKeys::put_structure`].
+    /// absent equals running it after the structural keys ([`ObjectKeys::pairs`]).
     pub(crate) fn message_keys(&self, ev: &NormalizedEvent, out: &mut BTreeMap<String, String>) {
         let mut key_buf = String::new();
         for pos in self.index.candidates(&ev.reason) {
@@ -287,32 +298,40 @@ impl<'a> ObjectKeys<'a> {
         }
     }
 
-    /// Source 1: the container from the field path, the node.
-    pub(crate) fn put_structure(&self, out: &mut BTreeMap<String, String>) {
+    /// The event's metadata as `(key, value)` pairs, sorted by key, each key
+    /// once: the sources in order, the first to give a key wins:
+    /// 1. structure (container, node), 2. `message` (what
+    /// [`MetadataExtractor::message_keys`] gave), 3. the owner, 4. `signal`
+    /// from the exit code. Borrowed, so the caller allocates the strings
+    /// once, and a sorted list builds a `BTreeMap` without searching it.
+    pub(crate) fn pairs<'s>(&self, message: &'s BTreeMap<String, String>, out: &mut Vec<(&'s str, &'s str)>)
+    where
+        'a: 's,
+    {
+        out.clear();
+        let add = |out: &mut Vec<(&'s str, &'s str)>, k: &'s str, v: &'s str| {
+            if !v.is_empty() && !out.iter().any(|(have, _)| *have == k) {
+                out.push((k, v));
+            }
+        };
         if let Some(c) = self.container {
-            put(out, "container", c);
+            add(out, "container", c);
         }
         if let Some(n) = self.node {
-            put(out, "node", n);
+            add(out, "node", n);
         }
-    }
-
-    /// Sources 3 and 4: the owner from the involved name, then `signal` from
-    /// the exit code (whichever source gave it).
-    pub(crate) fn put_names(&self, out: &mut BTreeMap<String, String>) {
+        for (k, v) in message {
+            add(out, k, v);
+        }
         if let Some((kind, name)) = self.owner {
-            put(out, "owner_kind", kind);
-            put(out, "owner_name", name);
+            add(out, "owner_kind", kind);
+            add(out, "owner_name", name);
         }
-        if !out.contains_key("signal") {
-            let signal = out
-                .get("exit_code")
-                .and_then(|c| c.parse::<i64>().ok())
-                .and_then(|c| signal_name(c - 128));
-            if let Some(s) = signal {
-                put(out, "signal", s);
-            }
+        let signal = out.iter().find(|(k, _)| *k == "exit_code").and_then(|(_, c)| signal_of(c));
+        if let Some(s) = signal {
+            add(out, "signal", s);
         }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
 }
 
@@ -375,6 +394,11 @@ fn container_from_field_path(fp: &str) -> Option<&str> {
         .or_else(|| fp.strip_prefix("spec.ephemeralContainers{"))?;
     let name = rest.strip_suffix('}')?;
     (!name.is_empty()).then_some(name)
+}
+
+/// The signal an exit code above 128 stands for.
+fn signal_of(exit_code: &str) -> Option<&'static str> {
+    exit_code.parse::<i64>().ok().and_then(|c| signal_name(c - 128))
 }
 
 /// Linux signal names for the numbers a container exit code can carry.

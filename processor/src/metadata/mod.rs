@@ -299,11 +299,11 @@ impl<'a> ObjectKeys<'a> {
     }
 
     /// The event's metadata as `(key, value)` pairs, sorted by key, each key
-    /// once: the sources in order, the first to give a key wins:
-    /// 1. structure (container, node), 2. `message` (what
-    /// [`MetadataExtractor::message_keys`] gave), 3. the owner, 4. `signal`
-    /// from the exit code. Borrowed, so the caller allocates the strings
-    /// once, and a sorted list builds a `BTreeMap` without searching it.
+    /// once. The sources in order, the first to give a key wins: structure
+    /// (container, node); `message` (what [`MetadataExtractor::message_keys`]
+    /// gave); the owner; `signal` from the exit code. Borrowed, so the caller
+    /// allocates the strings once, and a sorted list builds a `BTreeMap`
+    /// without searching it.
     pub(crate) fn pairs<'s>(&self, message: &'s BTreeMap<String, String>, out: &mut Vec<(&'s str, &'s str)>)
     where
         'a: 's,

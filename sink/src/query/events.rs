@@ -6,7 +6,7 @@
 
 use super::filter::Filter;
 use super::output::{Cell, Table};
-use super::sql::{Param, Params, Source, Statement};
+use super::sql::{check_limit, Params, Source, Statement};
 use super::QueryError;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -52,12 +52,10 @@ CAST(component AS String) AS component, count, occurrences, correlation_id, mess
 
 /// Compile `q` (what `--explain` prints).
 pub fn build(q: &EventQuery) -> Result<Statement, QueryError> {
-    if q.limit == 0 {
-        return Err(QueryError::Invalid("limit must be at least 1".into()));
-    }
+    check_limit(q.limit)?;
     let mut params = Params::default();
     let cond = q.filter.conditions("event_time", true, &mut params);
-    let limit = params.add("limit", Param::Int(q.limit.min(i64::MAX as u64) as i64));
+    let limit = params.limit(q.limit);
     let sql = format!(
         "SELECT {COLUMNS}\nFROM {table}\nWHERE {cond}\nORDER BY event_time DESC, id DESC\nLIMIT {limit}",
         table = Source::Events.table()
@@ -109,6 +107,7 @@ pub fn table(rows: &[EventRecord]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::sql::Param;
 
     #[test]
     fn newest_first_with_a_bound_limit() {

@@ -7,7 +7,7 @@
 //! message text exist only in `events`; [`Filter::rollup_blocker`] names the first of
 //! them that is set, and the aggregate planner then reads the raw table.
 
-use super::sql::{Param, Params};
+use super::sql::{Conditions, Param, Params};
 use super::QueryError;
 
 /// A half-open time range `[from, to)` in Unix milliseconds; either end may be open.
@@ -85,59 +85,41 @@ impl Filter {
     /// values in `params`. `raw` says whether the event-only columns exist; the caller
     /// must not pass `raw = false` when [`Filter::rollup_blocker`] is set.
     pub fn conditions(&self, time_col: &str, raw: bool, params: &mut Params) -> String {
-        let mut c: Vec<String> = Vec::new();
-        if let Some(from) = self.time.from_ms {
-            let p = params.add("from_ms", Param::Int(from));
-            c.push(format!("{time_col} >= fromUnixTimestamp64Milli({p}, 'UTC')"));
-        }
-        if let Some(to) = self.time.to_ms {
-            let p = params.add("to_ms", Param::Int(to));
-            c.push(format!("{time_col} < fromUnixTimestamp64Milli({p}, 'UTC')"));
-        }
-        let lists: [(&str, &str, &Vec<String>); 5] = [
-            ("clusters", "cluster", &self.clusters),
-            ("namespaces", "namespace", &self.namespaces),
-            ("categories", "category", &self.categories),
-            ("severities", "severity", &self.severities),
-            ("reasons", "reason", &self.reasons),
-        ];
-        for (name, col, values) in lists {
-            if !values.is_empty() {
-                let p = params.add(name, Param::Strs(values.clone()));
-                c.push(format!("has({p}, {col})"));
-            }
-        }
+        let mut c = Conditions::new(params);
+        c.at_or_after("from_ms", time_col, self.time.from_ms);
+        c.before("to_ms", time_col, self.time.to_ms);
+        c.one_of("clusters", "cluster", &self.clusters);
+        c.one_of("namespaces", "namespace", &self.namespaces);
+        c.one_of("categories", "category", &self.categories);
+        c.one_of("severities", "severity", &self.severities);
+        c.one_of("reasons", "reason", &self.reasons);
         if raw {
             if !self.kinds.is_empty() {
-                let p = params.add("kinds", Param::Strs(self.kinds.iter().map(|k| k.to_lowercase()).collect()));
+                let p = c.params().add("kinds", Param::Strs(self.kinds.iter().map(|k| k.to_lowercase()).collect()));
                 c.push(format!("has({p}, lower(kind))"));
             }
             if let Some(o) = &self.object {
                 if let Some(k) = &o.kind {
-                    let p = params.add("object_kind", Param::Str(k.to_lowercase()));
+                    let p = c.params().add("object_kind", Param::Str(k.to_lowercase()));
                     c.push(format!("lower(kind) = {p}"));
                 }
                 if let Some(ns) = &o.namespace {
-                    let p = params.add("object_namespace", Param::Str(ns.clone()));
+                    let p = c.params().add("object_namespace", Param::Str(ns.clone()));
                     c.push(format!("namespace = {p}"));
                 }
-                let p = params.add("object_name", Param::Str(o.name.clone()));
+                let p = c.params().add("object_name", Param::Str(o.name.clone()));
                 c.push(format!("name = {p}"));
             }
             if let Some(id) = &self.correlation_id {
-                let p = params.add("correlation_id", Param::Str(id.clone()));
+                let p = c.params().add("correlation_id", Param::Str(id.clone()));
                 c.push(format!("correlation_id = {p}"));
             }
             if let Some(t) = &self.text {
-                let p = params.add("text", Param::Str(t.clone()));
+                let p = c.params().add("text", Param::Str(t.clone()));
                 c.push(format!("positionCaseInsensitive(message, {p}) > 0"));
             }
         }
-        if c.is_empty() {
-            "1".into()
-        } else {
-            c.join("\n  AND ")
-        }
+        c.sql()
     }
 }
 

@@ -3,7 +3,7 @@
 //! versions of one id until a merge: 0003_state.sql), most recently active first.
 
 use super::output::{Cell, Table};
-use super::sql::{Param, Params, Source, Statement};
+use super::sql::{check_limit, Conditions, Params, Source, Statement};
 use super::QueryError;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -66,29 +66,16 @@ toUnixTimestamp64Milli(last_seen) AS last_seen_ms, summary";
 
 /// Compile `f` (what `--explain` prints).
 pub fn build(f: &IncidentFilter) -> Result<Statement, QueryError> {
-    if f.limit == 0 {
-        return Err(QueryError::Invalid("limit must be at least 1".into()));
-    }
+    check_limit(f.limit)?;
     let mut params = Params::default();
-    let mut c = Vec::new();
-    let lists: [(&str, &str, &Vec<String>); 4] = [
-        ("clusters", "cluster", &f.clusters),
-        ("namespaces", "root_namespace", &f.namespaces),
-        ("statuses", "status", &f.statuses),
-        ("severities", "severity", &f.severities),
-    ];
-    for (name, col, values) in lists {
-        if !values.is_empty() {
-            let p = params.add(name, Param::Strs(values.clone()));
-            c.push(format!("has({p}, {col})"));
-        }
-    }
-    if let Some(since) = f.since_ms {
-        let p = params.add("since_ms", Param::Int(since));
-        c.push(format!("last_seen >= fromUnixTimestamp64Milli({p}, 'UTC')"));
-    }
-    let cond = if c.is_empty() { "1".to_string() } else { c.join("\n  AND ") };
-    let limit = params.add("limit", Param::Int(f.limit.min(i64::MAX as u64) as i64));
+    let mut c = Conditions::new(&mut params);
+    c.one_of("clusters", "cluster", &f.clusters);
+    c.one_of("namespaces", "root_namespace", &f.namespaces);
+    c.one_of("statuses", "status", &f.statuses);
+    c.one_of("severities", "severity", &f.severities);
+    c.at_or_after("since_ms", "last_seen", f.since_ms);
+    let cond = c.sql();
+    let limit = params.limit(f.limit);
     let sql = format!(
         "SELECT {COLUMNS}\nFROM {table}\nWHERE {cond}\nORDER BY last_seen DESC, id ASC\nLIMIT {limit}",
         table = Source::IncidentsLatest.table()
@@ -146,6 +133,7 @@ pub fn table(rows: &[IncidentRecord]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::sql::Param;
 
     #[test]
     fn reads_the_latest_view_with_bound_filters() {

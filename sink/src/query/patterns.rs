@@ -13,7 +13,7 @@
 //! quotes and are only ever values.
 
 use super::output::{Cell, Table};
-use super::sql::{Param, Params, Source, Statement};
+use super::sql::{check_limit, Conditions, Param, Params, Source, Statement};
 use super::{QueryError, Store};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -152,69 +152,48 @@ impl Store {
 
 /// Compile a cluster-patterns question.
 pub fn build_top(f: &TopFilter) -> Result<Statement, QueryError> {
-    if f.limit == 0 {
-        return Err(QueryError::Invalid("limit must be at least 1".into()));
-    }
+    check_limit(f.limit)?;
     for s in &f.statuses {
         if s != "open" && s != "resolved" {
             return Err(QueryError::Invalid(format!("unknown status {s:?} (expected open or resolved)")));
         }
     }
     let mut params = Params::default();
-    let mut c = vec!["scope = 'cluster'".to_string()];
-    for (name, col, values) in [
-        ("clusters", "cluster", &f.clusters),
-        ("namespaces", "namespace", &f.namespaces),
-        ("reasons", "reason", &f.reasons),
-        ("statuses", "status", &f.statuses),
-    ] {
-        if !values.is_empty() {
-            let p = params.add(name, Param::Strs(values.clone()));
-            c.push(format!("has({p}, {col})"));
-        }
-    }
-    if let Some(since) = f.since_ms {
-        let p = params.add("since_ms", Param::Int(since));
-        c.push(format!("last_seen >= fromUnixTimestamp64Milli({p}, 'UTC')"));
-    }
+    let mut c = Conditions::new(&mut params);
+    c.push("scope = 'cluster'");
+    c.one_of("clusters", "cluster", &f.clusters);
+    c.one_of("namespaces", "namespace", &f.namespaces);
+    c.one_of("reasons", "reason", &f.reasons);
+    c.one_of("statuses", "status", &f.statuses);
+    c.at_or_after("since_ms", "last_seen", f.since_ms);
     if f.anomalies_only {
-        c.push("anomaly_score > 0".into());
+        c.push("anomaly_score > 0");
     }
-    let limit = params.add("limit", Param::Int(f.limit.min(i64::MAX as u64) as i64));
+    let cond = c.sql();
+    let limit = params.limit(f.limit);
     let sql = format!(
         "SELECT CAST(cluster AS String) AS cluster, key, id, CAST(status AS String) AS status, CAST(reason AS String) AS reason, CAST(kind AS String) AS kind, CAST(namespace AS String) AS namespace, template, count, per_minute, toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, anomaly_score, samples, toUInt64(length(previous_episodes)) AS previous_episodes\n\
-FROM patterns_latest\nWHERE {cond}\nORDER BY count DESC, last_seen DESC, id ASC\nLIMIT {limit}",
-        cond = c.join("\n  AND ")
+FROM patterns_latest\nWHERE {cond}\nORDER BY count DESC, last_seen DESC, id ASC\nLIMIT {limit}"
     );
     Ok(Statement { sql, params, source: Source::PatternsLatest, why: "the latest version of each cluster pattern episode".into() })
 }
 
 /// Compile a fleet question.
 pub fn build_fleet(f: &FleetFilter) -> Result<Statement, QueryError> {
-    if f.limit == 0 {
-        return Err(QueryError::Invalid("limit must be at least 1".into()));
-    }
+    check_limit(f.limit)?;
     if f.min_clusters < 2 {
         return Err(QueryError::Invalid("min_clusters must be at least 2 (one cluster is not a fleet)".into()));
     }
     let mut params = Params::default();
-    let mut c = vec!["scope = 'cluster'".to_string()];
-    for (name, col, values) in [("namespaces", "namespace", &f.namespaces), ("reasons", "reason", &f.reasons)] {
-        if !values.is_empty() {
-            let p = params.add(name, Param::Strs(values.clone()));
-            c.push(format!("has({p}, {col})"));
-        }
-    }
-    if let Some(since) = f.since_ms {
-        let p = params.add("since_ms", Param::Int(since));
-        c.push(format!("last_seen >= fromUnixTimestamp64Milli({p}, 'UTC')"));
-    }
-    if let Some(until) = f.until_ms {
-        let p = params.add("until_ms", Param::Int(until));
-        c.push(format!("first_seen < fromUnixTimestamp64Milli({p}, 'UTC')"));
-    }
+    let mut c = Conditions::new(&mut params);
+    c.push("scope = 'cluster'");
+    c.one_of("namespaces", "namespace", &f.namespaces);
+    c.one_of("reasons", "reason", &f.reasons);
+    c.at_or_after("since_ms", "last_seen", f.since_ms);
+    c.before("until_ms", "first_seen", f.until_ms);
+    let cond = c.sql();
     let min = params.add("min_clusters", Param::Int(f.min_clusters.min(i64::MAX as u64) as i64));
-    let limit = params.add("limit", Param::Int(f.limit.min(i64::MAX as u64) as i64));
+    let limit = params.limit(f.limit);
     let sql = format!(
         "SELECT key, CAST(reason AS String) AS reason, CAST(kind AS String) AS kind, \
 CAST(namespace AS String) AS namespace, template, toUInt64(uniqExact(cluster_uid)) AS cluster_count, \
@@ -223,38 +202,30 @@ toUInt64(uniqExactIf(cluster_uid, status = 'open')) AS open_clusters, toUInt64(c
 sum(count) AS count, toUnixTimestamp64Milli(min(first_seen)) AS first_seen_ms, \
 toUnixTimestamp64Milli(max(last_seen)) AS last_seen_ms, max(anomaly_score) AS max_anomaly_score\n\
 FROM patterns_latest\nWHERE {cond}\nGROUP BY key, reason, kind, namespace, template\n\
-HAVING cluster_count >= {min}\nORDER BY cluster_count DESC, count DESC, key ASC\nLIMIT {limit}",
-        cond = c.join("\n  AND ")
+HAVING cluster_count >= {min}\nORDER BY cluster_count DESC, count DESC, key ASC\nLIMIT {limit}"
     );
     Ok(Statement { sql, params, source: Source::PatternsLatest, why: "grouped like fleet_patterns, after the time range".into() })
 }
 
 /// Compile an episodes question.
 pub fn build_episodes(q: &EpisodeQuery) -> Result<Statement, QueryError> {
-    if q.limit == 0 {
-        return Err(QueryError::Invalid("limit must be at least 1".into()));
-    }
+    check_limit(q.limit)?;
     if q.key.is_empty() {
         return Err(QueryError::Invalid("a pattern key is required (reason|kind|namespace|template)".into()));
     }
     let mut params = Params::default();
     let key = params.add("key", Param::Str(q.key.clone()));
-    let mut c = vec![format!("key = {key}")];
-    if !q.clusters.is_empty() {
-        let p = params.add("clusters", Param::Strs(q.clusters.clone()));
-        c.push(format!("has({p}, cluster)"));
-    }
-    if let Some(since) = q.since_ms {
-        let p = params.add("since_ms", Param::Int(since));
-        c.push(format!("last_seen >= fromUnixTimestamp64Milli({p}, 'UTC')"));
-    }
-    let limit = params.add("limit", Param::Int(q.limit.min(i64::MAX as u64) as i64));
+    let mut c = Conditions::new(&mut params);
+    c.push(format!("key = {key}"));
+    c.one_of("clusters", "cluster", &q.clusters);
+    c.at_or_after("since_ms", "last_seen", q.since_ms);
+    let cond = c.sql();
+    let limit = params.limit(q.limit);
     let sql = format!(
         "SELECT CAST(cluster AS String) AS cluster, key, id, CAST(status AS String) AS status, count, \
 toUnixTimestamp64Milli(first_seen) AS first_seen_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, \
 per_minute, anomaly_score, episode, episodes, toUnixTimestamp64Milli(previous_first_seen) AS previous_first_seen_ms\n\
-FROM pattern_episodes\nWHERE {cond}\nORDER BY first_seen ASC, cluster ASC, id ASC\nLIMIT {limit}",
-        cond = c.join("\n  AND ")
+FROM pattern_episodes\nWHERE {cond}\nORDER BY first_seen ASC, cluster ASC, id ASC\nLIMIT {limit}"
     );
     Ok(Statement { sql, params, source: Source::PatternEpisodes, why: "every episode of the key, numbered per cluster".into() })
 }

@@ -94,6 +94,76 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<&Param> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+
+    /// The `LIMIT` placeholder (a count above `i64::MAX` is bound as `i64::MAX`).
+    pub fn limit(&mut self, limit: u64) -> String {
+        self.add("limit", Param::Int(limit.min(i64::MAX as u64) as i64))
+    }
+}
+
+/// A question's `LIMIT` must let at least one row through.
+pub fn check_limit(limit: u64) -> Result<(), super::QueryError> {
+    if limit == 0 {
+        return Err(super::QueryError::Invalid("limit must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// The conditions of a `WHERE` clause, the values they compare with bound in
+/// the builder's [`Params`]: the filters every question shares (a column is one
+/// of a list, a time column from or before an instant) written once.
+pub struct Conditions<'p> {
+    params: &'p mut Params,
+    c: Vec<String>,
+}
+
+impl<'p> Conditions<'p> {
+    pub fn new(params: &'p mut Params) -> Self {
+        Conditions { params, c: Vec::new() }
+    }
+
+    /// Where a condition's own values are bound.
+    pub fn params(&mut self) -> &mut Params {
+        self.params
+    }
+
+    /// A condition as SQL (its values already bound through [`Self::params`]).
+    pub fn push(&mut self, condition: impl Into<String>) {
+        self.c.push(condition.into());
+    }
+
+    /// `col` is one of `values`; no condition when the list is empty ("any").
+    pub fn one_of(&mut self, name: &str, col: &str, values: &[String]) {
+        if !values.is_empty() {
+            let p = self.params.add(name, Param::Strs(values.to_vec()));
+            self.c.push(format!("has({p}, {col})"));
+        }
+    }
+
+    /// The time column `col` is at or after `ms` (Unix ms, UTC), when given.
+    pub fn at_or_after(&mut self, name: &str, col: &str, ms: Option<i64>) {
+        if let Some(ms) = ms {
+            let p = self.params.add(name, Param::Int(ms));
+            self.c.push(format!("{col} >= fromUnixTimestamp64Milli({p}, 'UTC')"));
+        }
+    }
+
+    /// The time column `col` is before `ms` (Unix ms, UTC), when given.
+    pub fn before(&mut self, name: &str, col: &str, ms: Option<i64>) {
+        if let Some(ms) = ms {
+            let p = self.params.add(name, Param::Int(ms));
+            self.c.push(format!("{col} < fromUnixTimestamp64Milli({p}, 'UTC')"));
+        }
+    }
+
+    /// The conditions joined with `AND`; `1` when there is none.
+    pub fn sql(self) -> String {
+        if self.c.is_empty() {
+            "1".into()
+        } else {
+            self.c.join("\n  AND ")
+        }
+    }
 }
 
 /// A statement ready to run or to explain.

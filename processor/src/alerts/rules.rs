@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use super::template::Template;
-use crate::classify::spec::{entry_label, parse_file, At, OneOrMany, RuleError};
+use crate::classify::spec::{entry_label, parse_file, At, OneOrMany, RuleError, RuleList};
 
 /// Name under which the embedded default rules are reported in errors.
 pub const BUILTIN_NAME: &str = "builtin:rules/alerts.yaml";
@@ -30,13 +30,6 @@ pub const SUMMARY_VARS: &[&str] = &[
     "summary", "rule", "severity", "cluster", "clusters", "namespace", "reason", "kind", "object", "category",
     "events", "occurrences", "objects", "count", "per_minute", "score", "template",
 ];
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSpec {
-    #[serde(default)]
-    rules: Vec<Value>,
-}
 
 /// One rule as written in YAML. Every condition present must hold; a list
 /// matches when any element does; globs (`*`, `?`) for cluster and namespace.
@@ -394,7 +387,7 @@ fn compile(file: &str, label: &str, rs: RuleSpec, present: &[String]) -> Result<
 
 /// Parse one file into (name, entry) in file order.
 fn parse(file: &str, text: &str) -> Result<Vec<(String, Entry)>, RuleError> {
-    let spec: FileSpec = parse_file(file, text)?;
+    let spec: RuleList = parse_file(file, text)?;
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(spec.rules.len());
     for (i, value) in spec.rules.into_iter().enumerate() {

@@ -9,6 +9,7 @@
 //! extractors ([`crate::metadata::patterns`]) both read their files this way.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_norway::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -151,6 +152,15 @@ pub(crate) fn compile_regex(
     pattern: &str,
 ) -> Result<regex::Regex, RuleError> {
     regex::Regex::new(pattern).map_err(|e| at.err(field, format!("invalid regex: {e}")))
+}
+
+/// A rule file that is only a `rules:` list (correlation, alerts); each entry
+/// is parsed with [`parse_entry`] so errors name its field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleList {
+    #[serde(default)]
+    pub rules: Vec<Value>,
 }
 
 /// Reads a whole file as a YAML value; an empty file (or only comments) is Null.

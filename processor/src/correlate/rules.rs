@@ -15,20 +15,13 @@ use std::path::PathBuf;
 use super::links::{Via, ViaSet};
 use crate::classify::select::Selector;
 use crate::classify::spec::{
-    compile_regex, compile_selector, entry_label, parse_entry, parse_file, At, FieldKind, OneOrMany, SelectorFields,
+    compile_regex, compile_selector, entry_label, parse_entry, parse_file, At, FieldKind, OneOrMany, RuleList, SelectorFields,
 };
 use crate::classify::RuleError;
 
 /// The built-in rules.
 pub const BUILTIN: &str = include_str!("../../rules/correlate.yaml");
 const BUILTIN_NAME: &str = "built-in rules/correlate.yaml";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSpec {
-    #[serde(default)]
-    rules: Vec<Value>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,7 +248,7 @@ impl Rules {
 }
 
 fn parse_rules(file: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
-    let spec: FileSpec = parse_file(file, text)?;
+    let spec: RuleList = parse_file(file, text)?;
     let mut out: Vec<Rule> = Vec::new();
     for (i, value) in spec.rules.into_iter().enumerate() {
         let label = entry_label("rules", i, &value);

@@ -43,9 +43,8 @@ mod stream;
 use sim_stream::sim_stream;
 use stream::stream;
 
-/// The raw partition of a record: its cluster's (`cluster-<c>-…` → c % 6).
 fn partition_of(r: &RawRecord) -> usize {
-    r.cluster.uid.split('-').nth(1).and_then(|c| c.parse::<usize>().ok()).unwrap_or(0) % 6
+    stream::partition_of(&r.cluster.uid)
 }
 
 fn states() -> Vec<PartitionState> {
@@ -63,7 +62,8 @@ fn step_all(engine: &Engine, records: Vec<RawRecord>, states: &mut [PartitionSta
     }
 }
 
-fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay: bool) {
+/// The step benches of one replay; returns the whole step's outputs.
+fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay: bool) -> Vec<Output> {
     let engine = Engine::builtin();
     // No correlation rules: classification, occurrences and metadata (what the
     // processor did before correlation), patterns and alerts.
@@ -108,21 +108,16 @@ fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay:
     let incidents = outputs.iter().filter(|o| matches!(o, Output::Incident(_))).count();
     let opened: u64 = st.iter().map(|s| s.correlation().counts.opened).sum();
     eprintln!("{name} stream: {} records → {} outputs ({incidents} incident versions, {opened} incidents opened)", records.len(), outputs.len());
+    outputs
 }
 
 fn bench(c: &mut Criterion) {
-    let engine = Engine::builtin();
     let records = stream(60_000);
     let codec = Codec::default();
-    step_group(c, "core", &records, true);
+    let outputs = step_group(c, "core", &records, true);
     step_group(c, "sim", &sim_stream(60_000), false);
 
     let encoded: Vec<Vec<u8>> = records.iter().map(|r| codec.encode(r).unwrap()).collect();
-    let mut outputs = Vec::new();
-    let mut st = states();
-    for (off, r) in records.iter().enumerate() {
-        st[partition_of(r)].process(&engine, r.clone(), off as i64, &mut outputs).unwrap();
-    }
     let mut g = c.benchmark_group("codec");
     g.sample_size(10);
     g.throughput(Throughput::Elements(encoded.len() as u64));

@@ -74,7 +74,7 @@ async fn run(n: usize) {
     let raw: Vec<(i32, String, Vec<u8>)> = records
         .iter()
         .map(|r| {
-            let p = partition_of(&r.cluster.uid);
+            let p = stream::partition_of(&r.cluster.uid) as i32;
             out.clear();
             states[p as usize].process(&engine, r.clone(), 0, &mut out).unwrap();
             expected_outputs += out.len();
@@ -240,12 +240,6 @@ async fn create(bootstrap: &str, topic: &str, partitions: i32) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("topic {topic} did not appear");
-}
-
-/// Cluster c's records on partition c % 6 (the stream has 6 clusters, named
-/// `cluster-<c>-...`): what the collector's keying does, made explicit.
-fn partition_of(uid: &str) -> i32 {
-    uid.split('-').nth(1).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) % PARTITIONS
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -23,6 +23,13 @@ const SHAPES: &[(&str, &str, &str, &str, &str, &str)] = &[
     ("BackoffLimitExceeded", "Warning", "job-controller", "Job", "", "Job has reached the specified backoff limit"),
 ];
 
+/// The raw partition (of 6) of a record of this stream or of `sim_stream.rs`:
+/// both name cluster c `cluster-<c>-…`, and its records go to partition c % 6,
+/// as the collector's keying by cluster does.
+pub fn partition_of(cluster_uid: &str) -> usize {
+    cluster_uid.split('-').nth(1).and_then(|c| c.parse::<usize>().ok()).unwrap_or(0) % 6
+}
+
 /// `n` raw records, deterministic.
 pub fn stream(n: usize) -> Vec<RawRecord> {
     let mut counts = vec![0i64; SHAPES.len() * 300];

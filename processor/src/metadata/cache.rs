@@ -29,7 +29,7 @@ use super::{MetadataExtractor, ObjectKeys};
 
 /// Default number of entries of each level before it is emptied: at most
 /// about 20 MB per level and raw partition when every entry is distinct (a
-/// map of ~6 keys is ~600 bytes); 8,192 measured no faster (BENCHMARKS.md).
+/// map of ~6 keys is ~600 bytes); 8,192 measured no faster on `--bench core`.
 pub const DEFAULT_CAPACITY: usize = 32_768;
 
 type Map = BTreeMap<String, String>;

@@ -139,18 +139,20 @@ async fn passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> (f64,
     let out = out.to_string();
     let rt = tokio::runtime::Handle::current();
     let s2 = stop.clone();
+    // The processor's in-flight budget: `max_in_flight` outputs per raw partition.
+    let window = ProcessorConfig::default().max_in_flight * PARTITIONS as usize;
     let h = std::thread::spawn(move || {
         let mut pending: VecDeque<(i32, i64, rdkafka::producer::DeliveryFuture)> = VecDeque::new();
         let mut delivered = 0usize;
         let mut first = 0.0;
         while delivered < n && !s2.load(Ordering::Relaxed) {
-            if let Some(m) = c.poll(Duration::from_millis(if pending.len() > 8192 { 0 } else { 100 })) {
+            if let Some(m) = c.poll(Duration::from_millis(if pending.len() >= window { 0 } else { 100 })) {
                 let m = m.unwrap();
                 let rec = FutureRecord::to(&out).key(m.key().unwrap_or_default()).payload(m.payload().unwrap_or_default());
                 pending.push_back((m.partition(), m.offset(), p.send_result(rec).map_err(|(e, _)| e).unwrap()));
             }
             loop {
-                let full = pending.len() > 8192;
+                let full = pending.len() >= window;
                 let Some((_, _, f)) = pending.front_mut() else { break };
                 let ready = if full { Some(rt.block_on(f)) } else { futures::FutureExt::now_or_never(f) };
                 match ready {

@@ -398,7 +398,7 @@ mod tests {
         assert_eq!((s.counts.duplicates, s.counts.stale_epochs), (1, 1));
         let Output::Processed(p) = &all[0] else { panic!() };
         assert_eq!(&*p.category, "container-crash");
-        assert_eq!(p.metadata.get("container").map(String::as_str), Some("app"));
+        assert_eq!(p.metadata.get("container"), Some("app"));
         assert_eq!(p.source, SourcePos { partition: 3, offset: 100, seq: 0 });
         assert_eq!(p.id, event_version_id("c1", "a", "10", "ADDED"));
         // A crash-loop back-off opens an incident whose id is the root event's.

@@ -42,8 +42,9 @@ pub fn with_joined<R>(parts: &[&str], sep: u8, f: impl FnOnce(&[u8]) -> R) -> R 
 fn hex32(h: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = DIGITS[((h >> (124 - 4 * i)) & 0xf) as usize];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(h.to_be_bytes()) {
+        pair[0] = DIGITS[(byte >> 4) as usize];
+        pair[1] = DIGITS[(byte & 0xf) as usize];
     }
     // Only ASCII hex digits were written.
     String::from_utf8(out.to_vec()).expect("hex digits are ASCII")

@@ -11,6 +11,7 @@
 //! - [`wire`]: hand-written Avro binary encoding of the per-event records (hot path).
 //! - [`registry`]: optional Confluent schema-registry client for the ids.
 //! - [`ids`]: deterministic record ids (a replay yields the same ids).
+//! - [`metadata`]: the extracted facts of an event, a compact shared map.
 //! - [`topics`]: the default Kafka topic names every stage agrees on.
 //! - [`common`]: plumbing every stage needs (Kafka settings, config loading, the ops
 //!   endpoint), here so that stages never import each other.
@@ -22,6 +23,7 @@ pub mod common;
 pub mod clickhouse;
 pub mod convert;
 pub mod ids;
+pub mod metadata;
 pub mod model;
 pub mod records;
 pub mod registry;

@@ -10,6 +10,7 @@
 //! [`crate::avro`] encodes them. Every output carries a deterministic `id` so that a
 //! replay after a crash re-emits the same record and storage keeps it once.
 
+use crate::metadata::Metadata;
 use crate::model::{ClusterId, NormalizedEvent, ObjectRef, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -121,7 +122,7 @@ impl Default for SourcePos {
 
 /// A classified event version, with the occurrences it adds.
 ///
-/// Category, rule, metadata and labels are `Arc`s because the processor hands
+/// Category, rule, metadata and labels are shared (`Arc`s) because the processor hands
 /// the same values to every repeat of an event (its memo caches hold them):
 /// building an output costs a reference count, not a copy of each string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -145,7 +146,7 @@ pub struct ProcessedEvent {
     /// repeat, 0 for a re-delivered, relisted-again or deleted version.
     pub occurrences: i64,
     /// Facts pulled out of the message (container, image, exit_code, node, ...).
-    pub metadata: Arc<BTreeMap<String, String>>,
+    pub metadata: Metadata,
     /// Labels set by classification rules.
     pub labels: Arc<BTreeMap<String, String>>,
 }

@@ -55,9 +55,7 @@ fn event(i: i64, base_us: i64) -> ProcessedEvent {
     e.count = 1 + i % 9;
     e.last_seen_us = base_us - (i % 3600) * 1_000_000;
     e.created_us = e.last_seen_us;
-    std::sync::Arc::make_mut(&mut p.metadata).insert("container".into(), "app".into());
-    std::sync::Arc::make_mut(&mut p.metadata).insert("node".into(), format!("node-{}", i % 30));
-    std::sync::Arc::make_mut(&mut p.metadata).insert("backoff".into(), "5m0s".into());
+    p.metadata = [("container".to_string(), "app".to_string()), ("node".into(), format!("node-{}", i % 30)), ("backoff".into(), "5m0s".into())].into_iter().collect();
     p
 }
 

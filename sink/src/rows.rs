@@ -69,7 +69,7 @@ pub struct EventRow {
 impl EventRow {
     pub fn new(p: ProcessedEvent, kafka_partition: i32) -> Self {
         let e = p.event;
-        let mut metadata = Arc::unwrap_or_clone(p.metadata);
+        let mut metadata = p.metadata.to_map();
         let mut take = |k: &str| metadata.remove(k).unwrap_or_default();
         let (container, image, node, volume) = (take("container"), take("image"), take("node"), take("volume"));
         let exit_code_raw = take("exit_code");
@@ -394,9 +394,7 @@ mod tests {
         p.event.regarding.namespace = "shop".into();
         p.event.namespace = "other".into();
         p.event.last_seen_us = 7_000_999;
-        for (k, v) in [("container", "web"), ("exit_code", "137"), ("signal", "SIGKILL"), ("owner_name", "api")] {
-            Arc::make_mut(&mut p.metadata).insert(k.into(), v.into());
-        }
+        p.metadata = [("container", "web"), ("exit_code", "137"), ("signal", "SIGKILL"), ("owner_name", "api")].into_iter().collect();
         let r = EventRow::new(p, 4);
         assert_eq!((r.container.as_str(), r.exit_code, r.owner_name.as_str()), ("web", Some(137), "api"));
         assert_eq!(r.metadata.len(), 1, "{:?}", r.metadata);
@@ -410,7 +408,7 @@ mod tests {
     #[test]
     fn unknown_times_fall_back_to_observed_and_odd_exit_codes_are_kept() {
         let mut p = ProcessedEvent { observed_us: 3_000_000, ..Default::default() };
-        Arc::make_mut(&mut p.metadata).insert("exit_code".into(), "unknown".into());
+        p.metadata = [("exit_code", "unknown")].into_iter().collect();
         let r = EventRow::new(p, 0);
         assert_eq!(r.event_time, 3_000);
         assert_eq!(r.exit_code, None);

@@ -153,7 +153,7 @@ fn human_span(secs: i64) -> String {
 }
 
 /// "volume data" from the first `detail` key present in the root's metadata.
-pub(crate) fn root_detail(rule: &Rule, meta: &BTreeMap<String, String>) -> String {
+pub(crate) fn root_detail(rule: &Rule, meta: &schemas::metadata::Metadata) -> String {
     rule.detail
         .iter()
         .find_map(|k| meta.get(k).filter(|v| !v.is_empty()).map(|v| format!("{} {v}", k.replace('_', " "))))

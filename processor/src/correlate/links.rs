@@ -20,7 +20,8 @@
 
 use rustc_hash::FxHashMap;
 use schemas::model::NormalizedEvent;
-use std::collections::{BTreeMap, VecDeque};
+use schemas::metadata::Metadata;
+use std::collections::VecDeque;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::metadata::owner::{guess_owner, guess_replica_set};
@@ -196,7 +197,7 @@ impl LearnedParents {
 
 /// Computes an event's identities into `ids` (reused: no allocation once its
 /// vectors have grown), and learns parent links from it.
-pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, String>, learned: &mut LearnedParents, ids: &mut Identities) {
+pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &Metadata, learned: &mut LearnedParents, ids: &mut Identities) {
     let r = &ev.regarding;
     let ns = if r.namespace.is_empty() { ev.namespace.as_str() } else { r.namespace.as_str() };
     let ns = if r.kind == "Node" { "" } else { ns };
@@ -216,7 +217,7 @@ pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<Stri
         }
     }
     // A StatefulSet claim `<template>-<set>-<ordinal>` belongs to pod `<set>-<ordinal>`.
-    let claim = if r.kind == "PersistentVolumeClaim" { Some(r.name.as_str()) } else { meta.get("claim").map(String::as_str) };
+    let claim = if r.kind == "PersistentVolumeClaim" { Some(r.name.as_str()) } else { meta.get("claim") };
     if let Some(claim) = claim {
         let mut rest = claim;
         while let Some((_, tail)) = rest.split_once('-') {
@@ -254,12 +255,12 @@ pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<Stri
         kind = k;
         name = n;
     }
-    let node = if r.kind == "Node" { Some(r.name.as_str()) } else { meta.get("node").map(String::as_str) };
+    let node = if r.kind == "Node" { Some(r.name.as_str()) } else { meta.get("node") };
     ids.node = node.filter(|n| !n.is_empty()).map(|n| node_id(cluster, n));
 }
 
 /// [`identities_into`] a new value (tests, one-off callers).
-pub fn identities(cluster: &str, ev: &NormalizedEvent, meta: &BTreeMap<String, String>, learned: &mut LearnedParents) -> Identities {
+pub fn identities(cluster: &str, ev: &NormalizedEvent, meta: &Metadata, learned: &mut LearnedParents) -> Identities {
     let mut ids = Identities::default();
     identities_into(cluster, ev, meta, learned, &mut ids);
     ids
@@ -279,8 +280,8 @@ mod tests {
         }
     }
 
-    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn meta(pairs: &[(&str, &str)]) -> Metadata {
+        pairs.iter().copied().collect()
     }
 
     #[test]

@@ -26,6 +26,7 @@
 use rustc_hash::FxHashMap;
 use schemas::model::{ClusterId, NormalizedEvent, Severity};
 use schemas::records::{Incident, RootCause, Status};
+use schemas::metadata::Metadata;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::incident::{root_detail, Open, MAX_KEYS, MAX_UIDS};
@@ -53,7 +54,7 @@ pub struct CorrInput<'a> {
     pub ev: &'a NormalizedEvent,
     pub category: &'a str,
     pub severity: Severity,
-    pub metadata: &'a BTreeMap<String, String>,
+    pub metadata: &'a Metadata,
     pub occurrences: i64,
     /// Record time, µs.
     pub t_us: i64,
@@ -428,7 +429,7 @@ mod tests {
     use super::*;
     use schemas::model::ObjectRef;
 
-    fn input<'a>(cluster: &'a ClusterId, id: &'a str, ev: &'a NormalizedEvent, meta: &'a BTreeMap<String, String>, t: i64) -> CorrInput<'a> {
+    fn input<'a>(cluster: &'a ClusterId, id: &'a str, ev: &'a NormalizedEvent, meta: &'a Metadata, t: i64) -> CorrInput<'a> {
         CorrInput { cluster, id, ev, category: "volume", severity: Severity::Warning, metadata: meta, occurrences: 1, t_us: t }
     }
 
@@ -452,7 +453,7 @@ mod tests {
         let rules = Rules::builtin();
         let mut st = CorrelationState::new(Limits { max_open: 100, max_links: 100 });
         let cluster = ClusterId { name: "c".into(), uid: "c".into() };
-        let meta = BTreeMap::new();
+        let meta = Metadata::new();
         let mut out = Vec::new();
         for i in 0..10_000i64 {
             let t = 1_000_000 + i * 1000;
@@ -474,7 +475,7 @@ mod tests {
         ev.reason = "SuccessfulCreate".into();
         ev.regarding.kind = "ReplicaSet".into();
         for i in 0..1000 {
-            let meta: BTreeMap<String, String> = [("child".to_string(), format!("p{i}"))].into();
+            let meta: Metadata = [("child".to_string(), format!("p{i}"))].into_iter().collect();
             st.observe(&rules, &input(&cluster, "x", &ev, &meta, 20_000_000_000), &mut out);
         }
         assert_eq!(st.learned_links(), 100);
@@ -485,7 +486,7 @@ mod tests {
         let rules = Rules::builtin();
         let mut st = CorrelationState::new(Limits::default());
         let cluster = ClusterId { name: "c".into(), uid: "c".into() };
-        let meta = BTreeMap::new();
+        let meta = Metadata::new();
         let mut out = Vec::new();
         let t0 = 1_700_000_000_000_000;
         let ev = mount("u1", "web-0", t0);

@@ -20,10 +20,10 @@
 
 use crate::memo::{rule_inputs_hash, Memo};
 use rustc_hash::FxHasher;
+use schemas::metadata::Metadata;
 use schemas::model::NormalizedEvent;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 use super::{MetadataExtractor, ObjectKeys};
 
@@ -37,7 +37,7 @@ type Map = BTreeMap<String, String>;
 /// Memo of metadata by event content. See the module docs.
 #[derive(Debug)]
 pub struct MetadataCache {
-    whole: Memo<Arc<Map>>,
+    whole: Memo<Metadata>,
     messages: Memo<Map>,
 }
 
@@ -53,13 +53,13 @@ impl MetadataCache {
         MetadataCache { whole: Memo::new(capacity), messages: Memo::new(capacity) }
     }
 
-    /// [`MetadataExtractor::extract`] into a fresh map, from memory when possible.
-    pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Arc<Map> {
+    /// [`MetadataExtractor::extract`] as a [`Metadata`], from memory when possible.
+    pub fn extract(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent) -> Metadata {
         self.extract_keyed(extractor, ev, rule_inputs_hash(ev))
     }
 
     /// [`Self::extract`] with the event's [`rule_inputs_hash`] already computed.
-    pub fn extract_keyed(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent, rules_key: u64) -> Arc<Map> {
+    pub fn extract_keyed(&mut self, extractor: &MetadataExtractor, ev: &NormalizedEvent, rules_key: u64) -> Metadata {
         let object = ObjectKeys::of(ev);
         let messages = &mut self.messages;
         self.whole
@@ -71,7 +71,7 @@ impl MetadataCache {
                 });
                 let mut pairs = Vec::with_capacity(16);
                 object.pairs(message_keys, &mut pairs);
-                Arc::new(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+                Metadata::from_sorted(pairs.iter().copied())
             })
             .clone()
     }
@@ -155,7 +155,7 @@ mod tests {
                 repeat.count = 2 + round;
                 let mut direct = BTreeMap::new();
                 x.extract(e, &mut direct);
-                assert_eq!(*cache.extract(&x, &repeat), direct);
+                assert_eq!(cache.extract(&x, &repeat).to_map(), direct);
             }
         }
         assert_eq!((cache.misses(), cache.hits()), (3, 6));
@@ -164,10 +164,10 @@ mod tests {
         let sibling = ev("Pulling", "web-6f9c8d7b5-b7k9z", "Pulling image \"nginx:1.27\"");
         let mut direct = BTreeMap::new();
         x.extract(&sibling, &mut direct);
-        assert_eq!(*cache.extract(&x, &sibling), direct);
+        assert_eq!(cache.extract(&x, &sibling).to_map(), direct);
         assert_eq!((cache.misses(), cache.hits()), (3, 7));
         // Different pods, same message: different owners, so different entries.
-        assert_eq!(cache.extract(&x, &events[1])["owner_name"], "api");
+        assert_eq!(&cache.extract(&x, &events[1])["owner_name"], "api");
     }
 
     #[test]
@@ -185,14 +185,14 @@ mod tests {
             e.reporting_instance = node.into();
             let mut direct = BTreeMap::new();
             x.extract(&e, &mut direct);
-            assert_eq!(*cache.extract(&x, &e), direct, "{name}");
+            assert_eq!(cache.extract(&x, &e).to_map(), direct, "{name}");
         }
         assert_eq!(cache.message_misses(), 1);
         let mut e = ev("Killing", "job-28000000-b2c4d", "Container app failed liveness probe, will be restarted");
         e.reporting_instance = "node-3".into();
         let mut direct = BTreeMap::new();
         x.extract(&e, &mut direct);
-        assert_eq!(*cache.extract(&x, &e), direct);
+        assert_eq!(cache.extract(&x, &e).to_map(), direct);
         assert_eq!(direct["owner_kind"], "CronJob");
     }
 
@@ -205,7 +205,7 @@ mod tests {
             "web-6f9c8d7b5-x2kqp",
             "Pulling image \"nginx:1.27\"",
         );
-        assert_eq!(cache.extract(&x, &e)["node"], "node-1");
+        assert_eq!(&cache.extract(&x, &e)["node"], "node-1");
         for i in 0..5 {
             cache.extract(
                 &x,
@@ -219,7 +219,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            cache.extract(&y, &e)["image"], "nginx",
+            &cache.extract(&y, &e)["image"], "nginx",
             "the other extractor's result, not the memo"
         );
     }

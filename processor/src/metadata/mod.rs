@@ -362,7 +362,8 @@ fn apply(
                 } else {
                     v.to_string()
                 };
-                out.insert(key.to_string(), v);
+                // `String::from(&str)`, not `Box<str>::to_string` (the formatter).
+                out.insert(String::from(&**key), v);
             }
         }
         Output::Template { key, value } => {

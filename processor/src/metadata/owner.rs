@@ -59,8 +59,9 @@ fn is_cron_minutes(s: &str) -> bool {
 
 /// Splits `base-suffix` at the last dash; `base` must be non-empty.
 fn split_last(name: &str) -> Option<(&str, &str)> {
-    let (base, suffix) = name.rsplit_once('-')?;
-    (!base.is_empty()).then_some((base, suffix))
+    // A byte scan: names are short, and every event's involved name comes here.
+    let dash = name.bytes().rposition(|b| b == b'-')?;
+    (dash > 0).then(|| (&name[..dash], &name[dash + 1..]))
 }
 
 /// `(owner kind, owner name)` for an involved object, when the name allows.

@@ -1,6 +1,6 @@
 //! The per-event records: raw record, processed event, cluster heartbeat.
 
-use super::{cluster, collector, event, long, map, severity, source, string, watch_kind_index, Reader, Wire, WireError};
+use super::{cluster, collector, event, long, map, pairs, severity, source, string, watch_kind_index, Reader, Wire, WireError};
 use crate::records::{ClusterHeartbeat, Heartbeat, ProcessedEvent, RawRecord, WatchEvent};
 
 impl Wire for RawRecord {
@@ -69,7 +69,7 @@ impl Wire for ProcessedEvent {
         string(out, &self.rule);
         string(out, &self.correlation_id);
         long(out, self.occurrences);
-        map(out, &self.metadata);
+        pairs(out, self.metadata.iter());
         map(out, &self.labels);
     }
 

@@ -96,7 +96,12 @@ pub(super) fn status(out: &mut Vec<u8>, s: Status) {
 }
 
 pub(super) fn map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    if !m.is_empty() {
+    pairs(out, m.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+}
+
+/// An Avro map of string values from its pairs (one block, then the end marker).
+pub(super) fn pairs<'a>(out: &mut Vec<u8>, m: impl ExactSizeIterator<Item = (&'a str, &'a str)>) {
+    if m.len() > 0 {
         long(out, m.len() as i64);
         for (k, v) in m {
             string(out, k);

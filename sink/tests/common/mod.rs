@@ -124,8 +124,7 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
     p.event.count = 1;
     p.event.last_seen_us = base_us - raw_offset * 1000;
     p.event.created_us = base_us - raw_offset * 1000;
-    std::sync::Arc::make_mut(&mut p.metadata).insert("container".into(), "app".into());
-    std::sync::Arc::make_mut(&mut p.metadata).insert("signal".into(), "SIGKILL".into());
+    p.metadata = [("container", "app"), ("signal", "SIGKILL")].into_iter().collect();
     p
 }
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::worker::{Cmd, Parked, RawMsg, Shared, Worker, WorkerError};
+use crate::worker::{Cmd, Parked, RawBatch, Shared, Worker, WorkerError};
 
 /// The probe the consume loop touches: `/healthz` fails when it stalls.
 pub const PROBE: &str = "consume_loop";
@@ -214,7 +214,7 @@ impl Loop {
         let ctx = self.consumer.context();
         let health = ctx.health.clone();
         let mut last_housekeeping = Instant::now();
-        let mut batches: FxHashMap<i32, Vec<RawMsg>> = FxHashMap::default();
+        let mut batches: FxHashMap<i32, RawBatch> = FxHashMap::default();
         while !self.stop.load(Ordering::Relaxed) {
             health.touch(PROBE);
             // Collect what librdkafka has ready (up to BATCH) and hand it over per
@@ -231,24 +231,23 @@ impl Loop {
                             // A rebalance ran inside this poll (eager: everything was
                             // revoked and committed). Records collected before it are
                             // fetched again from the committed offsets: drop them.
-                            batches.values_mut().for_each(Vec::clear);
+                            batches.values_mut().for_each(RawBatch::clear);
                             generation = g;
                         }
-                        let raw = RawMsg::new(msg.offset(), msg.timestamp().to_millis(), msg.payload().unwrap_or_default(), msg.key());
-                        batches.entry(msg.partition()).or_default().push(raw);
+                        batches.entry(msg.partition()).or_default().push(msg.offset(), msg.timestamp().to_millis(), msg.payload().unwrap_or_default(), msg.key());
                     }
                 }
                 wait = Duration::ZERO;
             }
             if ctx.generation.load(Ordering::Relaxed) != generation {
-                batches.values_mut().for_each(Vec::clear);
+                batches.values_mut().for_each(RawBatch::clear);
             }
             let mut m = ctx.members.lock().unwrap();
             for (p, batch) in batches.iter_mut() {
                 if batch.is_empty() {
                     continue;
                 }
-                let batch = std::mem::take(batch);
+                let batch = batch.take();
                 if let Some(h) = m.workers.get_mut(p) {
                     // Blocks while the worker is full: backpressure reaches the fetch.
                     if h.tx.blocking_send(Cmd::Records(batch)).is_err() {

@@ -34,31 +34,70 @@ use crate::output::{Output, OutputKind, OutputTopics};
 use crate::restore;
 use crate::step::{Engine, PartitionState};
 
-/// A raw record copied out of the consumer: payload then key in one buffer.
-#[derive(Debug)]
-pub struct RawMsg {
-    pub offset: i64,
-    /// Kafka timestamp (ms), if the record has one.
-    pub timestamp_ms: Option<i64>,
+/// Consecutive raw records of one partition copied out of the consumer, their
+/// payloads and keys back to back in one buffer: one allocation per batch, not
+/// one per record (the consume loop allocates, the worker frees, on another
+/// thread).
+#[derive(Debug, Default)]
+pub struct RawBatch {
     buf: Vec<u8>,
-    payload_len: usize,
+    records: Vec<RawEntry>,
+}
+
+#[derive(Debug)]
+struct RawEntry {
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    /// Payload is `buf[start..key_start]`, key `buf[key_start..end]`.
+    start: usize,
+    key_start: usize,
+    end: usize,
     has_key: bool,
 }
 
-impl RawMsg {
-    pub fn new(offset: i64, timestamp_ms: Option<i64>, payload: &[u8], key: Option<&[u8]>) -> Self {
-        let mut buf = Vec::with_capacity(payload.len() + key.map_or(0, <[u8]>::len));
-        buf.extend_from_slice(payload);
-        buf.extend_from_slice(key.unwrap_or_default());
-        RawMsg { offset, timestamp_ms, buf, payload_len: payload.len(), has_key: key.is_some() }
+/// One record of a [`RawBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct RawMsg<'a> {
+    pub offset: i64,
+    /// Kafka timestamp (ms), if the record has one.
+    pub timestamp_ms: Option<i64>,
+    pub payload: &'a [u8],
+    pub key: Option<&'a [u8]>,
+}
+
+impl RawBatch {
+    pub fn push(&mut self, offset: i64, timestamp_ms: Option<i64>, payload: &[u8], key: Option<&[u8]>) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        let key_start = self.buf.len();
+        self.buf.extend_from_slice(key.unwrap_or_default());
+        self.records.push(RawEntry { offset, timestamp_ms, start, key_start, end: self.buf.len(), has_key: key.is_some() });
     }
 
-    pub fn payload(&self) -> &[u8] {
-        &self.buf[..self.payload_len]
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
     }
 
-    pub fn key(&self) -> Option<&[u8]> {
-        self.has_key.then(|| &self.buf[self.payload_len..])
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.records.clear();
+    }
+
+    /// The records so far, leaving an empty batch sized like them (batches of
+    /// a partition are alike, so the next one grows without copying).
+    pub fn take(&mut self) -> RawBatch {
+        let next = RawBatch { buf: Vec::with_capacity(self.buf.len()), records: Vec::with_capacity(self.records.len()) };
+        std::mem::replace(self, next)
+    }
+
+    /// The records in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = RawMsg<'_>> {
+        self.records.iter().map(|e| RawMsg {
+            offset: e.offset,
+            timestamp_ms: e.timestamp_ms,
+            payload: &self.buf[e.start..e.key_start],
+            key: e.has_key.then(|| &self.buf[e.key_start..e.end]),
+        })
     }
 }
 
@@ -66,7 +105,7 @@ impl RawMsg {
 #[derive(Debug)]
 pub enum Cmd {
     /// Consecutive records of the partition, in offset order.
-    Records(Vec<RawMsg>),
+    Records(RawBatch),
     /// Stop reading, wait for in-flight outputs until `deadline`, release what is
     /// acknowledged, reply with the state when everything was acknowledged.
     Drain { deadline: Instant, reply: std::sync::mpsc::SyncSender<Option<Parked>> },
@@ -170,7 +209,7 @@ impl Worker {
                 cmd = self.rx.recv(), if self.pending.len() < self.shared.max_in_flight => match cmd {
                     Some(Cmd::Records(batch)) => {
                         let mut failed = None;
-                        for m in batch {
+                        for m in batch.iter() {
                             if let Err(e) = self.handle(m).await {
                                 failed = Some(e);
                                 break;
@@ -197,7 +236,7 @@ impl Worker {
         result
     }
 
-    async fn handle(&mut self, m: RawMsg) -> Result<(), WorkerError> {
+    async fn handle(&mut self, m: RawMsg<'_>) -> Result<(), WorkerError> {
         if self.next_offset.is_none() {
             self.restore(m.offset, m.timestamp_ms).await?;
         }
@@ -205,12 +244,12 @@ impl Worker {
         self.state.counts.consumed += 1;
         let mut outs = std::mem::take(&mut self.outs);
         outs.clear();
-        let verdict = match self.codec.decode::<RawRecord>(m.payload()) {
+        let verdict = match self.codec.decode::<RawRecord>(m.payload) {
             Err(e) => Err(e.to_string()),
             Ok(raw) => self.state.process(&self.shared.engine, raw, m.offset, &mut outs).map_err(|e| e.to_string()),
         };
         let result = match verdict {
-            Err(reason) => self.dead_letter(&m, &reason).await,
+            Err(reason) => self.dead_letter(m, &reason).await,
             Ok(()) if outs.is_empty() => {
                 self.pending.push_back(Pending { offset: m.offset, delivery: None });
                 Ok(())
@@ -247,7 +286,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn dead_letter(&mut self, m: &RawMsg, reason: &str) -> Result<(), WorkerError> {
+    async fn dead_letter(&mut self, m: RawMsg<'_>, reason: &str) -> Result<(), WorkerError> {
         self.state.counts.dead_letters += 1;
         tracing::warn!(partition = self.partition, offset = m.offset, %reason, "raw record sent to the dead-letter topic");
         let partition = self.partition.to_string();
@@ -258,8 +297,8 @@ impl Worker {
             .insert(Header { key: "kevents.dlq.partition", value: Some(partition.as_str()) })
             .insert(Header { key: "kevents.dlq.offset", value: Some(offset.as_str()) });
         let mut rec: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(self.shared.topics.get(OutputKind::DeadLetter)).payload(m.payload()).headers(headers);
-        rec.key = m.key();
+            FutureRecord::to(self.shared.topics.get(OutputKind::DeadLetter)).payload(m.payload).headers(headers);
+        rec.key = m.key;
         rec.timestamp = m.timestamp_ms;
         let fut = enqueue(&self.shared.producer, rec, self.partition).await?;
         self.pending.push_back(Pending { offset: m.offset, delivery: Some((OutputKind::DeadLetter, fut)) });

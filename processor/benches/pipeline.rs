@@ -198,19 +198,26 @@ async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], expected:
     })
     .await
     .unwrap();
-    let watcher: BaseConsumer = base(bootstrap).create().unwrap();
-    let mut first = None;
-    loop {
-        let total: i64 = topics[..5].iter().map(|t| end_offsets(&watcher, t)).sum();
-        if total > 0 && first.is_none() {
-            first = Some(start.elapsed().as_secs_f64());
+    // The watcher's calls block, so it gets its own thread: on the runtime it
+    // would hold one of the two worker threads the processor runs on.
+    let watched: Vec<String> = topics[..5].to_vec();
+    let watcher_base = base(bootstrap);
+    let (secs, first) = tokio::task::spawn_blocking(move || {
+        let watcher: BaseConsumer = watcher_base.create().unwrap();
+        let mut first = None;
+        loop {
+            let total: i64 = watched.iter().map(|t| end_offsets(&watcher, t)).sum();
+            if total > 0 && first.is_none() {
+                first = Some(start.elapsed().as_secs_f64());
+            }
+            if total >= expected as i64 {
+                return (start.elapsed().as_secs_f64(), first);
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if total >= expected as i64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    })
+    .await
+    .unwrap();
     tx.send(()).unwrap();
     running.wait().await.unwrap();
     (secs, first.unwrap_or(secs))

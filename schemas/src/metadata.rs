@@ -99,9 +99,15 @@ impl Metadata {
 }
 
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Metadata {
-    /// Any pairs: sorted, and the last value of a repeated key kept (as a map would).
+    /// Any pairs: sorted, and the last value of a repeated key kept (as a map
+    /// would). Pairs already in key order with unique keys (what kevents
+    /// writes, so what the sink decodes) go straight into the buffer.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let m: BTreeMap<String, String> = iter.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        let pairs: Vec<(K, V)> = iter.into_iter().collect();
+        if pairs.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()) {
+            return Metadata::from_sorted(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        }
+        let m: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
         m.into()
     }
 }
@@ -159,5 +165,6 @@ mod tests {
         assert_eq!(format!("{m:?}"), format!("{map:?}"));
         assert!(Metadata::new().is_empty() && Metadata::from(BTreeMap::new()) == Metadata::new());
         assert_eq!(Metadata::from_sorted([("a", "1"), ("b", "2")]), [("b", "2"), ("a", "1")].into_iter().collect());
+        assert_eq!([("a", "1"), ("a", "2")].into_iter().collect::<Metadata>().to_map(), BTreeMap::from([("a".into(), "2".into())]), "the last value of a repeated key, as a map");
     }
 }

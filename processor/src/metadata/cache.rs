@@ -5,9 +5,9 @@
 //!   gives ([`ObjectKeys`]: container, node, owner): a repeat of an Event (a
 //!   MODIFIED version, a relist, a replay) differs only in count and
 //!   timestamps, and pods of one Deployment on one node often share their
-//!   messages, so both hit and cost one reference count (the value is an
-//!   `Arc` the outputs share; the cache is one worker's, so the counter stays
-//!   on its core).
+//!   messages, so both hit and cost one reference count (the value is a
+//!   [`Metadata`] the outputs share; the cache is one worker's, so the counter
+//!   stays on its core).
 //! - **Message results**, keyed by [`rule_inputs_hash`]: pods of one workload
 //!   mostly share their messages ("Started container app", "Pulling image
 //!   …"), so a new event of a known message skips the regexes and only adds

@@ -87,7 +87,7 @@ impl Wire for ProcessedEvent {
             rule: r.string("rule")?.into(),
             correlation_id: r.string("correlation_id")?,
             occurrences: r.long("occurrences")?,
-            metadata: r.map("metadata")?.into(),
+            metadata: r.metadata("metadata")?,
             labels: r.map("labels")?.into(),
         })
     }

@@ -21,6 +21,7 @@ mod results;
 
 use std::collections::BTreeMap;
 
+use crate::metadata::Metadata;
 use crate::model::{ApiShape, ClusterId, NormalizedEvent, ObjectRef, Severity};
 use crate::records::Status;
 use crate::records::{CollectorMeta, SourcePos, WatchKind};
@@ -236,8 +237,13 @@ impl<'a> Reader<'a> {
     }
 
     pub(super) fn string(&mut self, what: &'static str) -> Result<String, WireError> {
+        self.str(what).map(str::to_owned)
+    }
+
+    /// A string borrowed from the input.
+    fn str(&mut self, what: &'static str) -> Result<&'a str, WireError> {
         let b = self.bytes(what)?;
-        std::str::from_utf8(b).map(str::to_owned).map_err(|_| WireError::Utf8(what))
+        std::str::from_utf8(b).map_err(|_| WireError::Utf8(what))
     }
 
     pub(super) fn boolean(&mut self, what: &'static str) -> Result<bool, WireError> {
@@ -313,10 +319,26 @@ impl<'a> Reader<'a> {
 
     pub(super) fn map(&mut self, what: &'static str) -> Result<BTreeMap<String, String>, WireError> {
         let mut m = BTreeMap::new();
+        self.map_pairs(what, |k, v| {
+            m.insert(k.to_owned(), v.to_owned());
+        })?;
+        Ok(m)
+    }
+
+    /// A string map as [`Metadata`], built from the borrowed pairs (no string
+    /// per key and value on the way; see `Metadata`'s `FromIterator`).
+    pub(super) fn metadata(&mut self, what: &'static str) -> Result<Metadata, WireError> {
+        let mut pairs = Vec::new();
+        self.map_pairs(what, |k, v| pairs.push((k, v)))?;
+        Ok(pairs.into_iter().collect())
+    }
+
+    /// Each (key, value) of an Avro string map, in the order written.
+    fn map_pairs(&mut self, what: &'static str, mut f: impl FnMut(&'a str, &'a str)) -> Result<(), WireError> {
         loop {
             let mut count = self.long(what)?;
             if count == 0 {
-                return Ok(m);
+                return Ok(());
             }
             if count < 0 {
                 // A negative count is followed by the block's size in bytes.
@@ -324,9 +346,9 @@ impl<'a> Reader<'a> {
                 self.long(what)?;
             }
             for _ in 0..count {
-                let k = self.string(what)?;
-                let v = self.string(what)?;
-                m.insert(k, v);
+                let k = self.str(what)?;
+                let v = self.str(what)?;
+                f(k, v);
             }
         }
     }

@@ -31,43 +31,29 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kevents_processor::output::Output;
-use kevents_processor::step::{Engine, PartitionState};
+use kevents_processor::step::Engine;
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::hint::black_box;
 
 #[path = "support/sim_stream.rs"]
 mod sim_stream;
+#[path = "support/step.rs"]
+mod step;
 #[path = "support/stream.rs"]
 mod stream;
 use sim_stream::sim_stream;
+use step::{states, step_all};
 use stream::stream;
 
 fn partition_of(r: &RawRecord) -> usize {
     stream::partition_of(&r.cluster.uid)
 }
 
-fn states() -> Vec<PartitionState> {
-    (0..6).map(|p| PartitionState::new(p, 7_200_000_000, 1_000_000)).collect()
-}
-
-/// The step over `records`, each into its partition's state (`parts`, worked
-/// out beforehand: the processor gets a record's partition from Kafka).
-fn step_all(engine: &Engine, records: Vec<RawRecord>, parts: &[usize], states: &mut [PartitionState]) {
-    let mut out: Vec<Output> = Vec::with_capacity(8);
-    for (off, (r, &p)) in records.into_iter().zip(parts).enumerate() {
-        out.clear();
-        states[p].process(engine, r, off as i64, &mut out).unwrap();
-        black_box(&out);
-    }
-}
-
 /// The step benches of one replay; returns the whole step's outputs.
 fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay: bool) -> Vec<Output> {
     let engine = Engine::builtin();
-    // No correlation rules: classification, occurrences and metadata (what the
-    // processor did before correlation), patterns and alerts.
-    let no_corr = Engine { correlation: kevents_processor::correlate::Rules::from_yaml_str("none", "rules: []").unwrap(), ..Engine::builtin() };
+    let no_corr = step::without_correlation();
     let parts: Vec<usize> = records.iter().map(partition_of).collect();
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(records.len() as u64));

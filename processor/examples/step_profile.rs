@@ -20,26 +20,20 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../benches/support/sim_stream.rs"]
 mod sim_stream;
+#[path = "../benches/support/step.rs"]
+mod step;
 #[path = "../benches/support/stream.rs"]
 mod stream;
 
-use kevents_processor::output::Output;
-use kevents_processor::step::{Engine, PartitionState};
+use kevents_processor::step::Engine;
 use schemas::records::RawRecord;
 
-/// The measured part: every record through its cluster's state.
+/// The measured part (callgrind's `--toggle-collect` names it): fresh states,
+/// then every record through its cluster's state.
 #[inline(never)]
 fn run_step(engine: &Engine, records: Vec<RawRecord>, parts: &[usize]) -> usize {
-    let mut states: Vec<PartitionState> = (0..6).map(|p| PartitionState::new(p, 7_200_000_000, 1_000_000)).collect();
-    let mut out: Vec<Output> = Vec::with_capacity(8);
-    let mut outputs = 0;
-    for (off, (r, &p)) in records.into_iter().zip(parts).enumerate() {
-        out.clear();
-        states[p].process(engine, r, off as i64, &mut out).expect("bench records are valid");
-        outputs += out.len();
-    }
-    std::hint::black_box(&states);
-    outputs
+    let mut states = step::states();
+    step::step_all(engine, records, parts, &mut states)
 }
 
 fn main() {
@@ -53,7 +47,7 @@ fn main() {
         }
     };
     let parts: Vec<usize> = records.iter().map(|r| stream::partition_of(&r.cluster.uid)).collect();
-    let engine = Engine { correlation: kevents_processor::correlate::Rules::from_yaml_str("none", "rules: []").expect("an empty rule file"), ..Engine::builtin() };
+    let engine = step::without_correlation();
     let n = records.len();
     let started = std::time::Instant::now();
     let outputs = run_step(&engine, records, &parts);

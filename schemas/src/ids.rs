@@ -38,16 +38,29 @@ pub fn with_joined<R>(parts: &[&str], sep: u8, f: impl FnOnce(&[u8]) -> R) -> R 
 }
 
 /// `format!("{:032x}", h)` without the formatting machinery (ids are built for
-/// every output record).
+/// every output record): each 32-bit quarter's nibbles are spread one per byte
+/// and turned into ASCII digits eight at a time.
 fn hex32(h: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(h.to_be_bytes()) {
-        pair[0] = DIGITS[(byte >> 4) as usize];
-        pair[1] = DIGITS[(byte & 0xf) as usize];
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        let quarter = (h >> (96 - 32 * i)) as u32;
+        chunk.copy_from_slice(&hex8(quarter).to_be_bytes());
     }
     // Only ASCII hex digits were written.
-    String::from_utf8(out.to_vec()).expect("hex digits are ASCII")
+    std::str::from_utf8(&out).expect("hex digits are ASCII").to_owned()
+}
+
+/// The eight hex digits of `v` as the bytes of a `u64`, most significant digit
+/// in the most significant byte.
+#[inline]
+fn hex8(v: u32) -> u64 {
+    let mut x = v as u64;
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    // 1 in each byte whose nibble is 10..=15: those skip from '9'+1 to 'a'.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    x + 0x3030_3030_3030_3030 + letters * (b'a' - b'0' - 10) as u64
 }
 
 /// Id of a processed event version: one per (cluster, event uid, resourceVersion,
@@ -68,7 +81,12 @@ mod tests {
         let long = "x".repeat(300);
         assert_eq!(stable_id(&[&long, "y"]), format!("{:032x}", xxh3_128(format!("{long}\x1fy\x1f").as_bytes())));
         assert_eq!(stable_id(&["a", "b"]), format!("{:032x}", xxh3_128(b"a\x1fb\x1f")));
-        for h in [0u128, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+        for h in [0u128, 1, 9, 10, 15, 16, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210, 0xa9f0_0f9a_5a5a_a5a5_0000_ffff_9999_aaaa] {
+            assert_eq!(hex32(h), format!("{h:032x}"));
+        }
+        let mut h = 0x9e37_79b9_7f4a_7c15_u128;
+        for _ in 0..10_000 {
+            h = h.wrapping_mul(0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15).wrapping_add(1);
             assert_eq!(hex32(h), format!("{h:032x}"));
         }
         // Pinned: ids are stored; changing the function would double every replayed row.

@@ -157,7 +157,7 @@ fn published(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
         let rec: RawRecord = codec.decode(&m.payload).expect("collector records decode");
         if let Some(e) = rec.event {
             let rv = e.event.resource_version.parse().expect("numeric resourceVersion");
-            *seen.entry((e.event.uid, rv)).or_insert(0) += 1;
+            *seen.entry((e.event.uid.to_string(), rv)).or_insert(0) += 1;
         }
     }
     seen

@@ -69,7 +69,7 @@ fn raw_records(name: &str, seed: u64, silence_min: i64) -> Vec<RawRecord> {
     let start = end - span;
     let run = generate_run(&ScenarioKind::ALL, seed, start, &ctx, stagger);
     let start_us = start.duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
-    let cluster = schemas::ClusterId { name: name.into(), uid: format!("uid-{name}") };
+    let cluster = schemas::ClusterId { name: name.into(), uid: format!("uid-{name}").into() };
     let collector = CollectorMeta { instance: format!("{name}-collector-0"), leader_epoch: 1 };
     let (mut out, mut rv, mut seen, mut last_body) = (Vec::new(), 1000u64, HashMap::new(), HashMap::<(String, String), NormalizedEvent>::new());
     let mut next_hb = start_us;
@@ -99,8 +99,8 @@ fn raw_records(name: &str, seed: u64, silence_min: i64) -> Vec<RawRecord> {
                 None => continue,
             },
         };
-        ev.resource_version = rv.to_string();
-        last_body.insert((ev.namespace.clone(), ev.name.clone()), ev.clone());
+        ev.resource_version = rv.to_string().into();
+        last_body.insert((ev.namespace.to_string(), ev.name.to_string()), ev.clone());
         out.push(RawRecord {
             cluster: cluster.clone(),
             collector: collector.clone(),
@@ -211,7 +211,7 @@ fn rows<R, T>(v: Vec<(i32, R)>, f: fn(R, i32) -> T) -> Vec<T> {
 /// repeated in a cluster, each with an earlier episode a day before (a recurrence), the
 /// same key in several clusters (fleet-wide), and one fleet-scope summary.
 fn stand_in_patterns(events: &[(i32, ProcessedEvent)]) -> Vec<(i32, Pattern)> {
-    let mut groups: BTreeMap<(String, String, String, String), Vec<&ProcessedEvent>> = BTreeMap::new();
+    let mut groups: BTreeMap<(schemas::model::Text, schemas::model::Text, schemas::model::Text, schemas::model::Text), Vec<&ProcessedEvent>> = BTreeMap::new();
     for (_, e) in events {
         let k = (e.cluster.name.clone(), e.event.reason.clone(), e.event.regarding.kind.clone(), e.event.regarding.namespace.clone());
         groups.entry(k).or_default().push(e);
@@ -226,11 +226,11 @@ fn stand_in_patterns(events: &[(i32, ProcessedEvent)]) -> Vec<(i32, Pattern)> {
             version: 1,
             scope: PatternScope::Cluster,
             cluster: evs[0].cluster.clone(),
-            clusters: vec![cluster.clone()],
+            clusters: vec![cluster.to_string()],
             key: key.clone(),
-            reason: reason.clone(),
-            kind: kind.clone(),
-            namespace: ns.clone(),
+            reason: reason.to_string(),
+            kind: kind.to_string(),
+            namespace: ns.to_string(),
             template: format!("{reason} on {kind} <name>"),
             status,
             count: evs.len() as i64,
@@ -255,7 +255,7 @@ fn stand_in_patterns(events: &[(i32, ProcessedEvent)]) -> Vec<(i32, Pattern)> {
         f.id = stable_id(&["fleet", &f.key]);
         f.scope = PatternScope::Fleet;
         f.cluster = schemas::ClusterId::default();
-        f.clusters = fleet.iter().map(|p| p.cluster.name.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        f.clusters = fleet.iter().map(|p| p.cluster.name.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         out.push((0, f));
     }
     out
@@ -278,7 +278,7 @@ fn stand_in_alerts(incidents: &[(i32, Incident)]) -> Vec<(i32, Alert)> {
                 firing,
                 severity: i.severity,
                 cluster: i.cluster.clone(),
-                namespace: i.root_cause.object.namespace.clone(),
+                namespace: i.root_cause.object.namespace.to_string(),
                 summary: i.summary.clone(),
                 starts_us: i.first_seen_us,
                 ends_us: if firing { 0 } else { i.last_seen_us },

@@ -45,7 +45,7 @@ pub fn scope_of(rec: &RawRecord, scoped_by_namespace: bool) -> String {
         return h.scope.clone();
     }
     match (&rec.event, scoped_by_namespace) {
-        (Some(e), true) => e.event.namespace.clone(),
+        (Some(e), true) => e.event.namespace.as_str().to_owned(),
         _ => String::new(),
     }
 }

@@ -107,7 +107,7 @@ pub async fn supervise(
             }
         }
     };
-    let cluster = ClusterId { name: cfg.cluster.name.clone(), uid: uid.clone() };
+    let cluster = ClusterId { name: cfg.cluster.name.clone().into(), uid: uid.clone().into() };
     let codec = match retry("registering the Avro schemas", &mut stop, || schemas::registry::codec(cfg.schema_registry.as_ref())).await {
         Some(c) => c,
         None => return Ok(()),

@@ -219,7 +219,7 @@ impl Watcher {
                 };
                 match next {
                     Some(Ok(Change::Object(kind, ev))) => {
-                        rv = ev.resource_version.clone();
+                        rv = ev.resource_version.as_str().to_owned();
                         items += 1;
                         self.empty_in_a_row = 0;
                         self.emit(kind, ev, rv.clone()).await?;

@@ -71,25 +71,25 @@ fn events() -> Vec<NormalizedEvent> {
         let node = format!("ip-10-0-{}-{}.ec2.internal", i % 4, i);
         for (s, (reason, ty, component, kind, fp, note)) in SHAPES.iter().enumerate() {
             let mut ev = NormalizedEvent {
-                uid: format!("uid-{i}-{s}"),
+                uid: format!("uid-{i}-{s}").into(),
                 namespace: "default".into(),
                 reason: (*reason).into(),
                 event_type: (*ty).into(),
                 reporting_controller: (*component).into(),
                 reporting_instance: if *component == "kubelet" {
-                    node.clone()
+                    node.clone().into()
                 } else {
-                    String::new()
+                    String::new().into()
                 },
-                note: note.replace("{p}", &pod).replace("{n}", &node),
+                note: note.replace("{p}", &pod).replace("{n}", &node).into(),
                 count: 1,
                 ..Default::default()
             };
             ev.regarding.kind = (*kind).into();
             ev.regarding.name = if *kind == "Node" {
-                node.clone()
+                node.clone().into()
             } else {
-                pod.clone()
+                pod.clone().into()
             };
             ev.regarding.field_path = (*fp).into();
             distinct.push(ev);

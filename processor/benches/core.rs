@@ -18,6 +18,10 @@
 //!   patterns + alerts + building the outputs (`PartitionState::process`).
 //! - `step_without_correlation`: the same with no correlation rules:
 //!   classification + occurrences + metadata (+ patterns and alerts).
+//! - `classify_occurrence_metadata`: the same with pattern detection off too
+//!   (`patterns.enabled: false`): occurrence decision + classification +
+//!   metadata + building the outputs, the processor stage without the
+//!   correlation/pattern/alert issue's work.
 //! - `core/replay`: the step with outputs thrown away (what a restore replays).
 //! - `codec/decode_raw`: Avro decode of the raw records (`Codec::decode`).
 //! - `codec/encode_processed`: Avro encode of the outputs (`Codec::encode_into`).
@@ -54,11 +58,12 @@ fn partition_of(r: &RawRecord) -> usize {
 fn step_group(c: &mut Criterion, name: &str, records: &[RawRecord], with_replay: bool) -> Vec<Output> {
     let engine = Engine::builtin();
     let no_corr = step::without_correlation();
+    let com = step::classify_occurrence_metadata();
     let parts: Vec<usize> = records.iter().map(partition_of).collect();
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(records.len() as u64));
     g.sample_size(10);
-    for (label, engine) in [("step", &engine), ("step_without_correlation", &no_corr)] {
+    for (label, engine) in [("step", &engine), ("step_without_correlation", &no_corr), ("classify_occurrence_metadata", &com)] {
         g.bench_function(label, |b| {
             b.iter_batched(
                 || (records.to_vec(), states()),

@@ -40,7 +40,7 @@ fn stream() -> Vec<(ProcessedEvent, i64)> {
     let mut raw: Vec<(i64, RawRecord)> = Vec::new();
     for c in 0..6u64 {
         let name = format!("sim-{c}");
-        let cluster = ClusterId { name: name.clone(), uid: format!("uid-{name}") };
+        let cluster = ClusterId { name: name.clone().into(), uid: format!("uid-{name}").into() };
         let mut watch = WatchStream::new(cluster.clone());
         for hour in 0..4u64 {
             let start = UNIX_EPOCH + Duration::from_secs(1_790_000_000 + hour * 3600 + c * 17);
@@ -90,7 +90,7 @@ impl Packed {
                     p.clusters.len() - 1
                 }
             };
-            let parts = [&e.id, &e.event.reason, &e.event.regarding.kind, &e.event.regarding.namespace, &e.event.note];
+            let parts: [&str; 5] = [&e.id, &e.event.reason, &e.event.regarding.kind, &e.event.regarding.namespace, &e.event.note];
             let ranges = parts.map(|s| {
                 let start = p.buf.len() as u32;
                 p.buf.push_str(s);

@@ -78,7 +78,7 @@ async fn run(n: usize) {
             out.clear();
             states[p as usize].process(&engine, r.clone(), 0, &mut out).unwrap();
             expected_outputs += out.len();
-            (p, r.cluster.uid.clone(), codec.encode(r).unwrap())
+            (p, r.cluster.uid.to_string(), codec.encode(r).unwrap())
         })
         .collect();
     let bytes: usize = raw.iter().map(|r| r.2.len()).sum();

@@ -12,6 +12,9 @@
 //!     $CARGO_TARGET_DIR/release/examples/step_profile sim      # or: core
 //! ```
 //!
+//! A second argument, `classify_occurrence_metadata`, runs that bench's engine
+//! (pattern detection off too) instead.
+//!
 //! (`Collected` is the instruction count of the step alone; `callgrind_annotate
 //! --inclusive=yes` shows where they go.)
 
@@ -47,7 +50,14 @@ fn main() {
         }
     };
     let parts: Vec<usize> = records.iter().map(|r| stream::partition_of(&r.cluster.uid)).collect();
-    let engine = step::without_correlation();
+    let engine = match std::env::args().nth(2).as_deref() {
+        None | Some("without_correlation") => step::without_correlation(),
+        Some("classify_occurrence_metadata") => step::classify_occurrence_metadata(),
+        Some(other) => {
+            eprintln!("step_profile: unknown engine {other:?}: expected without_correlation or classify_occurrence_metadata");
+            std::process::exit(2);
+        }
+    };
     let n = records.len();
     let started = std::time::Instant::now();
     let outputs = run_step(&engine, records, &parts);

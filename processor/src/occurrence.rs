@@ -225,7 +225,7 @@ mod tests {
     fn ev(uid: &str, rv: u64, count: i64, shape: ApiShape) -> NormalizedEvent {
         NormalizedEvent {
             uid: uid.into(),
-            resource_version: rv.to_string(),
+            resource_version: rv.to_string().into(),
             api_shape: shape,
             series: shape == ApiShape::EventsV1 && count > 1,
             count,

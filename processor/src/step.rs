@@ -239,7 +239,9 @@ impl PartitionState {
             self.corr.advance(&engine.correlation, t, &mut self.incidents);
             self.counts.incidents(before, self.corr.counts);
         }
-        self.detector.get_or_insert_with(|| PatternDetector::new(&engine.patterns)).advance(t, &mut self.patterns);
+        if let Some(d) = detector(&mut self.detector, &engine.patterns) {
+            d.advance(t, &mut self.patterns);
+        }
         match decision {
             Decision::StaleEpoch => self.counts.stale_epochs += 1,
             Decision::Event(Verdict::Duplicate) => self.counts.duplicates += 1,
@@ -291,27 +293,38 @@ impl PartitionState {
                 let cluster = std::mem::take(&mut p.cluster);
                 p.correlation_id = self.correlate(engine, &cluster, &p, t).unwrap_or_else(|| p.id.clone());
                 p.cluster = cluster;
-                self.detector.get_or_insert_with(|| PatternDetector::new(&engine.patterns)).observe(
-                    &PatternInput {
-                        cluster: &p.cluster,
-                        event_id: &p.id,
-                        reason: &p.event.reason,
-                        kind: &p.event.regarding.kind,
-                        // A Node's events live in `default` but concern no namespace.
-                        namespace: &p.event.regarding.namespace,
-                        note: &p.event.note,
-                        severity: p.severity,
-                        occurrences: p.occurrences,
-                        t_us: t,
-                    },
-                    &mut self.patterns,
-                );
+                if let Some(d) = detector(&mut self.detector, &engine.patterns) {
+                    d.observe(
+                        &PatternInput {
+                            cluster: &p.cluster,
+                            event_id: &p.id,
+                            reason: &p.event.reason,
+                            kind: &p.event.regarding.kind,
+                            // A Node's events live in `default` but concern no namespace.
+                            namespace: &p.event.regarding.namespace,
+                            note: &p.event.note,
+                            severity: p.severity,
+                            occurrences: p.occurrences,
+                            t_us: t,
+                        },
+                        &mut self.patterns,
+                    );
+                }
                 out.push(Output::Processed(p));
             }
         }
         self.push_results(engine, out, start, offset);
         Ok(())
     }
+}
+
+/// The partition's pattern detector, created from the config on first use;
+/// none when pattern detection is off.
+fn detector<'a>(slot: &'a mut Option<PatternDetector>, cfg: &PatternConfig) -> Option<&'a mut PatternDetector> {
+    if !cfg.enabled {
+        return None;
+    }
+    Some(slot.get_or_insert_with(|| PatternDetector::new(cfg)))
 }
 
 /// The record's time for state ageing: when the collector received it, or the
@@ -340,7 +353,7 @@ mod tests {
                 event: Box::new(NormalizedEvent {
                     uid: uid.into(),
                     namespace: "default".into(),
-                    resource_version: rv.to_string(),
+                    resource_version: rv.to_string().into(),
                     event_type: "Warning".into(),
                     reason: "BackOff".into(),
                     reporting_controller: "kubelet".into(),
@@ -411,6 +424,30 @@ mod tests {
         let (tail, _) = run(4);
         let expected: Vec<Output> = all.iter().filter(|o| o.source().offset >= 104).cloned().collect();
         assert_eq!(tail, expected);
+    }
+
+    #[test]
+    fn patterns_can_be_switched_off() {
+        // A crash loop: the same warning every 10 s, its count rising.
+        let inputs: Vec<RawRecord> = (1..=30).map(|i| raw(if i == 1 { WatchKind::Added } else { WatchKind::Modified }, "a", 10 + i, i as i64, 1)).collect();
+        let run = |engine: &Engine| {
+            let mut s = PartitionState::new(0, 7_200_000_000, 1000);
+            let mut out = Vec::new();
+            for (i, r) in inputs.iter().enumerate() {
+                let mut r = r.clone();
+                r.observed_us = 1_700_000_000_000_000 + i as i64 * 10_000_000;
+                s.process(engine, r, i as i64, &mut out).unwrap();
+            }
+            out
+        };
+        let on = run(&Engine::builtin());
+        assert!(on.iter().any(|o| o.kind() == OutputKind::Pattern), "the default engine sees the repeat as a pattern");
+        let mut engine = Engine::builtin();
+        engine.patterns.enabled = false;
+        let off = run(&engine);
+        assert!(!off.iter().any(|o| o.kind() == OutputKind::Pattern));
+        let events = |v: &[Output]| v.iter().filter(|o| o.kind() == OutputKind::Processed).cloned().collect::<Vec<_>>();
+        assert_eq!(events(&off), events(&on), "the events themselves do not change");
     }
 
     #[test]

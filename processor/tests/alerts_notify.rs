@@ -47,7 +47,7 @@ fn alert(c: usize, n: usize, version: i64, firing: bool) -> Alert {
         origin_id,
         firing,
         severity: Severity::Error,
-        cluster: ClusterId { name: format!("c{c}"), uid: format!("uid-{c}") },
+        cluster: ClusterId { name: format!("c{c}").into(), uid: format!("uid-{c}").into() },
         namespace: "shop".into(),
         summary: format!("incident {n} of cluster {c}, version {version}"),
         labels: [("cluster", format!("c{c}")), ("namespace", "shop".into()), ("severity", "error".into())].into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -65,7 +65,7 @@ async fn produce(p: &FutureProducer, topic: &str, partitions: usize, alerts: &[A
         .iter()
         .map(|a| {
             let c: usize = a.cluster.name[1..].parse().unwrap();
-            ((c % partitions) as i32, a.cluster.uid.clone(), codec.encode(a).unwrap())
+            ((c % partitions) as i32, a.cluster.uid.to_string(), codec.encode(a).unwrap())
         })
         .collect();
     let futs: Vec<_> = recs.iter().map(|(part, k, v)| p.send(FutureRecord::to(topic).partition(*part).key(k).payload(v), Duration::from_secs(30))).collect();

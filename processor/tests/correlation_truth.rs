@@ -41,7 +41,7 @@ fn play(start: SystemTime, emissions: &[TimedEmission]) -> Outcome {
         for r in out.drain(..) {
             match r {
                 Output::Processed(p) => {
-                    o.corr.insert(p.event.uid.clone(), p.correlation_id.clone());
+                    o.corr.insert(p.event.uid.to_string(), p.correlation_id.clone());
                 }
                 Output::Incident(inc) => {
                     o.incidents.insert(inc.id.clone(), inc);
@@ -197,7 +197,7 @@ fn debug_one() {
     for e in &sc.emissions {
         let Emission::Apply(k) = &e.emission else { continue };
         let ev = schemas::convert::from_core_v1(k);
-        let c = o.corr.get(&ev.uid).map(|c| if o.incidents.contains_key(c) { &c[..8] } else { "-" }).unwrap_or("?");
+        let c = o.corr.get(ev.uid.as_str()).map(|c| if o.incidents.contains_key(c) { &c[..8] } else { "-" }).unwrap_or("?");
         println!("{:>8.1}s {} {:<10} {:<20} {:<50} {} {}", (e.offset.as_micros() as i64) as f64 / 1e6, &ev.uid[..8], c, ev.reason, ev.regarding.name, ev.count, &ev.note.chars().take(60).collect::<String>());
     }
     let _ = t0;

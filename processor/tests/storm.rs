@@ -29,7 +29,7 @@ fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
     let mut truth_incidents = 0usize;
     let mut missing: Vec<String> = Vec::new();
     for c in 0..3u64 {
-        let cluster = ClusterId { name: format!("storm-{c}"), uid: format!("uid-storm-{c}") };
+        let cluster = ClusterId { name: format!("storm-{c}").into(), uid: format!("uid-storm-{c}").into() };
         let mut state = PartitionState::for_engine(&engine, c as i32, 7_200_000_000, 1_000_000);
         let mut truth = GroundTruth::default();
         let mut corr: BTreeMap<String, String> = BTreeMap::new();
@@ -96,7 +96,7 @@ fn collect(out: &mut Vec<Output>, corr: &mut BTreeMap<String, String>, incidents
     for o in out.drain(..) {
         match o {
             Output::Processed(p) => {
-                corr.entry(p.event.uid.clone()).or_insert(p.correlation_id);
+                corr.entry(p.event.uid.to_string()).or_insert(p.correlation_id);
             }
             Output::Incident(i) => {
                 incidents.insert(i.id.clone(), i);

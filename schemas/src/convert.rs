@@ -22,20 +22,25 @@ use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
-use crate::model::{ApiShape, NormalizedEvent, ObjectRef};
+use crate::model::{ApiShape, NormalizedEvent, ObjectRef, Text};
 
 /// Annotation prefixes that carry no meaning for event analysis.
 const NOISY_ANNOTATIONS: &[&str] = &["kubectl.kubernetes.io/"];
 
 fn object_ref(r: &core::ObjectReference) -> ObjectRef {
     ObjectRef {
-        kind: r.kind.clone().unwrap_or_default(),
-        namespace: r.namespace.clone().unwrap_or_default(),
-        name: r.name.clone().unwrap_or_default(),
-        uid: r.uid.clone().unwrap_or_default(),
-        api_version: r.api_version.clone().unwrap_or_default(),
-        field_path: r.field_path.clone().unwrap_or_default(),
+        kind: text(&r.kind),
+        namespace: text(&r.namespace),
+        name: text(&r.name),
+        uid: text(&r.uid),
+        api_version: text(&r.api_version),
+        field_path: text(&r.field_path),
     }
+}
+
+/// An optional API string as an event field ("" when unset).
+fn text(s: &Option<String>) -> Text {
+    s.as_deref().unwrap_or_default().into()
 }
 
 fn micros(ts: &k8s_openapi::jiff::Timestamp) -> i64 {
@@ -56,10 +61,10 @@ fn count_of(series: Option<i32>, legacy: Option<i32>) -> (i64, bool) {
 }
 
 fn meta_fields(meta: &ObjectMeta, ev: &mut NormalizedEvent) {
-    ev.uid = meta.uid.clone().unwrap_or_default();
-    ev.namespace = meta.namespace.clone().unwrap_or_default();
-    ev.name = meta.name.clone().unwrap_or_default();
-    ev.resource_version = meta.resource_version.clone().unwrap_or_default();
+    ev.uid = text(&meta.uid);
+    ev.namespace = text(&meta.namespace);
+    ev.name = text(&meta.name);
+    ev.resource_version = text(&meta.resource_version);
     ev.created_us = meta.creation_timestamp.as_ref().map(|t| micros(&t.0)).unwrap_or(0);
     ev.labels = meta.labels.clone().unwrap_or_default();
     ev.annotations = meta
@@ -78,20 +83,20 @@ pub fn from_events_v1(e: &events::Event) -> NormalizedEvent {
         ..Default::default()
     };
     meta_fields(&e.metadata, &mut ev);
-    ev.event_type = e.type_.clone().unwrap_or_default();
-    ev.reason = e.reason.clone().unwrap_or_default();
-    ev.note = e.note.clone().unwrap_or_default();
-    ev.action = e.action.clone().unwrap_or_default();
+    ev.event_type = text(&e.type_);
+    ev.reason = text(&e.reason);
+    ev.note = text(&e.note);
+    ev.action = text(&e.action);
     ev.regarding = e.regarding.as_ref().map(object_ref).unwrap_or_default();
     ev.related = e.related.as_ref().map(object_ref);
     let source = e.deprecated_source.as_ref();
     ev.reporting_controller = non_empty(&e.reporting_controller)
         .or_else(|| source.and_then(|s| non_empty(&s.component)))
-        .cloned()
+        .map(|s| Text::from(s.as_str()))
         .unwrap_or_default();
     ev.reporting_instance = non_empty(&e.reporting_instance)
         .or_else(|| source.and_then(|s| non_empty(&s.host)))
-        .cloned()
+        .map(|s| Text::from(s.as_str()))
         .unwrap_or_default();
     (ev.count, ev.series) = count_of(e.series.as_ref().map(|s| s.count), e.deprecated_count);
     ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));
@@ -115,20 +120,20 @@ pub fn from_core_v1(e: &core::Event) -> NormalizedEvent {
         ..Default::default()
     };
     meta_fields(&e.metadata, &mut ev);
-    ev.event_type = e.type_.clone().unwrap_or_default();
-    ev.reason = e.reason.clone().unwrap_or_default();
-    ev.note = e.message.clone().unwrap_or_default();
-    ev.action = e.action.clone().unwrap_or_default();
+    ev.event_type = text(&e.type_);
+    ev.reason = text(&e.reason);
+    ev.note = text(&e.message);
+    ev.action = text(&e.action);
     ev.regarding = object_ref(&e.involved_object);
     ev.related = e.related.as_ref().map(object_ref);
     let source = e.source.as_ref();
     ev.reporting_controller = non_empty(&e.reporting_component)
         .or_else(|| source.and_then(|s| non_empty(&s.component)))
-        .cloned()
+        .map(|s| Text::from(s.as_str()))
         .unwrap_or_default();
     ev.reporting_instance = non_empty(&e.reporting_instance)
         .or_else(|| source.and_then(|s| non_empty(&s.host)))
-        .cloned()
+        .map(|s| Text::from(s.as_str()))
         .unwrap_or_default();
     (ev.count, ev.series) = count_of(e.series.as_ref().and_then(|s| s.count), e.count);
     ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));

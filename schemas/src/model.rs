@@ -12,6 +12,14 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The string type of an event's fields: kept inline (no heap allocation) up to
+/// 24 bytes, which covers most of them (`Warning`, `BackOff`, `kubelet`, `Pod`,
+/// `v1`, namespaces, resource versions, field paths, node names). Every event is
+/// decoded, processed and dropped once per stage, so its ~17 short fields were
+/// ~17 allocations and frees each time; now the uids, names and the note are.
+/// It derefs to `&str` and converts from `&str`/`String` with `.into()`.
+pub use compact_str::CompactString as Text;
+
 /// Which API shape the collector read the object in. Kept so that a reader can
 /// tell whether a missing `series` means "first occurrence" (new shape) or
 /// "legacy recorder, look at `count`" (old shape) when debugging counts.
@@ -29,13 +37,13 @@ pub enum ApiShape {
 /// itself treats "" and unset alike for these.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct ObjectRef {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub api_version: String,
+    pub kind: Text,
+    pub namespace: Text,
+    pub name: Text,
+    pub uid: Text,
+    pub api_version: Text,
     /// e.g. `spec.containers{app}`: the kubelet names the container here.
-    pub field_path: String,
+    pub field_path: Text,
 }
 
 impl ObjectRef {
@@ -53,29 +61,29 @@ impl ObjectRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct NormalizedEvent {
     /// `metadata.uid` of the Event object. Stable across its updates (repeats).
-    pub uid: String,
+    pub uid: Text,
     /// Namespace of the Event object (usually the involved object's namespace).
-    pub namespace: String,
+    pub namespace: Text,
     /// `metadata.name`, `<involved-object-name>.<hex timestamp>` by convention.
-    pub name: String,
+    pub name: Text,
     /// `metadata.resourceVersion` of this version of the object.
-    pub resource_version: String,
+    pub resource_version: Text,
     pub api_shape: ApiShape,
     /// `Normal` or `Warning` (Kubernetes allows only these two).
-    pub event_type: String,
-    pub reason: String,
+    pub event_type: Text,
+    pub reason: Text,
     /// `note` (events.k8s.io) / `message` (core).
-    pub note: String,
+    pub note: Text,
     /// `action` (new shape only; empty for legacy recorders).
-    pub action: String,
+    pub action: Text,
     /// `regarding` / `involvedObject`.
     pub regarding: ObjectRef,
     /// `related`, when the emitter sets one (e.g. the scheduler's Node).
     pub related: Option<ObjectRef>,
     /// `reportingController` / `reportingComponent`, falling back to `source.component`.
-    pub reporting_controller: String,
+    pub reporting_controller: Text,
     /// `reportingInstance`, falling back to `source.host`.
-    pub reporting_instance: String,
+    pub reporting_instance: Text,
     /// Total occurrences of this event object so far (≥ 1): `series.count`, else
     /// the legacy `count` / `deprecatedCount`, else 1. The processor turns the
     /// difference between versions into occurrences.
@@ -115,8 +123,8 @@ impl NormalizedEvent {
 /// `kube-system` namespace, so two clusters named alike never mix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct ClusterId {
-    pub name: String,
-    pub uid: String,
+    pub name: Text,
+    pub uid: Text,
 }
 
 /// Severity decided by the processor. Ordered: a max over events is meaningful.

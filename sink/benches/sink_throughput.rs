@@ -27,7 +27,7 @@ fn event(i: i64, base_us: i64) -> ProcessedEvent {
     let mut p = ProcessedEvent {
         source: SourcePos { partition: rp, offset: i, seq: 0 },
         id: schemas::ids::stable_id(&["bench", &i.to_string()]),
-        cluster: ClusterId { name: format!("prod-{rp}"), uid: format!("uid-{rp}") },
+        cluster: ClusterId { name: format!("prod-{rp}").into(), uid: format!("uid-{rp}").into() },
         watch_kind: WatchKind::Modified,
         observed_us: base_us,
         category: ["workload", "scheduling", "image", "storage"][(i % 4) as usize].into(),
@@ -38,20 +38,20 @@ fn event(i: i64, base_us: i64) -> ProcessedEvent {
         ..Default::default()
     };
     let e = &mut p.event;
-    e.uid = format!("5f0c{i:012x}-aaaa-bbbb-cccc-0123456789ab");
-    e.namespace = format!("team-{}", i % 40);
-    e.name = format!("api-{}.17a9{:08x}", i % 500, i);
-    e.resource_version = (100_000 + i).to_string();
+    e.uid = format!("5f0c{i:012x}-aaaa-bbbb-cccc-0123456789ab").into();
+    e.namespace = format!("team-{}", i % 40).into();
+    e.name = format!("api-{}.17a9{:08x}", i % 500, i).into();
+    e.resource_version = (100_000 + i).to_string().into();
     e.event_type = "Warning".into();
     e.reason = ["BackOff", "FailedScheduling", "Failed", "FailedMount"][(i % 4) as usize].into();
-    e.note = format!("Back-off restarting failed container app in pod api-{}-7d9f8b6c5-x{} (attempt {})", i % 500, i % 1000, i % 7);
+    e.note = format!("Back-off restarting failed container app in pod api-{}-7d9f8b6c5-x{} (attempt {})", i % 500, i % 1000, i % 7).into();
     e.regarding.kind = "Pod".into();
     e.regarding.namespace = e.namespace.clone();
-    e.regarding.name = format!("api-{}-7d9f8b6c5-x{}", i % 500, i % 1000);
-    e.regarding.uid = format!("pod-uid-{}", i % 500);
+    e.regarding.name = format!("api-{}-7d9f8b6c5-x{}", i % 500, i % 1000).into();
+    e.regarding.uid = format!("pod-uid-{}", i % 500).into();
     e.regarding.field_path = "spec.containers{app}".into();
     e.reporting_controller = "kubelet".into();
-    e.reporting_instance = format!("node-{}", i % 30);
+    e.reporting_instance = format!("node-{}", i % 30).into();
     e.count = 1 + i % 9;
     e.last_seen_us = base_us - (i % 3600) * 1_000_000;
     e.created_us = e.last_seen_us;

@@ -68,7 +68,7 @@ fn generate(base: i64) -> Vec<Pattern> {
                         id: id.clone(),
                         version: v,
                         scope: PatternScope::Cluster,
-                        cluster: ClusterId { name: cluster.to_string(), uid: format!("uid-{cluster}") },
+                        cluster: ClusterId { name: cluster.to_string().into(), uid: format!("uid-{cluster}").into() },
                         clusters: vec![cluster.to_string()],
                         key: key.clone(),
                         reason: k.0.into(),
@@ -135,7 +135,7 @@ fn model_fleet(all: &[Pattern], f: &FleetFilter) -> Vec<FleetPatternRecord> {
             }
             let open: BTreeSet<&str> =
                 eps.iter().filter(|p| p.status == Status::Open).map(|p| p.cluster.uid.as_str()).collect();
-            let names: BTreeSet<String> = eps.iter().map(|p| p.cluster.name.clone()).collect();
+            let names: BTreeSet<String> = eps.iter().map(|p| p.cluster.name.to_string()).collect();
             Some(FleetPatternRecord {
                 key,
                 reason: eps[0].reason.clone(),
@@ -161,14 +161,14 @@ fn model_fleet(all: &[Pattern], f: &FleetFilter) -> Vec<FleetPatternRecord> {
 fn model_episodes(all: &[Pattern], q: &EpisodeQuery) -> Vec<EpisodeRecord> {
     let mut per: BTreeMap<String, Vec<Pattern>> = BTreeMap::new();
     for p in latest(all).into_iter().filter(|p| p.key == q.key) {
-        per.entry(p.cluster.uid.clone()).or_default().push(p);
+        per.entry(p.cluster.uid.to_string()).or_default().push(p);
     }
     let mut rows = Vec::new();
     for eps in per.values_mut() {
         eps.sort_by(|a, b| (a.first_seen_us, &a.id).cmp(&(b.first_seen_us, &b.id)));
         for (i, p) in eps.iter().enumerate() {
             rows.push(EpisodeRecord {
-                cluster: p.cluster.name.clone(),
+                cluster: p.cluster.name.to_string(),
                 key: p.key.clone(),
                 id: p.id.clone(),
                 status: if p.status == Status::Open { "open" } else { "resolved" }.into(),

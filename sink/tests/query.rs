@@ -95,7 +95,7 @@ fn row(e: &Ev, i: usize) -> EventRow {
         // Loaded from outside the pipeline (no Kafka position tracked).
         source: SourcePos { partition: -1, offset: i as i64, seq: 0 },
         id: e.id.clone(),
-        cluster: ClusterId { name: e.cluster.into(), uid: format!("uid-{}", e.cluster) },
+        cluster: ClusterId { name: e.cluster.into(), uid: format!("uid-{}", e.cluster).into() },
         observed_us: e.time_ms * 1000,
         category: e.category.into(),
         severity: e.severity,
@@ -104,14 +104,14 @@ fn row(e: &Ev, i: usize) -> EventRow {
         occurrences: e.occurrences,
         ..Default::default()
     };
-    p.event.uid = format!("uid-{}", e.id);
-    p.event.namespace = e.namespace.clone();
-    p.event.regarding.namespace = e.namespace.clone();
+    p.event.uid = format!("uid-{}", e.id).into();
+    p.event.namespace = e.namespace.clone().into();
+    p.event.regarding.namespace = e.namespace.clone().into();
     p.event.regarding.kind = e.kind.into();
-    p.event.regarding.name = e.name.clone();
+    p.event.regarding.name = e.name.clone().into();
     p.event.reason = e.reason.into();
     p.event.event_type = "Warning".into();
-    p.event.note = e.message.clone();
+    p.event.note = e.message.clone().into();
     p.event.count = e.occurrences;
     p.event.created_us = e.time_ms * 1000;
     p.event.last_seen_us = e.time_ms * 1000;
@@ -158,7 +158,7 @@ fn incident_row(x: &Inc, i: usize) -> IncidentRow {
         source: SourcePos { partition: -1, offset: i as i64, seq: 0 },
         id: x.id.into(),
         version: x.version,
-        cluster: ClusterId { name: x.cluster.into(), uid: format!("uid-{}", x.cluster) },
+        cluster: ClusterId { name: x.cluster.into(), uid: format!("uid-{}", x.cluster).into() },
         status: x.status,
         severity: x.severity,
         root_cause: RootCause {

@@ -28,8 +28,8 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 fn record(i: usize) -> RawRecord {
     let mut rec = RawRecord {
         cluster: ClusterId {
-            name: format!("cluster-{}", i % 7),
-            uid: format!("uid-{}", i % 7),
+            name: format!("cluster-{}", i % 7).into(),
+            uid: format!("uid-{}", i % 7).into(),
         },
         collector: CollectorMeta {
             instance: "collector-0".into(),
@@ -55,10 +55,10 @@ fn record(i: usize) -> RawRecord {
             },
             ..Default::default()
         };
-        event.event.uid = format!("event-{i}");
+        event.event.uid = format!("event-{i}").into();
         event.event.namespace = "default".into();
         event.event.reason = "BackOff".into();
-        event.event.note = format!("Back-off restarting failed container app-{i}");
+        event.event.note = format!("Back-off restarting failed container app-{i}").into();
         event.event.count = (i % 5) as i64 + 1;
         rec.event = Some(event);
     }

@@ -137,7 +137,7 @@ fn replays(shape: Shape, events: Vec<NormalizedEvent>) -> Vec<Replay> {
         match shape {
             Shape::Stream => {
                 if e.resource_version.is_empty() {
-                    e.resource_version = (i + 1).to_string();
+                    e.resource_version = (i + 1).to_string().into();
                 }
                 out.push(Replay { t: e.effective_time_us(), order: (i, 0), event: e });
             }
@@ -148,10 +148,10 @@ fn replays(shape: Shape, events: Vec<NormalizedEvent>) -> Vec<Replay> {
                     let mut head = e.clone();
                     head.count = 1;
                     head.last_seen_us = first;
-                    head.resource_version = (2 * i + 1).to_string();
+                    head.resource_version = (2 * i + 1).to_string().into();
                     out.push(Replay { t: first, order: (i, 0), event: head });
                 }
-                e.resource_version = (2 * i + 2).to_string();
+                e.resource_version = (2 * i + 2).to_string().into();
                 out.push(Replay { t: last, order: (i, 1), event: e });
             }
         }
@@ -167,13 +167,13 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
     // Events without a uid (hand-written files) still need one to be told apart.
     for (i, e) in events.iter_mut().enumerate() {
         if e.uid.is_empty() {
-            e.uid = format!("{}/{}#{i}", e.namespace, e.name);
+            e.uid = format!("{}/{}#{i}", e.namespace, e.name).into();
         }
     }
-    let cluster = ClusterId { name: cluster_name.to_string(), uid: format!("analyze:{cluster_name}") };
+    let cluster = ClusterId { name: cluster_name.to_string().into(), uid: format!("analyze:{cluster_name}").into() };
     let input_order: Vec<String> = {
         let mut seen = HashSet::new();
-        events.iter().map(|e| e.uid.clone()).filter(|u| seen.insert(u.clone())).collect()
+        events.iter().map(|e| e.uid.to_string()).filter(|u| seen.insert(u.clone())).collect()
     };
     let mut state = PartitionState::for_engine(engine, 0, i64::MAX / 4, usize::MAX / 2);
     let mut seen: HashSet<String> = HashSet::new();
@@ -188,7 +188,7 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
         for o in out.drain(..) {
             match o {
                 Output::Processed(p) => {
-                    last.insert(p.event.uid.clone(), p);
+                    last.insert(p.event.uid.to_string(), p);
                 }
                 Output::Incident(i) => {
                     let order = incidents.get(&i.id).map(|(o, _)| *o).unwrap_or(incidents.len());
@@ -203,13 +203,13 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
         }
     };
     for (offset, r) in records.into_iter().enumerate() {
-        let kind = if seen.insert(r.event.uid.clone()) { WatchKind::Added } else { WatchKind::Modified };
+        let kind = if seen.insert(r.event.uid.to_string()) { WatchKind::Added } else { WatchKind::Modified };
         end = end.max(r.t);
         let raw = RawRecord {
             cluster: cluster.clone(),
             collector: CollectorMeta::default(),
             observed_us: r.t.max(1),
-            resource_version: r.event.resource_version.clone(),
+            resource_version: r.event.resource_version.to_string(),
             event: Some(WatchEvent { kind, event: Box::new(r.event) }),
             heartbeat: None,
         };

@@ -65,7 +65,7 @@ pub fn published(bootstrap: &str, topic: &str, cluster_uid: &str) -> HashMap<(St
         let rec: RawRecord = codec.decode(&m.payload).unwrap();
         assert_eq!(rec.cluster.uid, cluster_uid);
         if let Some(e) = rec.event {
-            *seen.entry((e.event.uid.clone(), e.event.resource_version.clone())).or_insert(0) += 1;
+            *seen.entry((e.event.uid.to_string(), e.event.resource_version.to_string())).or_insert(0) += 1;
         }
     }
     seen

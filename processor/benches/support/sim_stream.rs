@@ -23,7 +23,7 @@ pub fn sim_stream(n: usize) -> Vec<RawRecord> {
     kinds.extend([ScenarioKind::Noise; 12]);
     let mut per_cluster: Vec<Vec<RawRecord>> = Vec::new();
     let mut watches: Vec<WatchStream> = (0..CLUSTERS)
-        .map(|c| WatchStream::new(ClusterId { name: format!("c{c}"), uid: format!("cluster-{c}-5b0f8e2a-uid") }))
+        .map(|c| WatchStream::new(ClusterId { name: format!("c{c}").into(), uid: format!("cluster-{c}-5b0f8e2a-uid").into() }))
         .collect();
     let mut total = 0usize;
     let mut hour = 0u64;

@@ -18,6 +18,16 @@ pub fn without_correlation() -> Engine {
     Engine { correlation: kevents_processor::correlate::Rules::from_yaml_str("none", "rules: []").expect("an empty rule file"), ..Engine::builtin() }
 }
 
+/// The processor stage of the issue that defined it: occurrences,
+/// classification, metadata and the outputs, with no correlation rules and
+/// pattern detection off (`patterns.enabled: false`), so no alert has
+/// anything to fire on.
+pub fn classify_occurrence_metadata() -> Engine {
+    let mut engine = without_correlation();
+    engine.patterns.enabled = false;
+    engine
+}
+
 /// The step over `records`, each into its partition's state (`parts`, worked
 /// out beforehand: the processor gets a record's partition from Kafka), each
 /// record's outputs dropped before the next. Returns the number of outputs.

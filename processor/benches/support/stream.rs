@@ -45,7 +45,7 @@ pub fn stream(n: usize) -> Vec<RawRecord> {
     while out.len() < n {
         rv += 1;
         let cl = rnd(6) as usize;
-        let cluster = ClusterId { name: format!("c{cl}"), uid: format!("cluster-{cl}-5b0f8e2a-uid") };
+        let cluster = ClusterId { name: format!("c{cl}").into(), uid: format!("cluster-{cl}-5b0f8e2a-uid").into() };
         let observed_us = 1_800_000_000_000_000 + rv as i64 * 10_000;
         if out.len() % 50 == 49 {
             out.push(RawRecord {
@@ -76,17 +76,17 @@ pub fn stream(n: usize) -> Vec<RawRecord> {
             event: Some(WatchEvent {
                 kind: if counts[i] == 1 { WatchKind::Added } else { WatchKind::Modified },
                 event: Box::new(NormalizedEvent {
-                    uid: format!("9d1c{i:08}-aaaa-bbbb-cccc-dddddddddddd"),
+                    uid: format!("9d1c{i:08}-aaaa-bbbb-cccc-dddddddddddd").into(),
                     namespace: "default".into(),
-                    name: format!("{pod}.17a{i:05x}"),
-                    resource_version: rv.to_string(),
+                    name: format!("{pod}.17a{i:05x}").into(),
+                    resource_version: rv.to_string().into(),
                     api_shape: shape,
                     event_type: ty.into(),
                     reason: reason.into(),
-                    note: note.replace("{p}", &pod),
-                    regarding: ObjectRef { kind: kind.into(), namespace: "default".into(), name: pod.clone(), uid: format!("pod-uid-{i}"), api_version: "v1".into(), field_path: fp.into() },
+                    note: note.replace("{p}", &pod).into(),
+                    regarding: ObjectRef { kind: kind.into(), namespace: "default".into(), name: pod.as_str().into(), uid: format!("pod-uid-{i}").into(), api_version: "v1".into(), field_path: fp.into() },
                     reporting_controller: comp.into(),
-                    reporting_instance: format!("ip-10-0-{}-{}.ec2.internal", i % 4, i % 50),
+                    reporting_instance: format!("ip-10-0-{}-{}.ec2.internal", i % 4, i % 50).into(),
                     count: counts[i],
                     series: shape == ApiShape::EventsV1 && counts[i] > 1,
                     first_seen_us: observed_us - 3_600_000_000,

@@ -216,7 +216,7 @@ fn build(
     all.append(&mut labels);
     all.insert("severity".into(), severity.as_str().into());
     if !o.cluster.name.is_empty() {
-        all.insert("cluster".into(), o.cluster.name.clone());
+        all.insert("cluster".into(), o.cluster.name.to_string());
     }
     if !o.namespace.is_empty() {
         all.insert("namespace".into(), o.namespace.to_string());
@@ -248,12 +248,12 @@ fn incident_alert(rule: &AlertRule, inc: &Incident, a: &AlertFields) -> (String,
             "summary" => inc.summary.clone(),
             "rule" => rule.name.to_string(),
             "severity" => a.severity.as_str().into(),
-            "cluster" => inc.cluster.name.clone(),
+            "cluster" => inc.cluster.name.to_string(),
             "clusters" => "1".into(),
-            "namespace" => rc.object.namespace.clone(),
+            "namespace" => rc.object.namespace.to_string(),
             "reason" => rc.reason.clone(),
-            "kind" => rc.object.kind.clone(),
-            "object" => rc.object.name.clone(),
+            "kind" => rc.object.kind.to_string(),
+            "object" => rc.object.name.to_string(),
             "category" => rc.category.clone(),
             "events" | "count" => inc.event_count.to_string(),
             "occurrences" => inc.occurrences.to_string(),
@@ -271,7 +271,7 @@ fn incident_alert(rule: &AlertRule, inc: &Incident, a: &AlertFields) -> (String,
 }
 
 fn pattern_alert(rule: &AlertRule, p: &Pattern, a: &AlertFields) -> (String, BTreeMap<String, String>) {
-    let where_ = if p.cluster.name.is_empty() { p.clusters.join(", ") } else { p.cluster.name.clone() };
+    let where_ = if p.cluster.name.is_empty() { p.clusters.join(", ") } else { p.cluster.name.to_string() };
     let summary = match &rule.summary {
         None => pattern_summary(p, rule.on, &where_),
         Some(t) => t.render(|v| match v {

@@ -276,11 +276,11 @@ impl CorrelationState {
             cluster: input.cluster.clone(),
             root: RootCause {
                 event_id: input.id.to_string(),
-                event_uid: ev.uid.clone(),
-                reason: ev.reason.clone(),
+                event_uid: ev.uid.to_string(),
+                reason: ev.reason.to_string(),
                 category: input.category.to_string(),
                 object: ev.regarding.clone(),
-                note: ev.note.clone(),
+                note: ev.note.to_string(),
             },
             root_detail: root_detail(rule, input.metadata),
             severity: input.severity.max(rule.severity.unwrap_or(Severity::Info)),
@@ -343,10 +343,10 @@ impl CorrelationState {
         let ev = input.ev;
         let occ = input.occurrences.max(0);
         o.occurrences += occ;
-        match o.reason_counts.get_mut(&ev.reason) {
+        match o.reason_counts.get_mut(ev.reason.as_str()) {
             Some(n) => *n += occ,
             None => {
-                o.reason_counts.insert(ev.reason.clone(), occ);
+                o.reason_counts.insert(ev.reason.to_string(), occ);
             }
         }
         o.severity = o.severity.max(input.severity);

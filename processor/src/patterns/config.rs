@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternConfig {
+    /// Detect patterns at all. Default true; false leaves the processor to
+    /// classification, occurrences, metadata, correlation and the alerts of
+    /// incidents, and writes no pattern records.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Occurrences within the rate window before a key is a pattern. Default 3
     /// (the design's threshold: two repeats are a coincidence, three a pattern).
     #[serde(default = "default_min_count")]
@@ -139,6 +144,7 @@ fn default_min_burst() -> i64 {
 impl Default for PatternConfig {
     fn default() -> Self {
         PatternConfig {
+            enabled: true,
             min_count: default_min_count(),
             min_per_minute: default_min_per_minute(),
             window_minutes: default_window_minutes(),

@@ -415,7 +415,7 @@ impl Entry {
             version: ep.version,
             scope: PatternScope::Cluster,
             cluster: self.cluster.clone(),
-            clusters: vec![self.cluster.name.clone()],
+            clusters: vec![self.cluster.name.to_string()],
             key: key.to_string(),
             reason: key[..r].to_string(),
             kind: key[r + 1..r + 1 + k].to_string(),

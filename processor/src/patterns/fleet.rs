@@ -87,7 +87,7 @@ mod tests {
         Pattern {
             id: id.into(),
             version,
-            cluster: ClusterId { name: cluster.into(), uid: format!("uid-{cluster}") },
+            cluster: ClusterId { name: cluster.into(), uid: format!("uid-{cluster}").into() },
             clusters: vec![cluster.into()],
             key: key.into(),
             reason: key.split('|').next().unwrap().into(),

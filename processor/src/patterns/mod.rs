@@ -44,7 +44,7 @@ mod tests {
     const T0: i64 = 1_800_000_000 * SEC;
 
     fn cluster(n: &str) -> ClusterId {
-        ClusterId { name: n.into(), uid: format!("uid-{n}") }
+        ClusterId { name: n.into(), uid: format!("uid-{n}").into() }
     }
 
     /// An event, owned (a `PatternInput` borrows from it).

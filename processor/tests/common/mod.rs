@@ -84,7 +84,7 @@ pub fn workload(seed: u64, clusters: usize, partitions: i32, steps: usize) -> Wo
     let mut per_cluster: Vec<Vec<RawOut>> = Vec::new();
     for c in 0..clusters {
         let uid = cluster_uid(c);
-        let cluster = ClusterId { name: format!("c{c}"), uid: uid.clone() };
+        let cluster = ClusterId { name: format!("c{c}").into(), uid: uid.clone().into() };
         let partition = (c as i32) % partitions;
         let mut objs: Vec<Obj> = Vec::new();
         let mut rv = 1000u64;
@@ -151,15 +151,15 @@ pub fn workload(seed: u64, clusters: usize, partitions: i32, steps: usize) -> Wo
             let (reason, ty, comp, okind, fp, note) = SHAPES[o.shape];
             let shape = if i % 2 == 0 { ApiShape::EventsV1 } else { ApiShape::CoreV1 };
             let ev = NormalizedEvent {
-                uid: o.uid.clone(),
+                uid: o.uid.clone().into(),
                 namespace: "default".into(),
-                name: format!("{}.{:x}", o.uid, rv),
-                resource_version: rv.to_string(),
+                name: format!("{}.{:x}", o.uid, rv).into(),
+                resource_version: rv.to_string().into(),
                 api_shape: shape,
                 event_type: ty.into(),
                 reason: reason.into(),
                 note: note.into(),
-                regarding: ObjectRef { kind: okind.into(), namespace: "default".into(), name: format!("web-{i}"), field_path: fp.into(), ..Default::default() },
+                regarding: ObjectRef { kind: okind.into(), namespace: "default".into(), name: format!("web-{i}").into(), field_path: fp.into(), ..Default::default() },
                 reporting_controller: comp.into(),
                 reporting_instance: "node-1".into(),
                 count: o.count.max(1),

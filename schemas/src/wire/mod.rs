@@ -236,8 +236,9 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    pub(super) fn string(&mut self, what: &'static str) -> Result<String, WireError> {
-        self.str(what).map(str::to_owned)
+    /// An owned string (`String`, or the inline-when-short `Text` of event fields).
+    pub(super) fn string<T: for<'s> From<&'s str>>(&mut self, what: &'static str) -> Result<T, WireError> {
+        self.str(what).map(T::from)
     }
 
     /// A string borrowed from the input.

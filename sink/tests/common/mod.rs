@@ -103,7 +103,7 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
     let mut p = ProcessedEvent {
         source: SourcePos { partition: raw_partition, offset: raw_offset, seq },
         id: schemas::ids::stable_id(&["test", &raw_partition.to_string(), &raw_offset.to_string(), &seq.to_string()]),
-        cluster: ClusterId { name: format!("c{raw_partition}"), uid: format!("uid-{raw_partition}") },
+        cluster: ClusterId { name: format!("c{raw_partition}").into(), uid: format!("uid-{raw_partition}").into() },
         watch_kind: WatchKind::Added,
         observed_us: base_us,
         category: ["workload", "scheduling", "image"][(raw_offset % 3) as usize].into(),
@@ -113,14 +113,14 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
         occurrences: 1 + (raw_offset % 4),
         ..Default::default()
     };
-    p.event.uid = format!("ev-{raw_partition}-{raw_offset}-{seq}");
-    p.event.namespace = format!("ns-{}", raw_offset % 5);
+    p.event.uid = format!("ev-{raw_partition}-{raw_offset}-{seq}").into();
+    p.event.namespace = format!("ns-{}", raw_offset % 5).into();
     p.event.regarding.namespace = p.event.namespace.clone();
     p.event.regarding.kind = "Pod".into();
-    p.event.regarding.name = format!("pod-{}", raw_offset % 11);
+    p.event.regarding.name = format!("pod-{}", raw_offset % 11).into();
     p.event.reason = ["BackOff", "FailedScheduling", "Pulled"][(raw_offset % 3) as usize].into();
     p.event.event_type = "Warning".into();
-    p.event.note = format!("message {raw_offset}");
+    p.event.note = format!("message {raw_offset}").into();
     p.event.count = 1;
     p.event.last_seen_us = base_us - raw_offset * 1000;
     p.event.created_us = base_us - raw_offset * 1000;
@@ -131,7 +131,7 @@ pub fn event(raw_partition: i32, raw_offset: i64, seq: i32, base_us: i64) -> Pro
 pub fn heartbeat(raw_partition: i32, raw_offset: i64, base_us: i64) -> ClusterHeartbeat {
     ClusterHeartbeat {
         source: SourcePos { partition: raw_partition, offset: raw_offset, seq: 0 },
-        cluster: ClusterId { name: format!("c{raw_partition}"), uid: format!("uid-{raw_partition}") },
+        cluster: ClusterId { name: format!("c{raw_partition}").into(), uid: format!("uid-{raw_partition}").into() },
         collector: CollectorMeta { instance: "col-1".into(), leader_epoch: 1 },
         observed_us: base_us + raw_offset * 1_000_000,
         resource_version: raw_offset.to_string(),

@@ -39,14 +39,14 @@ impl WatchStream {
             let Emission::Apply(k) = &e.emission else { continue };
             let mut ev = schemas::convert::from_core_v1(k);
             self.last_rv += 1;
-            ev.resource_version = self.last_rv.to_string();
-            let kind = if self.seen.insert(ev.uid.clone()) { WatchKind::Added } else { WatchKind::Modified };
+            ev.resource_version = self.last_rv.to_string().into();
+            let kind = if self.seen.insert(ev.uid.to_string()) { WatchKind::Added } else { WatchKind::Modified };
             self.last_us = self.last_us.max(t0 + e.offset.as_micros() as i64);
             out.push(RawRecord {
                 cluster: self.cluster.clone(),
                 collector: CollectorMeta::default(),
                 observed_us: self.last_us,
-                resource_version: ev.resource_version.clone(),
+                resource_version: ev.resource_version.to_string(),
                 event: Some(WatchEvent { kind, event: Box::new(ev) }),
                 heartbeat: None,
             });

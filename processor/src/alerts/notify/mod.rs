@@ -94,7 +94,7 @@ pub struct Group {
 pub fn group_value(a: &Alert, label: &str) -> String {
     match label {
         "rule" => a.rule.clone(),
-        "cluster" => a.cluster.name.clone(),
+        "cluster" => a.cluster.name.to_string(),
         "namespace" => a.namespace.clone(),
         "severity" => a.severity.as_str().into(),
         "origin" => origin_str(a.origin).into(),
@@ -188,7 +188,7 @@ impl Target {
                     "origin_id" => a.origin_id.clone(),
                     "origin" => origin_str(a.origin).into(),
                     "rule" => a.rule.clone(),
-                    "cluster" => a.cluster.name.clone(),
+                    "cluster" => a.cluster.name.to_string(),
                     "namespace" => a.namespace.clone(),
                     "severity" => a.severity.as_str().into(),
                     _ => String::new(),

@@ -19,9 +19,16 @@
 //!   Shutdown is a revoke of everything, then the consumer closes.
 //!   Why a thread and not a task: the revoke callback must wait for the drain,
 //!   and blocking there must not block the workers' runtime.
+//!
+//! Backpressure is per partition: when a worker's queue is full, its partition
+//! is paused in librdkafka and its collected records wait in the loop (in
+//! order, more appended behind them) until the worker takes them, then it is
+//! resumed. The loop never blocks on one worker, so a slow or hot partition
+//! does not starve the others, and polling (group liveness) goes on.
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rustc_hash::FxHashSet;
 use rdkafka::error::KafkaResult;
 use rdkafka::{Message, TopicPartitionList};
 use rustc_hash::FxHashMap;
@@ -30,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::metrics::Metrics;
 use crate::worker::{Cmd, Parked, RawBatch, Shared, Worker, WorkerError};
@@ -214,12 +222,16 @@ impl Loop {
         let ctx = self.consumer.context();
         let health = ctx.health.clone();
         let mut last_housekeeping = Instant::now();
+        // Per partition, the records collected and not yet taken by its worker.
         let mut batches: FxHashMap<i32, RawBatch> = FxHashMap::default();
+        // Partitions paused because their worker was full.
+        let mut paused: FxHashSet<i32> = FxHashSet::default();
         while !self.stop.load(Ordering::Relaxed) {
             health.touch(PROBE);
             // Collect what librdkafka has ready (up to BATCH) and hand it over per
-            // partition: one wake-up per batch instead of per record.
-            let mut wait = Duration::from_millis(100);
+            // partition: one wake-up per batch instead of per record. While a
+            // partition waits for its worker, come back soon to retry.
+            let mut wait = if paused.is_empty() { Duration::from_millis(100) } else { Duration::from_millis(1) };
             let mut generation = ctx.generation.load(Ordering::Relaxed);
             for _ in 0..BATCH {
                 match self.consumer.poll(wait) {
@@ -231,7 +243,7 @@ impl Loop {
                             // A rebalance ran inside this poll (eager: everything was
                             // revoked and committed). Records collected before it are
                             // fetched again from the committed offsets: drop them.
-                            batches.values_mut().for_each(RawBatch::clear);
+                            self.forget(&mut batches, &mut paused);
                             generation = g;
                         }
                         batches.entry(msg.partition()).or_default().push(msg.offset(), msg.timestamp().to_millis(), msg.payload().unwrap_or_default(), msg.key());
@@ -240,22 +252,9 @@ impl Loop {
                 wait = Duration::ZERO;
             }
             if ctx.generation.load(Ordering::Relaxed) != generation {
-                batches.values_mut().for_each(RawBatch::clear);
+                self.forget(&mut batches, &mut paused);
             }
-            let mut m = ctx.members.lock().unwrap();
-            for (p, batch) in batches.iter_mut() {
-                if batch.is_empty() {
-                    continue;
-                }
-                let batch = batch.take();
-                if let Some(h) = m.workers.get_mut(p) {
-                    // Blocks while the worker is full: backpressure reaches the fetch.
-                    if h.tx.blocking_send(Cmd::Records(batch)).is_err() {
-                        tracing::debug!(partition = p, "worker gone; records left for the next owner");
-                    }
-                }
-            }
-            drop(m);
+            self.hand_over(&mut batches, &mut paused);
             if last_housekeeping.elapsed() >= Duration::from_millis(100) {
                 last_housekeeping = Instant::now();
                 self.housekeeping();
@@ -266,6 +265,60 @@ impl Loop {
         ctx.drain(&self.consumer, &parts);
         self.consumer.unsubscribe();
         health.set_ready(READY, false, "stopped");
+    }
+
+    /// Give each partition's collected records to its worker; pause the
+    /// partitions whose worker is full, resume those whose worker took them.
+    fn hand_over(&self, batches: &mut FxHashMap<i32, RawBatch>, paused: &mut FxHashSet<i32>) {
+        let ctx = self.consumer.context();
+        let m = ctx.members.lock().unwrap();
+        for (p, batch) in batches.iter_mut() {
+            if batch.is_empty() {
+                continue;
+            }
+            let Some(h) = m.workers.get(p) else {
+                tracing::debug!(partition = p, "partition not assigned; records left for its owner");
+                batch.clear();
+                continue;
+            };
+            match h.tx.try_send(Cmd::Records(batch.take())) {
+                Ok(()) => {
+                    if paused.remove(p) {
+                        self.pause_resume(*p, false);
+                    }
+                }
+                Err(TrySendError::Full(Cmd::Records(back))) => {
+                    *batch = back;
+                    if paused.insert(*p) {
+                        ctx.shared.metrics.pauses.inc();
+                        self.pause_resume(*p, true);
+                    }
+                }
+                Err(TrySendError::Full(_)) => unreachable!("only records were sent"),
+                Err(TrySendError::Closed(_)) => tracing::debug!(partition = p, "worker gone; records left for the next owner"),
+            }
+        }
+        ctx.shared.metrics.paused.set(paused.len() as i64);
+    }
+
+    /// After a rebalance: drop what was collected (it is fetched again from the
+    /// committed offsets) and lift the pauses this loop set.
+    fn forget(&self, batches: &mut FxHashMap<i32, RawBatch>, paused: &mut FxHashSet<i32>) {
+        batches.values_mut().for_each(RawBatch::clear);
+        for p in paused.drain() {
+            self.pause_resume(p, false);
+        }
+    }
+
+    fn pause_resume(&self, p: i32, pause: bool) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.consumer.context().shared.raw_topic, p);
+        let r = if pause { self.consumer.pause(&tpl) } else { self.consumer.resume(&tpl) };
+        match r {
+            Ok(()) => tracing::debug!(partition = p, pause, "worker backpressure"),
+            // Not assigned any more (a rebalance moved it): nothing to lift.
+            Err(e) => tracing::debug!(partition = p, pause, error = %e, "pause/resume not applied"),
+        }
     }
 
     /// Store released offsets.

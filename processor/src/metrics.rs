@@ -67,6 +67,11 @@ pub struct Metrics {
     pub in_flight: Family<PartitionLabel, Gauge>,
     /// Partitions assigned to this member.
     pub assigned: Gauge,
+    /// Assigned partitions whose fetching is paused because their worker's queue
+    /// is full (a slow or hot partition; the others keep flowing).
+    pub paused: Gauge,
+    /// Times a partition was paused that way.
+    pub pauses: Counter,
     /// Incidents by what happened (`opened`, `resolved`, `evicted`: resolved
     /// early because the partition hit `correlation.max_open_incidents`).
     pub incidents: Family<CauseLabel, Counter>,
@@ -93,6 +98,8 @@ impl Metrics {
             state_entries: Default::default(),
             in_flight: Default::default(),
             assigned: Default::default(),
+            paused: Default::default(),
+            pauses: Default::default(),
             incidents: Default::default(),
             open_incidents: Default::default(),
         };
@@ -113,6 +120,8 @@ impl Metrics {
         r.register("state_entries", "Occurrence entries held per partition", m.state_entries.clone());
         r.register("in_flight", "Outputs awaiting acknowledgement per partition", m.in_flight.clone());
         r.register("partitions_assigned", "Raw partitions assigned to this member", m.assigned.clone());
+        r.register("partitions_paused", "Assigned partitions paused because their worker is full", m.paused.clone());
+        r.register("partition_pauses", "Times a partition was paused because its worker was full", m.pauses.clone());
         r.register("incidents", "Incidents by what happened (opened, resolved, evicted)", m.incidents.clone());
         r.register("open_incidents", "Open incidents held per partition", m.open_incidents.clone());
         m

@@ -63,6 +63,33 @@ async fn exact_occurrences_over_six_partitions() {
     assert!(metrics.unknown.get() > 0, "the custom reason is unknown to the built-in rules");
 }
 
+/// Workers that take the next batch only when every output before it is
+/// acknowledged (`max_in_flight: 1`) fill their queues: their partitions are
+/// paused and resumed many times, and still every record is consumed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_workers_pause_their_partitions_and_lose_nothing() {
+    let s = Services::get();
+    let topics = s.create_topics("proc-pause", &[("raw", 2), ("processed", 3), ("heartbeats", 2), ("dlq", 1)]).await;
+    // Long partitions: more batches than a worker's queue holds.
+    let w = workload(13, 2, 2, 12_000);
+    let p = producer(topics.bootstrap());
+    produce(&p, topics.name("raw"), &w.records).await;
+
+    let mut cfg = config(&topics, &format!("g-{}", topics.name("raw")));
+    cfg.max_in_flight = 1;
+    let (stop, shutdown) = shutdown_pair();
+    let running = kevents_processor::start(cfg, shutdown).await.unwrap();
+    let metrics = running.metrics.clone();
+    let want = w.expected.len();
+    let reads = read_until(topics.bootstrap(), topics.name("processed"), Duration::from_secs(120), |r| distinct_ids(r) >= want);
+    let replays = assert_exact(&w, &reads);
+    assert_eq!(replays, 0, "nothing fetched twice across the pauses");
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+    assert!(metrics.pauses.get() > 0, "the workers' queues filled up");
+    assert_eq!(metrics.consumed.get() as usize, w.records.len(), "every record consumed exactly once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_records_go_to_the_dlq_once() {
     let s = Services::get();

@@ -37,8 +37,8 @@ fn event() -> NormalizedEvent {
         last_seen_us: 1_763_633_171_000_000,
         event_time_us: None,
         created_us: 1_763_632_805_000_000,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
     }
 }
 

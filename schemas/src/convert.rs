@@ -20,7 +20,6 @@
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use std::collections::BTreeMap;
 
 use crate::model::{ApiShape, NormalizedEvent, ObjectRef, Text};
 
@@ -66,14 +65,13 @@ fn meta_fields(meta: &ObjectMeta, ev: &mut NormalizedEvent) {
     ev.name = text(&meta.name);
     ev.resource_version = text(&meta.resource_version);
     ev.created_us = meta.creation_timestamp.as_ref().map(|t| micros(&t.0)).unwrap_or(0);
-    ev.labels = meta.labels.clone().unwrap_or_default();
+    ev.labels = meta.labels.iter().flatten().collect();
     ev.annotations = meta
         .annotations
         .iter()
         .flatten()
         .filter(|(k, _)| !NOISY_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect::<BTreeMap<_, _>>();
+        .collect();
 }
 
 /// Normalize an `events.k8s.io/v1` Event.

@@ -10,7 +10,7 @@
 //! precision; the legacy timestamps have seconds).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use crate::metadata::Metadata;
 
 /// The string type of an event's fields: kept inline (no heap allocation) up to
 /// 24 bytes, which covers most of them (`Warning`, `BackOff`, `kubelet`, `Pod`,
@@ -98,10 +98,11 @@ pub struct NormalizedEvent {
     pub event_time_us: Option<i64>,
     /// `metadata.creationTimestamp`.
     pub created_us: i64,
-    /// Labels of the Event object (rarely set, kept whole).
-    pub labels: BTreeMap<String, String>,
+    /// Labels of the Event object (rarely set, kept whole). A sorted map in one
+    /// shared buffer, like the processor's metadata; empty costs nothing.
+    pub labels: Metadata,
     /// Annotations of the Event object, except `kubectl.kubernetes.io/*` noise.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Metadata,
 }
 
 impl NormalizedEvent {

@@ -29,8 +29,8 @@ fn event() -> NormalizedEvent {
         last_seen_us: 2,
         event_time_us: Some(5),
         created_us: 1,
-        labels: BTreeMap::from([("a".into(), "b".into())]),
-        annotations: BTreeMap::new(),
+        labels: BTreeMap::from([("a".into(), "b".into())]).into(),
+        annotations: Default::default(),
     }
 }
 

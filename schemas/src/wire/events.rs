@@ -145,7 +145,7 @@ mod tests {
             event_time_us: variant.is_multiple_of(2).then_some(i64::MIN),
             created_us: 0,
             labels: (0..variant).map(|i| (format!("k{i}"), format!("v{i}"))).collect(),
-            annotations: BTreeMap::new(),
+            annotations: Default::default(),
         }
     }
 

@@ -178,8 +178,8 @@ pub(super) fn event(out: &mut Vec<u8>, e: &NormalizedEvent) {
         }
     }
     long(out, e.created_us);
-    map(out, &e.labels);
-    map(out, &e.annotations);
+    pairs(out, e.labels.iter());
+    pairs(out, e.annotations.iter());
 }
 
 /// A record with a hand-written encoding of its current schema.
@@ -428,8 +428,8 @@ impl<'a> Reader<'a> {
                 _ => Some(self.long("event.event_time_us")?),
             },
             created_us: self.long("event.created_us")?,
-            labels: self.map("event.labels")?,
-            annotations: self.map("event.annotations")?,
+            labels: self.metadata("event.labels")?,
+            annotations: self.metadata("event.annotations")?,
         })
     }
 }

@@ -298,6 +298,8 @@ impl Loop {
                 Err(TrySendError::Closed(_)) => tracing::debug!(partition = p, "worker gone; records left for the next owner"),
             }
         }
+        // A partition no longer ours needs no resume (it was revoked).
+        paused.retain(|p| m.workers.contains_key(p));
         ctx.shared.metrics.paused.set(paused.len() as i64);
     }
 

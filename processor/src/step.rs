@@ -172,10 +172,6 @@ impl PartitionState {
     /// Correlation of one event version; the incident versions it caused are
     /// left in `self.incidents`.
     fn correlate(&mut self, engine: &Engine, raw_cluster: &schemas::model::ClusterId, p: &ProcessedEvent, t: i64) -> Option<String> {
-        if engine.correlation.rules.is_empty() {
-            // Correlation is off (an empty rule file): no state to keep.
-            return None;
-        }
         let before = self.corr.counts;
         let id = if p.watch_kind == WatchKind::Deleted {
             self.corr.advance(&engine.correlation, t, &mut self.incidents);
@@ -238,7 +234,7 @@ impl PartitionState {
         let source = |seq| SourcePos { partition, offset, seq };
         let t = record_time_us(&raw);
         let decision = self.decide(&raw)?;
-        if !matches!(decision, Decision::Event(Verdict::Emit { .. })) && !engine.correlation.rules.is_empty() {
+        if !matches!(decision, Decision::Event(Verdict::Emit { .. })) {
             let before = self.corr.counts;
             self.corr.advance(&engine.correlation, t, &mut self.incidents);
             self.counts.incidents(before, self.corr.counts);

@@ -155,6 +155,10 @@ impl CorrelationState {
     /// Correlates one event. Returns the id of the incident it belongs to
     /// (None: it stands alone), and appends incident versions to `out`.
     pub fn observe(&mut self, rules: &Rules, input: &CorrInput<'_>, out: &mut Vec<Incident>) -> Option<String> {
+        if rules.rules.is_empty() {
+            // Correlation is off (an empty rule file): nothing to link or learn.
+            return None;
+        }
         self.advance(rules, input.t_us, out);
         let mut ids = std::mem::take(&mut self.ids);
         let r = self.correlate(rules, input, &mut ids, out);
@@ -163,11 +167,6 @@ impl CorrelationState {
     }
 
     fn correlate(&mut self, rules: &Rules, input: &CorrInput<'_>, ids: &mut Identities, out: &mut Vec<Incident>) -> Option<String> {
-        if rules.rules.is_empty() {
-            // Correlation is off (an empty rule file): nothing to link, so
-            // nothing to learn either.
-            return None;
-        }
         let ev = input.ev;
         let learn = input.metadata.contains_key("child");
         if !rules.may_concern(&ev.reason) {

@@ -28,10 +28,9 @@
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rustc_hash::FxHashSet;
 use rdkafka::error::KafkaResult;
 use rdkafka::{Message, TopicPartitionList};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use schemas::common::ops::Health;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -281,21 +280,25 @@ impl Loop {
                 batch.clear();
                 continue;
             };
-            match h.tx.try_send(Cmd::Records(batch.take())) {
-                Ok(()) => {
+            // A slot first: a full worker leaves the batch where it is (the
+            // retries of a paused partition take and copy nothing).
+            match h.tx.try_reserve() {
+                Ok(slot) => {
+                    slot.send(Cmd::Records(batch.take()));
                     if paused.remove(p) {
                         self.pause_resume(*p, false);
                     }
                 }
-                Err(TrySendError::Full(Cmd::Records(back))) => {
-                    *batch = back;
+                Err(TrySendError::Full(())) => {
                     if paused.insert(*p) {
                         ctx.shared.metrics.pauses.inc();
                         self.pause_resume(*p, true);
                     }
                 }
-                Err(TrySendError::Full(_)) => unreachable!("only records were sent"),
-                Err(TrySendError::Closed(_)) => tracing::debug!(partition = p, "worker gone; records left for the next owner"),
+                Err(TrySendError::Closed(())) => {
+                    tracing::debug!(partition = p, "worker gone; records left for the next owner");
+                    batch.clear();
+                }
             }
         }
         // A partition no longer ours needs no resume (it was revoked).

@@ -1,5 +1,7 @@
-//! [`Metadata`]: the facts the processor extracts from an event (container,
-//! image, exit code, node, ...), as a small immutable map from key to value.
+//! [`Metadata`]: a small immutable map from key to value. It holds the facts
+//! the processor extracts from an event (container, image, exit code, node,
+//! ...), and an event's own labels and annotations (almost always empty, and
+//! then free: no allocation to make or drop).
 //!
 //! Why not a `BTreeMap<String, String>`: the processor builds one of these for
 //! every new event object (most records of a busy cluster's rollouts), and a

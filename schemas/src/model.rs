@@ -98,8 +98,7 @@ pub struct NormalizedEvent {
     pub event_time_us: Option<i64>,
     /// `metadata.creationTimestamp`.
     pub created_us: i64,
-    /// Labels of the Event object (rarely set, kept whole). A sorted map in one
-    /// shared buffer, like the processor's metadata; empty costs nothing.
+    /// Labels of the Event object (rarely set, kept whole).
     pub labels: Metadata,
     /// Annotations of the Event object, except `kubectl.kubernetes.io/*` noise.
     pub annotations: Metadata,

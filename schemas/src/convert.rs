@@ -46,8 +46,8 @@ fn micros(ts: &k8s_openapi::jiff::Timestamp) -> i64 {
     ts.as_microsecond()
 }
 
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|v| !v.is_empty())
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|v| !v.is_empty())
 }
 
 /// Count from the fields an emitter filled: the series wins, then the legacy count.
@@ -90,11 +90,11 @@ pub fn from_events_v1(e: &events::Event) -> NormalizedEvent {
     let source = e.deprecated_source.as_ref();
     ev.reporting_controller = non_empty(&e.reporting_controller)
         .or_else(|| source.and_then(|s| non_empty(&s.component)))
-        .map(|s| Text::from(s.as_str()))
+        .map(Text::from)
         .unwrap_or_default();
     ev.reporting_instance = non_empty(&e.reporting_instance)
         .or_else(|| source.and_then(|s| non_empty(&s.host)))
-        .map(|s| Text::from(s.as_str()))
+        .map(Text::from)
         .unwrap_or_default();
     (ev.count, ev.series) = count_of(e.series.as_ref().map(|s| s.count), e.deprecated_count);
     ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));
@@ -127,11 +127,11 @@ pub fn from_core_v1(e: &core::Event) -> NormalizedEvent {
     let source = e.source.as_ref();
     ev.reporting_controller = non_empty(&e.reporting_component)
         .or_else(|| source.and_then(|s| non_empty(&s.component)))
-        .map(|s| Text::from(s.as_str()))
+        .map(Text::from)
         .unwrap_or_default();
     ev.reporting_instance = non_empty(&e.reporting_instance)
         .or_else(|| source.and_then(|s| non_empty(&s.host)))
-        .map(|s| Text::from(s.as_str()))
+        .map(Text::from)
         .unwrap_or_default();
     (ev.count, ev.series) = count_of(e.series.as_ref().and_then(|s| s.count), e.count);
     ev.event_time_us = e.event_time.as_ref().map(|t| micros(&t.0));

@@ -11,7 +11,7 @@
 //! 2. Soak: R events/s for S seconds (default 5,000/s for 300 s); the collector's RSS
 //!    sampled every second from /proc; prints median and max, and the lag at the end.
 //!
-//! Uses a private `memory://` broker (no durability needed to measure our code).
+//! Uses a private Apache Kafka broker (testkit `OwnedBroker`).
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::{free_port, http_request, KafkaStorage, OwnedBroker};
+use testkit::services::{free_port, http_request, OwnedBroker};
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -189,7 +189,7 @@ async fn main() {
     let n = arg("--events", 100_000);
     let soak_secs = arg("--soak-secs", 300);
     let soak_rate = arg("--soak-rate", 5_000);
-    let broker = OwnedBroker::spawn(KafkaStorage::Memory).expect("memory broker");
+    let broker = OwnedBroker::spawn().expect("memory broker");
     let brokers = broker.bootstrap();
 
     let mut base = Vec::new();

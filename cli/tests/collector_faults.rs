@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::{free_port, http_request, read_topic, KafkaStorage, OwnedBroker, Services};
+use testkit::services::{free_port, http_request, read_topic, OwnedBroker, Services};
 use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
 use tokio::sync::watch;
 
@@ -222,7 +222,7 @@ async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     let down = Duration::from_secs(
         std::env::var("KEVENTS_TEST_KAFKA_DOWN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60),
     );
-    let mut broker = OwnedBroker::spawn(KafkaStorage::Sqlite).expect("private broker");
+    let mut broker = OwnedBroker::spawn().expect("private broker");
     let topics = broker.create_topics("cli-broker", &[("raw", 3)]).await;
     let (brokers, topic) = (broker.bootstrap(), topics.name("raw").to_string());
     let server = server().await;

@@ -79,6 +79,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send
     let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
         .await
         .map_err(|source| CollectorError::Listen { addr: cfg.listen, source })?;
+    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
     let stop = ops.stop.clone();
     Ok(pipeline::supervise(cfg, client, metrics, health, stop).await?)
 }

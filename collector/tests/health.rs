@@ -5,7 +5,7 @@ use kevents_collector as collector;
 use collector::CollectorConfig;
 use std::time::Duration;
 use testkit::apiserver::{ApiServer, ServerOptions};
-use testkit::services::{free_port, http_request, KafkaStorage, OwnedBroker};
+use testkit::services::{free_port, http_request, OwnedBroker};
 
 async fn get(port: u16, path: &'static str) -> (u16, String) {
     tokio::task::spawn_blocking(move || {
@@ -31,7 +31,7 @@ async fn wait_for(port: u16, path: &'static str, status: u16, within: Duration) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_kafka_and_the_watch() {
-    let mut broker = OwnedBroker::spawn(KafkaStorage::Sqlite).expect("private broker");
+    let mut broker = OwnedBroker::spawn().expect("private broker");
     let topics = broker.create_topics("health", &[("raw", 1)]).await;
     let server = ApiServer::start(ServerOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -1,18 +1,24 @@
-//! Processor throughput through Kafka against a raw consume → produce
-//! passthrough of the same records, on the same broker, in the same run.
+//! Processor throughput through Kafka against two consume → produce passthroughs
+//! of the same records, on the same broker, in the same run.
 //!
-//! Broker: a private nisshi with `memory://` storage (testkit `OwnedBroker`), so
-//! the figures measure kevents' code, not sqlite. Both contenders read the same
-//! 6-partition raw topic (N records, encoded once) with a fresh consumer group,
-//! write with the same producer settings (idempotent, acks=all, lz4, linger
-//! 5 ms), and store offsets only after delivery. The passthrough copies each
-//! record to an output topic unchanged; the processor decodes, counts,
-//! classifies, extracts metadata, correlates, detects patterns, raises alerts,
-//! encodes and writes all of them and the heartbeats. A run ends when the
-//! output topics' end offsets show every expected output acknowledged (polled
-//! every 10 ms); it includes joining the group (about 1 s on this broker, so
-//! the ratio after each contender's first output is printed too). Medians of 3 runs each,
-//! alternating, and the ratio.
+//! Broker: a private Apache Kafka broker (testkit `OwnedBroker`, the same broker the
+//! tests and the demo use). Every contender reads the same 6-partition raw topic
+//! (N records, encoded once) with a fresh consumer group and writes with the same
+//! producer settings (idempotent, acks=all, lz4, linger 5 ms):
+//! - `at-least-once passthrough`: copies each record to an output topic, stores
+//!   offsets after delivery (librdkafka commits them); the floor of any design;
+//! - `transactional passthrough`: copies each record inside transactions committed
+//!   every 100 ms with the consumed offsets (`send_offsets_to_transaction`), the
+//!   same protocol as the processor: the fair baseline for exactly-once;
+//! - `processor`: decodes, counts, classifies, extracts metadata, correlates,
+//!   detects patterns, raises alerts, encodes and writes all of them and the
+//!   heartbeats, in its transactions (`commit_interval_ms` 100).
+//! A run ends when the group's committed offsets cover all N raw records (for the
+//! processor and the transactional passthrough: outputs and offsets committed
+//! together), or when all N copies are acknowledged (at-least-once). It includes
+//! joining the group (about 3 s on Apache Kafka, whose coordinator waits for the
+//! join), so the rate after each contender's first output is printed too. Medians
+//! of 3 runs each, alternating, and the ratios.
 //!
 //! The records (`KEVENTS_BENCH_STREAM`):
 //! - `sim` (default): the simulator's scenarios and noise in 6 clusters with
@@ -39,7 +45,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use testkit::services::{KafkaStorage, OwnedBroker};
+use testkit::services::{OwnedBroker};
 
 #[path = "support/sim_stream.rs"]
 mod sim_stream;
@@ -55,7 +61,7 @@ fn main() {
 }
 
 async fn run(n: usize) {
-    let broker = OwnedBroker::spawn(KafkaStorage::Memory).expect("start a memory:// broker");
+    let broker = OwnedBroker::spawn().expect("start a private broker");
     let bootstrap = broker.bootstrap();
     let codec = Codec::default();
     let which = std::env::var("KEVENTS_BENCH_STREAM").unwrap_or_else(|_| "sim".into());
@@ -103,6 +109,7 @@ async fn run(n: usize) {
     );
 
     let (mut pass, mut proc, mut pass_steady, mut proc_steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut txn, mut txn_steady) = (Vec::new(), Vec::new());
     for i in 0..3 {
         let out = format!("pt-out-{i}");
         create(&bootstrap, &out, 3).await;
@@ -111,20 +118,37 @@ async fn run(n: usize) {
         pass.push(n as f64 / secs);
         pass_steady.push(n as f64 / (secs - first));
 
+        let out = format!("tx-out-{i}");
+        create(&bootstrap, &out, 3).await;
+        let (secs, first) = txn_passthrough(&bootstrap, &format!("tx-{i}"), &out, n).await;
+        println!("run {i}: txn passthr. {:>8.0} records/s ({secs:.2}s; first commit after {first:.2}s, then {:>8.0}/s)", n as f64 / secs, n as f64 / (secs - first));
+        txn.push(n as f64 / secs);
+        txn_steady.push(n as f64 / (secs - first));
+
         let topics = ["proc", "hb", "inc", "pat", "al", "dlq"].map(|t| format!("{t}-{i}"));
         for t in &topics {
             create(&bootstrap, t, 3).await;
         }
-        let (secs, first) = processor(&bootstrap, &format!("pr-{i}"), &topics, expected_outputs).await;
+        let (secs, first) = processor(&bootstrap, &format!("pr-{i}"), &topics, n).await;
         println!("run {i}: processor   {:>8.0} records/s ({secs:.2}s; first output after {first:.2}s, then {:>8.0}/s)", n as f64 / secs, n as f64 / (secs - first));
         proc.push(n as f64 / secs);
         proc_steady.push(n as f64 / (secs - first));
     }
-    let (mp, mq) = (median(&mut pass), median(&mut proc));
-    println!("median passthrough {mp:.0} records/s, processor {mq:.0} records/s, ratio {:.2}", mq / mp);
-    // Without the group join (about 1 s on this broker for either contender).
-    let (sp, sq) = (median(&mut pass_steady), median(&mut proc_steady));
-    println!("after the first output: median passthrough {sp:.0} records/s, processor {sq:.0} records/s, ratio {:.2}", sq / sp);
+    let (mp, mt, mq) = (median(&mut pass), median(&mut txn), median(&mut proc));
+    println!(
+        "median: at-least-once passthrough {mp:.0} records/s, transactional passthrough {mt:.0}, processor {mq:.0}; \
+         processor / transactional passthrough {:.2}, processor / at-least-once passthrough {:.2}",
+        mq / mt,
+        mq / mp
+    );
+    // Without the group join (a few seconds on this broker for every contender).
+    let (sp, st, sq) = (median(&mut pass_steady), median(&mut txn_steady), median(&mut proc_steady));
+    println!(
+        "after the first output: at-least-once passthrough {sp:.0} records/s, transactional passthrough {st:.0}, processor {sq:.0}; \
+         processor / transactional passthrough {:.2}, processor / at-least-once passthrough {:.2}",
+        sq / st,
+        sq / sp
+    );
     drop(broker);
 }
 
@@ -133,7 +157,9 @@ async fn run(n: usize) {
 async fn passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> (f64, f64) {
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let c: BaseConsumer = kevents_processor::consumer_config(&base(bootstrap), group).create().unwrap();
+    let mut cc = kevents_processor::consumer_config(&base(bootstrap), group);
+    cc.set("enable.auto.commit", "true");
+    let c: BaseConsumer = cc.create().unwrap();
     c.subscribe(&["raw"]).unwrap();
     let p: FutureProducer = kevents_processor::producer_config(&base(bootstrap)).create().unwrap();
     let out = out.to_string();
@@ -175,10 +201,95 @@ async fn passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> (f64,
     (start.elapsed().as_secs_f64(), first)
 }
 
-/// Run the processor until `expected` outputs are acknowledged on the output
-/// topics (processed, heartbeats, incidents, patterns, alerts; then the dead
-/// letters). Returns seconds in all and until the first output.
-async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], expected: usize) -> (f64, f64) {
+/// Consume `raw` and copy each record to `out` inside transactions committed
+/// every 100 ms with the consumed offsets (the processor's protocol without its
+/// work), until all `n` are committed. Returns seconds in all and until the first
+/// commit.
+async fn txn_passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> (f64, f64) {
+    use rdkafka::producer::Producer;
+    let start = Instant::now();
+    let c: BaseConsumer = kevents_processor::consumer_config(&base(bootstrap), group).create().unwrap();
+    c.subscribe(&["raw"]).unwrap();
+    let p: FutureProducer = kevents_processor::transactional_producer_config(&base(bootstrap), &format!("{group}-txn"), 15_000).create().unwrap();
+    let out = out.to_string();
+    let window = ProcessorConfig::default().max_in_flight * PARTITIONS as usize;
+    let watch = committed_watcher(bootstrap, group, start, n);
+    std::thread::spawn(move || {
+        let t = Duration::from_secs(15);
+        p.init_transactions(t).unwrap();
+        p.begin_transaction().unwrap();
+        let mut next = std::collections::BTreeMap::<i32, i64>::new();
+        let mut in_txn = 0usize;
+        let mut committed = 0usize;
+        let mut last = Instant::now();
+        while committed < n {
+            if let Some(m) = c.poll(Duration::from_millis(if in_txn >= window { 0 } else { 10 })) {
+                let m = m.unwrap();
+                let mut rec = FutureRecord::to(&out).key(m.key().unwrap_or_default()).payload(m.payload().unwrap_or_default());
+                loop {
+                    match p.send_result(rec) {
+                        Ok(_) => break,
+                        Err((_, r)) => {
+                            rec = r;
+                            p.poll(Duration::from_millis(1));
+                        }
+                    }
+                }
+                next.insert(m.partition(), m.offset() + 1);
+                in_txn += 1;
+            }
+            if (last.elapsed() >= Duration::from_millis(100) || in_txn >= window) && in_txn > 0 {
+                p.flush(t).unwrap();
+                let mut tpl = rdkafka::TopicPartitionList::new();
+                for (part, off) in &next {
+                    tpl.add_partition_offset("raw", *part, rdkafka::Offset::Offset(*off)).unwrap();
+                }
+                p.send_offsets_to_transaction(&tpl, &c.group_metadata().unwrap(), t).unwrap();
+                p.commit_transaction(t).unwrap();
+                p.begin_transaction().unwrap();
+                committed += in_txn;
+                in_txn = 0;
+                last = Instant::now();
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || watch.join().unwrap()).await.unwrap()
+}
+
+/// A thread that polls the committed offsets of `group` on `raw` every 10 ms
+/// until they cover `n` records; returns (seconds to that, seconds to the first
+/// commit), both from `start`.
+fn committed_watcher(bootstrap: &str, group: &str, start: Instant, n: usize) -> std::thread::JoinHandle<(f64, f64)> {
+    let mut cfg = base(bootstrap);
+    cfg.set("group.id", group);
+    std::thread::spawn(move || {
+        let watcher: BaseConsumer = cfg.create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition("raw", p);
+        }
+        let mut first = None;
+        loop {
+            let total: i64 = watcher
+                .committed_offsets(tpl.clone(), Duration::from_secs(5))
+                .map(|c| c.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum())
+                .unwrap_or(0);
+            if total > 0 && first.is_none() {
+                first = Some(start.elapsed().as_secs_f64());
+            }
+            if total >= n as i64 {
+                let secs = start.elapsed().as_secs_f64();
+                return (secs, first.unwrap_or(secs));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+/// Run the processor until the group's committed offsets cover all `n` raw
+/// records (each commit carries the outputs of the records it covers). Returns
+/// seconds in all and until the first commit.
+async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], n: usize) -> (f64, f64) {
     let mut cfg = ProcessorConfig::default();
     cfg.kafka.brokers = bootstrap.into();
     cfg.topics.raw = "raw".into();
@@ -200,31 +311,11 @@ async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], expected:
     .unwrap();
     // The watcher's calls block, so it gets its own thread: on the runtime it
     // would hold one of the two worker threads the processor runs on.
-    let watched: Vec<String> = topics[..5].to_vec();
-    let watcher_base = base(bootstrap);
-    let (secs, first) = tokio::task::spawn_blocking(move || {
-        let watcher: BaseConsumer = watcher_base.create().unwrap();
-        let mut first = None;
-        loop {
-            let total: i64 = watched.iter().map(|t| end_offsets(&watcher, t)).sum();
-            if total > 0 && first.is_none() {
-                first = Some(start.elapsed().as_secs_f64());
-            }
-            if total >= expected as i64 {
-                return (start.elapsed().as_secs_f64(), first);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    })
-    .await
-    .unwrap();
+    let watch = committed_watcher(bootstrap, group, start, n);
+    let (secs, first) = tokio::task::spawn_blocking(move || watch.join().unwrap()).await.unwrap();
     tx.send(()).unwrap();
     running.wait().await.unwrap();
-    (secs, first.unwrap_or(secs))
-}
-
-fn end_offsets(c: &BaseConsumer, topic: &str) -> i64 {
-    (0..3).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, h)| h).unwrap_or(0)).sum()
+    (secs, first)
 }
 
 fn base(bootstrap: &str) -> ClientConfig {

@@ -1,19 +1,19 @@
 //! The consume loop: one dedicated thread polls the group consumer, hands each
-//! record to its partition's worker, stores released offsets, and handles
-//! rebalances.
+//! record to its partition's worker, commits the member's transactions, and
+//! handles rebalances.
 //!
-//! Offsets: `enable.auto.commit=true` with `enable.auto.offset.store=false`
-//! (rdkafka's `at_least_once` example): librdkafka commits, every
-//! `auto.commit.interval.ms`, only offsets this loop stored, and it stores an
-//! offset only after the worker released it (`worker` module: all outputs of it
-//! and every earlier input acknowledged).
+//! Offsets: never committed by librdkafka (`enable.auto.commit=false`). Every
+//! `commit_interval_ms` this loop commits the open transaction with, for each
+//! partition whose worker moved on, the offset after the last record the worker
+//! handled (`txn`: the outputs of those records are in the same transaction).
 //!
 //! Rebalances (callbacks run on this thread, inside `poll`, so they may block):
 //! - revoke: each revoked partition's worker drains (in-flight outputs awaited
-//!   until `drain_timeout`), its released offset is stored and the group's
-//!   offsets are committed synchronously before the partition moves. A cleanly
-//!   drained state is parked, reused if the partition comes back at the same
-//!   offset (an eager rebalance revokes everything and re-assigns most of it).
+//!   until `drain_timeout`), then the transaction is committed with their final
+//!   offsets before the partitions move (with the group generation they were
+//!   read in: a member that was already expelled is fenced). A cleanly drained
+//!   state is parked, reused if the partition comes back at the same offset (an
+//!   eager rebalance revokes everything and re-assigns most of it).
 //! - assign: a worker is started per partition; it restores state on its first
 //!   record (`restore`).
 //!   Shutdown is a revoke of everything, then the consumer closes.
@@ -27,7 +27,7 @@
 //! does not starve the others, and polling (group liveness) goes on.
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{Message, TopicPartitionList};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -53,8 +53,10 @@ const BATCH: usize = 512;
 
 struct Handle {
     tx: mpsc::Sender<Cmd>,
-    acked: Arc<AtomicI64>,
-    stored: i64,
+    /// The last offset whose outputs the worker put in the open transaction.
+    handled: Arc<AtomicI64>,
+    /// The last offset committed (its next offset is the group's committed one).
+    committed: i64,
 }
 
 /// The workers of this member, by raw partition.
@@ -75,19 +77,21 @@ pub struct Ctx {
     fatal: mpsc::UnboundedSender<WorkerError>,
     drain_timeout: Duration,
     health: Health,
+    /// Offsets of revoked partitions not committed yet (the revoke commits them).
+    revoked: Mutex<Vec<(i32, i64)>>,
 }
 
 impl ClientContext for Ctx {
     /// Lag per partition, from librdkafka's statistics (`statistics.interval.ms`):
-    /// records between the partition's end and the offset stored by this member,
-    /// i.e. not yet fully processed and acknowledged.
+    /// records between the partition's end and the group's committed offset, i.e.
+    /// not yet processed and committed.
     fn stats(&self, stats: rdkafka::Statistics) {
         let assigned: Vec<i32> = self.members.lock().unwrap().workers.keys().copied().collect();
         let Some(topic) = stats.topics.get(&self.shared.raw_topic) else { return };
         for p in assigned {
             if let Some(part) = topic.partitions.get(&p) {
-                if part.consumer_lag_stored >= 0 {
-                    Metrics::partition(&self.shared.metrics.lag, p).set(part.consumer_lag_stored);
+                if part.consumer_lag >= 0 {
+                    Metrics::partition(&self.shared.metrics.lag, p).set(part.consumer_lag);
                 }
             }
         }
@@ -125,8 +129,8 @@ impl ConsumerContext for Ctx {
                 }
                 let parked = m.parked.remove(&p);
                 let (tx, rx) = mpsc::channel(CHANNEL);
-                let acked = Arc::new(AtomicI64::new(-1));
-                let worker = Worker::new(self.shared.clone(), p, rx, acked.clone(), parked);
+                let handled = Arc::new(AtomicI64::new(-1));
+                let worker = Worker::new(self.shared.clone(), p, rx, handled.clone(), parked);
                 let fatal = self.fatal.clone();
                 self.runtime.spawn(async move {
                     if let Err(e) = worker.run().await {
@@ -134,22 +138,18 @@ impl ConsumerContext for Ctx {
                         let _ = fatal.send(e);
                     }
                 });
-                m.workers.insert(p, Handle { tx, acked, stored: -1 });
+                m.workers.insert(p, Handle { tx, handled, committed: -1 });
             }
             self.shared.metrics.assigned.set(m.workers.len() as i64);
             self.health.set_ready(READY, true, format!("{} raw partitions assigned", m.workers.len()));
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "offset commit failed (the next commit retries)");
-        }
-    }
 }
 
 impl Ctx {
-    /// Drain the workers of `parts`, store their released offsets, commit.
+    /// Drain the workers of `parts`, then commit the transaction with their final
+    /// offsets (and every other partition's progress).
     fn drain(&self, consumer: &BaseConsumer<Self>, parts: &[i32]) {
         let deadline = Instant::now() + self.drain_timeout;
         let mut m = self.members.lock().unwrap();
@@ -162,31 +162,55 @@ impl Ctx {
                 }
             }
         }
-        for (p, mut h, rx) in waiting {
+        let mut revoked = self.revoked.lock().unwrap();
+        for (p, h, rx) in waiting {
             let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
             if let Ok(Some(parked)) = rx.recv_timeout(left) {
                 m.parked.insert(p, parked);
             }
-            self.store(consumer, p, &mut h);
-            let lag = Metrics::partition(&self.shared.metrics.lag, p);
-            lag.set(0);
+            let handled = h.handled.load(Ordering::Acquire);
+            if handled > h.committed {
+                revoked.push((p, handled + 1));
+            }
+            Metrics::partition(&self.shared.metrics.lag, p).set(0);
         }
         self.shared.metrics.assigned.set(m.workers.len() as i64);
+        drop(revoked);
         drop(m);
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            // Nothing stored since the last commit.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "commit after drain failed"),
-        }
+        self.commit(consumer);
     }
 
-    fn store(&self, consumer: &BaseConsumer<Self>, p: i32, h: &mut Handle) {
-        let acked = h.acked.load(Ordering::Acquire);
-        if acked > h.stored {
-            match consumer.store_offset(&self.shared.raw_topic, p, acked) {
-                Ok(()) => h.stored = acked,
-                Err(e) => tracing::debug!(error = %e, partition = p, "store_offset failed (partition no longer assigned?)"),
+    /// Commit the open transaction with every partition's progress since the last
+    /// commit (nothing to do when no worker moved). A failed commit is fatal.
+    fn commit(&self, consumer: &BaseConsumer<Self>) {
+        let mut m = self.members.lock().unwrap();
+        let mut next: Vec<(i32, i64)> = std::mem::take(&mut *self.revoked.lock().unwrap());
+        let moved: Vec<(i32, i64)> = m
+            .workers
+            .iter()
+            .filter_map(|(p, h)| {
+                let handled = h.handled.load(Ordering::Acquire);
+                (handled > h.committed).then_some((*p, handled))
+            })
+            .collect();
+        next.extend(moved.iter().map(|&(p, handled)| (p, handled + 1)));
+        if next.is_empty() {
+            return;
+        }
+        match self.shared.txn.commit(&self.shared.producer, consumer, &self.shared.raw_topic, &next) {
+            Ok(held) => {
+                for (p, handled) in moved {
+                    if let Some(h) = m.workers.get_mut(&p) {
+                        h.committed = handled;
+                    }
+                }
+                self.shared.metrics.commits.inc();
+                self.shared.metrics.commit_seconds.observe(held.as_secs_f64());
+            }
+            Err(e) => {
+                // Nothing of this transaction is visible; the restart resumes at the
+                // committed offsets.
+                let _ = self.fatal.send(WorkerError::Transaction(e));
             }
         }
     }
@@ -196,6 +220,7 @@ impl Ctx {
 pub struct Loop {
     pub consumer: BaseConsumer<Ctx>,
     pub stop: Arc<AtomicBool>,
+    commit_interval: Duration,
 }
 
 impl Loop {
@@ -206,21 +231,31 @@ impl Loop {
         runtime: tokio::runtime::Handle,
         fatal: mpsc::UnboundedSender<WorkerError>,
         drain_timeout: Duration,
+        commit_interval: Duration,
         health: Health,
         stop: Arc<AtomicBool>,
     ) -> KafkaResult<Self> {
         let raw_topic = shared.raw_topic.clone();
-        let ctx = Ctx { members: Mutex::default(), generation: Default::default(), shared, runtime, fatal, drain_timeout, health };
+        let ctx = Ctx {
+            members: Mutex::default(),
+            generation: Default::default(),
+            shared,
+            runtime,
+            fatal,
+            drain_timeout,
+            health,
+            revoked: Mutex::default(),
+        };
         let consumer: BaseConsumer<Ctx> = config.create_with_context(ctx)?;
         consumer.subscribe(&[&raw_topic])?;
-        Ok(Loop { consumer, stop })
+        Ok(Loop { consumer, stop, commit_interval })
     }
 
     /// Poll until `stop` is set, then drain everything, commit and leave the group.
     pub fn run(self) {
         let ctx = self.consumer.context();
         let health = ctx.health.clone();
-        let mut last_housekeeping = Instant::now();
+        let mut last_commit = Instant::now();
         // Per partition, the records collected and not yet taken by its worker.
         let mut batches: FxHashMap<i32, RawBatch> = FxHashMap::default();
         // Partitions paused because their worker was full.
@@ -254,9 +289,9 @@ impl Loop {
                 self.forget(&mut batches, &mut paused);
             }
             self.hand_over(&mut batches, &mut paused);
-            if last_housekeeping.elapsed() >= Duration::from_millis(100) {
-                last_housekeeping = Instant::now();
-                self.housekeeping();
+            if last_commit.elapsed() >= self.commit_interval {
+                last_commit = Instant::now();
+                ctx.commit(&self.consumer);
             }
         }
         tracing::info!("consume loop stopping: draining all partitions");
@@ -323,15 +358,6 @@ impl Loop {
             Ok(()) => tracing::debug!(partition = p, pause, "worker backpressure"),
             // Not assigned any more (a rebalance moved it): nothing to lift.
             Err(e) => tracing::debug!(partition = p, pause, error = %e, "pause/resume not applied"),
-        }
-    }
-
-    /// Store released offsets.
-    fn housekeeping(&self) {
-        let ctx = self.consumer.context();
-        let mut m = ctx.members.lock().unwrap();
-        for (p, h) in m.workers.iter_mut() {
-            ctx.store(&self.consumer, *p, h);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! kevents processor: consumes the raw topic in a consumer group, counts
-//! occurrences, classifies, extracts metadata, and writes processed events and
-//! cluster heartbeats — at-least-once with deterministic outputs, so a replay
-//! re-emits identical records and the sink stores each once.
+//! occurrences, classifies, extracts metadata, correlates, detects patterns,
+//! raises alerts, and writes the results — exactly once: each member commits the
+//! outputs of the records it processed together with their raw offsets in one
+//! Kafka transaction (see [`txn`]), and the outputs are deterministic, so what a
+//! crashed member's aborted transaction held is made again byte-identically.
 //!
 //! State restore by replay: per-partition state (occurrences, leader epochs) is
 //! never written anywhere. A member that starts owning a raw partition replays
@@ -11,7 +13,8 @@
 //!
 //! Layout (data flows top to bottom):
 //! - [`config`]: `ProcessorConfig` and its validation.
-//! - [`consume`]: the group consumer thread, rebalances, offset storing.
+//! - [`consume`]: the group consumer thread, rebalances, when to commit.
+//! - [`txn`]: the member's transactions (outputs and offsets committed together).
 //! - [`worker`]: one task per raw partition: ordered, acknowledged output.
 //! - [`restore`]: rebuilding a partition's state by replay.
 //! - [`step`]: the per-record step (pure): decide, classify, extract, build.
@@ -39,6 +42,7 @@ pub mod output;
 pub mod patterns;
 pub mod restore;
 pub mod step;
+pub mod txn;
 pub mod worker;
 
 pub use config::ProcessorConfig;
@@ -100,8 +104,8 @@ pub async fn run(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send
     start(cfg, shutdown).await?.wait().await
 }
 
-/// The producer settings the guarantee depends on (idempotent, acks=all, never
-/// giving up on a delivery: a broker outage is backpressure, not loss).
+/// An idempotent producer (acks=all) that never gives up on a delivery: a broker
+/// outage is backpressure, not loss. The notifiers' sent-markers use it as it is.
 pub fn producer_config(base: &ClientConfig) -> ClientConfig {
     let mut c = base.clone();
     c.set("enable.idempotence", "true")
@@ -113,15 +117,29 @@ pub fn producer_config(base: &ClientConfig) -> ClientConfig {
     c
 }
 
-/// The group consumer's settings (offsets stored by us, committed by librdkafka).
+/// The member's producer, which the exactly-once guarantee depends on:
+/// [`producer_config`] made transactional with `transactional_id`. A delivery
+/// cannot outlive the transaction timeout (librdkafka caps it there): a broker
+/// outage longer than that fails the transaction, which aborts, and the restart
+/// makes its outputs again.
+pub fn transactional_producer_config(base: &ClientConfig, transactional_id: &str, transaction_timeout_ms: u64) -> ClientConfig {
+    let mut c = producer_config(base);
+    c.remove("message.timeout.ms");
+    c.set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", transaction_timeout_ms.to_string());
+    c
+}
+
+/// The group consumer's settings: offsets are committed only in the member's
+/// transactions (`txn`), never by librdkafka.
 pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
     let mut c = base.clone();
     c.set("group.id", group_id)
-        .set("enable.auto.commit", "true")
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
-    set_default(&mut c, "auto.commit.interval.ms", "1000");
     // End-to-end latency: a fetch answers within 100 ms even when little is new
     // (librdkafka's default lets the broker hold it 500 ms).
     set_default(&mut c, "fetch.wait.max.ms", "100");
@@ -158,6 +176,8 @@ pub async fn ensure_topic(base: &ClientConfig, topic: &str, partitions: i32) -> 
 /// bind the ops endpoint, join the group. Returns once started.
 pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ProcessorError> {
     cfg.validate()?;
+    // Before creating topics, which would wait on a broker refusing us.
+    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
     let engine = Arc::new(Engine::from_config(&cfg)?);
     let base = cfg.kafka.client_config()?;
     if cfg.create_topic_partitions > 0 {
@@ -180,7 +200,17 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
     tracing::info!(%ops_addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
 
-    let producer: rdkafka::producer::FutureProducer = producer_config(&base).create()?;
+    let transactional_id = cfg.transactional_id.clone().unwrap_or_else(|| txn::default_transactional_id(&cfg.group_id));
+    let producer: rdkafka::producer::FutureProducer =
+        transactional_producer_config(&base, &transactional_id, cfg.transaction_timeout_ms).create()?;
+    let txn = {
+        let producer = producer.clone();
+        let timeout = cfg.transaction_timeout();
+        tokio::task::spawn_blocking(move || txn::Transactions::init(&producer, transactional_id, timeout))
+            .await
+            .expect("init_transactions does not panic")
+            .map_err(WorkerError::from)?
+    };
     let codec = schemas::registry::codec(cfg.schema_registry.as_ref())
         .await
         .map_err(|e| ProcessorError::Registry(e.to_string()))?;
@@ -190,6 +220,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     let shared = Arc::new(Shared {
         engine,
         producer,
+        txn,
         topics: OutputTopics::from_config(&cfg.topics),
         raw_topic: cfg.topics.raw.clone(),
         restore_config: restore::reader_config(&base, &cfg.group_id),
@@ -207,6 +238,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         tokio::runtime::Handle::current(),
         fatal_tx,
         cfg.drain_timeout(),
+        cfg.commit_interval(),
         health,
         stop.clone(),
     )?;

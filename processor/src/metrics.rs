@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use rustc_hash::FxHashMap;
 
@@ -77,6 +78,10 @@ pub struct Metrics {
     pub incidents: Family<CauseLabel, Counter>,
     /// Open incidents held, per assigned partition.
     pub open_incidents: Family<PartitionLabel, Gauge>,
+    /// Transactions committed (outputs and raw offsets together, `txn`).
+    pub commits: Counter,
+    /// How long a commit held the workers (flush, offsets, commit), seconds.
+    pub commit_seconds: Histogram,
 }
 
 impl Metrics {
@@ -102,6 +107,8 @@ impl Metrics {
             pauses: Default::default(),
             incidents: Default::default(),
             open_incidents: Default::default(),
+            commits: Default::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
         };
         let r = reg.sub_registry_with_prefix("kevents_processor");
         r.register("records_consumed", "Raw records consumed", m.consumed.clone());
@@ -124,6 +131,8 @@ impl Metrics {
         r.register("partition_pauses", "Times a partition was paused because its worker was full", m.pauses.clone());
         r.register("incidents", "Incidents by what happened (opened, resolved, evicted)", m.incidents.clone());
         r.register("open_incidents", "Open incidents held per partition", m.open_incidents.clone());
+        r.register("transactions_committed", "Transactions committed (outputs and raw offsets together)", m.commits.clone());
+        r.register("transaction_commit_seconds", "How long a commit held the workers (flush, offsets, commit)", m.commit_seconds.clone());
         m
     }
 

@@ -1,19 +1,21 @@
 //! One worker per assigned raw partition: restore the partition's state, then
-//! decode → step → encode → send, and release offsets strictly in order.
+//! decode → step → encode → send, a batch of raw records at a time.
 //!
-//! Guarantee (at-least-once, precondition: outputs are deterministic, see `step`):
-//! an input's offset is released — published in `acked` for the consume loop to
-//! `store_offset` — only when every output of that input *and of every earlier
-//! input of the partition* is acknowledged by Kafka (Vector's `OrderedFinalizer`
-//! idea, without a per-input allocation: one queue entry per output, in order).
-//! Acknowledgements are handled before new records are read (a `biased` select),
-//! and at most `max_in_flight` outputs (plus one batch) wait, so memory stays bounded.
+//! Guarantee (exactly-once, with `txn`; precondition: outputs are deterministic,
+//! see `step`): a batch's outputs are sent inside the member's open transaction
+//! while the worker holds the transaction gate's read side; then the batch's last
+//! offset is published in `handled`, which the consume loop commits in the same
+//! transaction as those outputs. Restoring state (a replay that can take seconds)
+//! happens before the gate is taken, so it never holds a commit up. Deliveries
+//! are awaited in order, acknowledgements handled before new records are read (a
+//! `biased` select), and at most `max_in_flight` outputs (plus one batch) wait,
+//! so memory stays bounded.
 //!
 //! A record that cannot be decoded, or breaks the contract, goes to the
-//! dead-letter topic with its original bytes and `kevents.dlq.*` headers; its
-//! offset is released like any other once the dead letter is acknowledged, so it
-//! is never retried and never stops the partition. A delivery failure is fatal
-//! (the processor stops; the next owner replays from the committed offset).
+//! dead-letter topic with its original bytes and `kevents.dlq.*` headers, in the
+//! same transaction as every other output, so it is never retried and never stops
+//! the partition. A delivery failure is fatal (the transaction aborts, the
+//! processor stops; the restart resumes at the committed offsets).
 
 use futures::FutureExt;
 use rdkafka::error::KafkaError;
@@ -106,8 +108,8 @@ impl RawBatch {
 pub enum Cmd {
     /// Consecutive records of the partition, in offset order.
     Records(RawBatch),
-    /// Stop reading, wait for in-flight outputs until `deadline`, release what is
-    /// acknowledged, reply with the state when everything was acknowledged.
+    /// Stop reading, wait for in-flight outputs until `deadline`, reply with the
+    /// state when everything was acknowledged.
     Drain { deadline: Instant, reply: std::sync::mpsc::SyncSender<Option<Parked>> },
 }
 
@@ -132,12 +134,16 @@ pub enum WorkerError {
     Encode { partition: i32, error: schemas::avro::CodecError },
     #[error("partition {partition}: restoring state: {error}")]
     Restore { partition: i32, error: restore::RestoreError },
+    #[error(transparent)]
+    Transaction(#[from] crate::txn::TxnError),
 }
 
 /// What every worker of a member shares.
 pub struct Shared {
     pub engine: Arc<Engine>,
+    /// The member's transactional producer (see `txn`).
     pub producer: FutureProducer,
+    pub txn: crate::txn::Transactions,
     pub topics: OutputTopics,
     pub raw_topic: String,
     /// Client settings for the restore consumer.
@@ -150,18 +156,16 @@ pub struct Shared {
     pub metrics: Metrics,
 }
 
-/// One output (or an input without outputs) awaiting acknowledgement.
-struct Pending {
-    offset: i64,
-    delivery: Option<(OutputKind, DeliveryFuture)>,
-}
+/// One output awaiting acknowledgement.
+type Pending = (OutputKind, DeliveryFuture);
 
 pub struct Worker {
     shared: Arc<Shared>,
     partition: i32,
     rx: mpsc::Receiver<Cmd>,
-    /// Offset of the last input whose outputs (and all earlier ones) are acknowledged.
-    acked: Arc<AtomicI64>,
+    /// Offset of the last input whose outputs (and all earlier ones) are in the
+    /// producer, inside the open transaction: the consume loop commits `handled + 1`.
+    handled: Arc<AtomicI64>,
     state: PartitionState,
     parked: Option<Parked>,
     next_offset: Option<i64>,
@@ -173,14 +177,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, partition: i32, rx: mpsc::Receiver<Cmd>, acked: Arc<AtomicI64>, parked: Option<Parked>) -> Self {
+    pub fn new(shared: Arc<Shared>, partition: i32, rx: mpsc::Receiver<Cmd>, handled: Arc<AtomicI64>, parked: Option<Parked>) -> Self {
         let state = PartitionState::for_engine(&shared.engine, partition, shared.horizon_us, shared.max_entries);
         let codec = shared.codec.clone();
         Worker {
             shared,
             partition,
             rx,
-            acked,
+            handled,
             state,
             parked,
             next_offset: None,
@@ -208,14 +212,7 @@ impl Worker {
                 _ = tick.tick() => self.flush_metrics(),
                 cmd = self.rx.recv(), if self.pending.len() < self.shared.max_in_flight => match cmd {
                     Some(Cmd::Records(batch)) => {
-                        let mut failed = None;
-                        for m in batch.iter() {
-                            if let Err(e) = self.handle(m).await {
-                                failed = Some(e);
-                                break;
-                            }
-                        }
-                        if let Some(e) = failed {
+                        if let Err(e) = self.batch(&batch).await {
                             break Err(e);
                         }
                     }
@@ -236,10 +233,25 @@ impl Worker {
         result
     }
 
-    async fn handle(&mut self, m: RawMsg<'_>) -> Result<(), WorkerError> {
+    /// Process a batch inside the open transaction (holding the gate's read side),
+    /// then publish its last offset as handled.
+    async fn batch(&mut self, batch: &RawBatch) -> Result<(), WorkerError> {
+        let Some(first) = batch.iter().next() else { return Ok(()) };
         if self.next_offset.is_none() {
-            self.restore(m.offset, m.timestamp_ms).await?;
+            self.restore(first.offset, first.timestamp_ms).await?;
         }
+        let shared = self.shared.clone();
+        let _in_transaction = shared.txn.gate.read().await;
+        for m in batch.iter() {
+            self.handle(m).await?;
+        }
+        if let Some(next) = self.next_offset {
+            self.handled.store(next - 1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, m: RawMsg<'_>) -> Result<(), WorkerError> {
         self.next_offset = Some(m.offset + 1);
         self.state.counts.consumed += 1;
         let mut outs = std::mem::take(&mut self.outs);
@@ -250,14 +262,10 @@ impl Worker {
         };
         let result = match verdict {
             Err(reason) => self.dead_letter(m, &reason).await,
-            Ok(()) if outs.is_empty() => {
-                self.pending.push_back(Pending { offset: m.offset, delivery: None });
-                Ok(())
-            }
             Ok(()) => {
                 let mut r = Ok(());
                 for o in &outs {
-                    r = self.send(o, m.offset, m.timestamp_ms).await;
+                    r = self.send(o, m.timestamp_ms).await;
                     if r.is_err() {
                         break;
                     }
@@ -272,7 +280,7 @@ impl Worker {
 
     /// Encode and send one output; never awaits the delivery (only a full local
     /// queue makes it wait).
-    async fn send(&mut self, o: &Output, offset: i64, timestamp_ms: Option<i64>) -> Result<(), WorkerError> {
+    async fn send(&mut self, o: &Output, timestamp_ms: Option<i64>) -> Result<(), WorkerError> {
         let kind = o.kind();
         self.buf.clear();
         o.encode_into(&self.codec, &mut self.buf)
@@ -282,7 +290,7 @@ impl Worker {
         let mut rec = FutureRecord::to(topic).key(o.key()).payload(&self.buf[..]);
         rec.timestamp = timestamp_ms;
         let fut = enqueue(&self.shared.producer, rec, self.partition).await?;
-        self.pending.push_back(Pending { offset, delivery: Some((kind, fut)) });
+        self.pending.push_back((kind, fut));
         Ok(())
     }
 
@@ -301,13 +309,13 @@ impl Worker {
         rec.key = m.key;
         rec.timestamp = m.timestamp_ms;
         let fut = enqueue(&self.shared.producer, rec, self.partition).await?;
-        self.pending.push_back(Pending { offset: m.offset, delivery: Some((OutputKind::DeadLetter, fut)) });
+        self.pending.push_back((OutputKind::DeadLetter, fut));
         Ok(())
     }
 
     /// The head's delivery completed.
     fn acknowledged(&mut self, r: DeliveryOutcome) -> Result<(), WorkerError> {
-        if let Some((kind, _)) = self.pending.front_mut().and_then(|p| p.delivery.take()) {
+        if let Some((kind, _)) = self.pending.pop_front() {
             self.check(kind, r)?;
         }
         self.release_ready()
@@ -327,32 +335,14 @@ impl Worker {
         }
     }
 
-    /// Pop every acknowledged head, then publish the highest offset whose inputs
-    /// are all complete.
+    /// Pop every acknowledged head (in order: the deliveries of one partition
+    /// complete in order), checking each.
     fn release_ready(&mut self) -> Result<(), WorkerError> {
-        let mut last = None;
-        while let Some(p) = self.pending.front_mut() {
-            if let Some((kind, fut)) = &mut p.delivery {
-                let kind = *kind;
-                match fut.now_or_never() {
-                    None => break,
-                    Some(r) => {
-                        p.delivery = None;
-                        self.check(kind, flatten(r))?;
-                    }
-                }
-            }
-            last = self.pending.pop_front().map(|p| p.offset);
-        }
-        if let Some(last) = last {
-            // An input is complete only when no output of it is still queued.
-            let done = match self.pending.front() {
-                Some(p) if p.offset == last => last - 1,
-                _ => last,
-            };
-            if done > self.acked.load(Ordering::Relaxed) {
-                self.acked.store(done, Ordering::Release);
-            }
+        while let Some((kind, fut)) = self.pending.front_mut() {
+            let kind = *kind;
+            let Some(r) = fut.now_or_never() else { break };
+            self.pending.pop_front();
+            self.check(kind, flatten(r))?;
         }
         Ok(())
     }
@@ -432,10 +422,8 @@ fn flatten(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, fu
 
 /// The head's delivery (the caller checks the queue is not empty).
 async fn head(pending: &mut VecDeque<Pending>) -> DeliveryOutcome {
-    match pending.front_mut().and_then(|p| p.delivery.as_mut()) {
+    match pending.front_mut() {
         Some((_, fut)) => flatten(fut.await),
-        // An input without outputs at the head is released by `release_ready`;
-        // treat it as complete.
         None => Ok(()),
     }
 }

@@ -63,6 +63,38 @@ async fn exact_occurrences_over_six_partitions() {
     assert!(metrics.unknown.get() > 0, "the custom reason is unknown to the built-in rules");
 }
 
+/// The same exactness with the processor connected over the broker's SASL_SSL
+/// listener (SCRAM-SHA-512, the CA from `ca_file`, the password from a file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_over_sasl_ssl() {
+    use schemas::common::kafka::{SaslConfig, SaslMechanism, SecurityProtocol};
+    let s = Services::get();
+    let sasl = s.kafka_sasl();
+    let topics = s.create_topics("proc-sasl", &[("raw", 3), ("processed", 3), ("heartbeats", 2), ("dlq", 1)]).await;
+    let w = workload(11, 4, 3, 120);
+    produce(&producer(topics.bootstrap()), topics.name("raw"), &w.records).await;
+
+    let mut cfg = config(&topics, &format!("g-{}", topics.name("raw")));
+    cfg.kafka.brokers = sasl.bootstrap.clone();
+    cfg.kafka.security_protocol = SecurityProtocol::SaslSsl;
+    cfg.kafka.tls.ca_file = Some(sasl.ca_file.display().to_string());
+    cfg.kafka.sasl = Some(SaslConfig {
+        mechanism: SaslMechanism::ScramSha512,
+        username: sasl.username.clone(),
+        password: None,
+        password_file: Some(sasl.password_file.display().to_string()),
+        password_env: None,
+    });
+    let (stop, shutdown) = shutdown_pair();
+    let running = kevents_processor::start(cfg, shutdown).await.unwrap();
+    let want = w.expected.len();
+    let reads = read_until(topics.bootstrap(), topics.name("processed"), Duration::from_secs(90), |r| distinct_ids(r) >= want);
+    assert_eq!(assert_exact(&w, &reads), 0, "nothing re-emitted");
+    assert_eq!(reads.len(), want, "each output exactly once");
+    stop.send(()).unwrap();
+    running.wait().await.unwrap();
+}
+
 /// Workers that take the next batch only when every output before it is
 /// acknowledged (`max_in_flight: 1`) fill their queues: their partitions are
 /// paused and resumed many times, and still every record is consumed once.

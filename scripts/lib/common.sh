@@ -17,12 +17,15 @@ mkdir -p "$KEVENTS_DIR"
 KEVENTS_DIR="$(cd "$KEVENTS_DIR" && pwd)"
 KEVENTS_SERVICES_ENV="${KEVENTS_SERVICES_ENV:-$KEVENTS_DIR/services.env}"
 
-# Pinned versions: see ../shared/README.md sections 1 and 1b for why these.
-NISSHI_VERSION="0.8.1"
+# Pinned versions. KAFKA_VERSION must match tools/kafka/pom.xml.
+KAFKA_VERSION="4.1.1"
 CHDB_VERSION="26.9.0"
 
-NISSHI_ROOT="$KEVENTS_CACHE/nisshi"
-NISSHI_BIN="$NISSHI_ROOT/bin/nisshi"
+# The broker's jars (tools/kafka/pom.xml resolved by Maven) and Maven's own repository,
+# both in the cache so that CI runs and later clones reuse them.
+KAFKA_LIBS="$KEVENTS_CACHE/kafka-$KAFKA_VERSION/libs"
+KAFKA_BROKER_SH="$REPO_ROOT/scripts/lib/kafka_broker.sh"
+MAVEN_REPO="$KEVENTS_CACHE/m2"
 CHDB_VENV="$KEVENTS_CACHE/chdb-venv"
 CHDB_PYTHON="$CHDB_VENV/bin/python"
 CHDB_SERVER_PY="$REPO_ROOT/scripts/lib/chdb_server.py"

@@ -3,9 +3,8 @@
 //! same schema (views included), medians of 3 and their ratio.
 //!
 //! Run: `cargo bench -p kevents-sink --bench sink_throughput`
-//! (`KEVENTS_BENCH_EVENTS`, default 300000). The broker is a private `memory://`
-//! nisshi (so the sink, not the broker's storage, is measured); ClickHouse is the
-//! shared local one. Both share the machine's cores with the sink.
+//! (`KEVENTS_BENCH_EVENTS`, default 300000). The broker is a private Apache Kafka
+//! broker (testkit `OwnedBroker`); ClickHouse is the shared local one. Both share the machine's cores with the sink.
 
 extern crate kevents_sink as sink;
 
@@ -17,7 +16,7 @@ use schemas::records::{ProcessedEvent, SourcePos, WatchKind};
 use schemas::{ClusterId, Severity};
 use sink::rows::EventRow;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use testkit::services::{KafkaStorage, OwnedBroker, Services};
+use testkit::services::{OwnedBroker, Services};
 
 const PARTITIONS: i32 = 3;
 const BATCH: usize = 50_000;
@@ -138,7 +137,7 @@ fn main() {
     let n: i64 = std::env::var("KEVENTS_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let broker = tokio::task::spawn_blocking(|| OwnedBroker::spawn(KafkaStorage::Memory).unwrap()).await.unwrap();
+        let broker = tokio::task::spawn_blocking(|| OwnedBroker::spawn().unwrap()).await.unwrap();
         let topics = broker.create_topics("bench", &[("processed", PARTITIONS)]).await;
         let topic = topics.name("processed").to_string();
         let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;

@@ -156,6 +156,9 @@ pub async fn run(
     let consumer: StreamConsumer<SinkContext> = base
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "false")
+        // Only what the processor's transactions committed: an aborted
+        // transaction's outputs are never loaded.
+        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         // Bounds what librdkafka prefetches while the loop is busy writing.

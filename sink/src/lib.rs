@@ -79,6 +79,7 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
         .await
         .map_err(|source| SinkError::Listen { addr: cfg.listen, source })?;
+    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
     let stop = ops.stop.clone();
     run_inner(&cfg, metrics, health, stop).await
 }

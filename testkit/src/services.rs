@@ -1,5 +1,6 @@
-//! The real local services integration tests run against: a Kafka-protocol broker
-//! (nisshi) and ClickHouse (chdb-core), started by `scripts/services` — no mocks.
+//! The real local services integration tests run against: an Apache Kafka broker (its
+//! jars from Maven Central, KRaft mode) and ClickHouse (chdb-core), started by
+//! `scripts/services` — no mocks.
 //!
 //! Two ways to get them:
 //! - [`Services::get`]: the **shared** pair every test of every test binary uses. It reads
@@ -26,7 +27,7 @@ mod process;
 mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
-pub use self::kafka::{KafkaStorage, OwnedBroker, TestTopics};
+pub use self::kafka::{OwnedBroker, SaslListener, TestTopics};
 pub use self::process::{free_port, http_request};
 pub use self::read::{read_topic, ReadMessage};
 
@@ -97,7 +98,7 @@ pub struct Services {
     clickhouse_url: String,
     kafka_pid: u32,
     clickhouse_pid: u32,
-    kafka_storage: String,
+    sasl: SaslListener,
     env_file: PathBuf,
     kafka_log: PathBuf,
     clickhouse_log: PathBuf,
@@ -162,7 +163,12 @@ impl Services {
             clickhouse_url: get("KEVENTS_CLICKHOUSE_URL")?,
             kafka_pid: pid("KEVENTS_KAFKA_PID")?,
             clickhouse_pid: pid("KEVENTS_CLICKHOUSE_PID")?,
-            kafka_storage: get("KEVENTS_KAFKA_STORAGE").unwrap_or_else(|_| "sqlite".into()),
+            sasl: SaslListener {
+                bootstrap: get("KEVENTS_KAFKA_SASL_BOOTSTRAP")?,
+                ca_file: get("KEVENTS_KAFKA_CA_FILE")?.into(),
+                username: get("KEVENTS_KAFKA_SASL_USER")?,
+                password_file: get("KEVENTS_KAFKA_PASSWORD_FILE")?.into(),
+            },
             env_file: path.to_owned(),
             kafka_log: get("KEVENTS_KAFKA_LOG")?.into(),
             clickhouse_log: get("KEVENTS_CLICKHOUSE_LOG")?.into(),
@@ -196,9 +202,9 @@ impl Services {
         self.clickhouse_pid
     }
 
-    /// `sqlite` (durable, the default) or `memory`.
-    pub fn kafka_storage(&self) -> &str {
-        &self.kafka_storage
+    /// The shared broker's SASL_SSL listener (SCRAM-SHA-512 over TLS).
+    pub fn kafka_sasl(&self) -> &SaslListener {
+        &self.sasl
     }
 
     pub fn env_file(&self) -> &Path {
@@ -310,7 +316,7 @@ fn run_script(args: &[&str], env_file: &Path) -> Result<(), ServicesError> {
         return Ok(());
     }
     let dir = env_file.parent().unwrap_or(Path::new("."));
-    let mut log_tail = process::log_tail(&dir.join("kafka/nisshi.log"), 20);
+    let mut log_tail = process::log_tail(&dir.join("kafka/kafka.log"), 20);
     log_tail.push_str(&process::log_tail(&dir.join("clickhouse/chdb.log"), 20));
     Err(ServicesError::Script {
         command,
@@ -319,10 +325,15 @@ fn run_script(args: &[&str], env_file: &Path) -> Result<(), ServicesError> {
     })
 }
 
+/// The Apache Kafka version `scripts/install-deps` installs (`KAFKA_VERSION` in
+/// scripts/lib/common.sh; a unit test checks the two agree).
+pub const KAFKA_VERSION: &str = "4.1.1";
+
 /// Paths of the tools `scripts/install-deps` installs; installs them when missing.
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
-    pub nisshi: PathBuf,
+    pub kafka_broker_sh: PathBuf,
+    pub kafka_libs: PathBuf,
     pub chdb_python: PathBuf,
     pub chdb_server_py: PathBuf,
 }
@@ -338,18 +349,19 @@ impl Tools {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kevents")))
             .unwrap_or_else(|| PathBuf::from("/tmp/kevents-cache"));
         let tools = Tools {
-            nisshi: cache.join("nisshi/bin/nisshi"),
+            kafka_broker_sh: workspace_root().join("scripts/lib/kafka_broker.sh"),
+            kafka_libs: cache.join(format!("kafka-{KAFKA_VERSION}/libs/.complete")),
             chdb_python: cache.join("chdb-venv/bin/python"),
             chdb_server_py: workspace_root().join("scripts/lib/chdb_server.py"),
         };
-        if !tools.nisshi.exists() || !tools.chdb_python.exists() {
+        if !tools.kafka_libs.exists() || !tools.chdb_python.exists() {
             let script = workspace_root().join("scripts/install-deps");
             eprintln!(
                 "testkit::services: tools missing; running {}",
                 script.display()
             );
             let status = Command::new(&script)
-                .args(["--only", "chdb", "--only", "nisshi"])
+                .args(["--only", "chdb", "--only", "kafka"])
                 .status()
                 .map_err(|source| ServicesError::Spawn {
                     what: script.display().to_string(),
@@ -357,7 +369,7 @@ impl Tools {
                 })?;
             if !status.success() {
                 return Err(ServicesError::Script {
-                    command: format!("{} --only chdb --only nisshi", script.display()),
+                    command: format!("{} --only chdb --only kafka", script.display()),
                     status,
                     log_tail: String::new(),
                 });
@@ -419,16 +431,26 @@ mod tests {
             &path,
             format!(
                 "KEVENTS_KAFKA_BOOTSTRAP=127.0.0.1:{port}\nKEVENTS_CLICKHOUSE_URL=http://127.0.0.1:{port}\n\
-                 KEVENTS_KAFKA_PID={pid}\nKEVENTS_CLICKHOUSE_PID={pid}\nKEVENTS_KAFKA_LOG=/x\nKEVENTS_CLICKHOUSE_LOG=/y\n",
+                 KEVENTS_KAFKA_PID={pid}\nKEVENTS_CLICKHOUSE_PID={pid}\nKEVENTS_KAFKA_LOG=/x\nKEVENTS_CLICKHOUSE_LOG=/y\n\
+                 KEVENTS_KAFKA_SASL_BOOTSTRAP=127.0.0.1:1\nKEVENTS_KAFKA_CA_FILE=/ca.pem\n\
+                 KEVENTS_KAFKA_SASL_USER=kevents\nKEVENTS_KAFKA_PASSWORD_FILE=/pw\n",
                 pid = std::process::id()
             ),
         )
         .unwrap();
         let s = Services::read(&path).unwrap();
         assert_eq!(s.kafka_bootstrap(), format!("127.0.0.1:{port}"));
-        assert_eq!(s.kafka_storage(), "sqlite");
+        assert_eq!(s.kafka_sasl().username, "kevents");
         // Our own pid is alive, but nothing listens on the port.
         assert!(!s.healthy());
+    }
+
+    #[test]
+    fn kafka_version_matches_the_scripts() {
+        let common = std::fs::read_to_string(workspace_root().join("scripts/lib/common.sh")).unwrap();
+        assert!(common.contains(&format!("KAFKA_VERSION=\"{KAFKA_VERSION}\"")));
+        let pom = std::fs::read_to_string(workspace_root().join("tools/kafka/pom.xml")).unwrap();
+        assert!(pom.contains(&format!("<kafka.version>{KAFKA_VERSION}</kafka.version>")));
     }
 
     #[test]

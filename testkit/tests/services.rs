@@ -1,6 +1,6 @@
 //! Proof that the real local services behave as kevents relies on: Avro records through
 //! the broker with an idempotent producer and a consumer group, committed offsets
-//! surviving a consumer restart and a broker `kill -9` (sqlite storage), RowBinary
+//! surviving a consumer restart and a broker `kill -9`, SCRAM over TLS, RowBinary
 //! inserts into ClickHouse, and tables surviving a ClickHouse stop/start and crash.
 //!
 //! Runs against `scripts/services` (started on demand by `Services::get`) and private
@@ -19,7 +19,7 @@ use schemas::model::ClusterId;
 use schemas::records::{CollectorMeta, Heartbeat, RawRecord, WatchEvent, WatchKind};
 use serde::{Deserialize, Serialize};
 
-use kevents_testkit::services::{KafkaStorage, OwnedBroker, OwnedClickHouse, Services};
+use kevents_testkit::services::{OwnedBroker, OwnedClickHouse, Services};
 
 const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -351,7 +351,7 @@ async fn clickhouse_rowbinary_insert_and_select() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
     let started = Instant::now();
-    let mut broker = OwnedBroker::spawn(KafkaStorage::Sqlite).expect("owned broker");
+    let mut broker = OwnedBroker::spawn().expect("owned broker");
     eprintln!(
         "owned broker up in {:?} on {}",
         started.elapsed(),

@@ -254,12 +254,24 @@ pub struct Read {
     pub headers: HashMap<String, String>,
 }
 
-/// Read a whole topic from the beginning until `done(records)` or `within`.
-pub fn read_until(bootstrap: &str, topic: &str, within: Duration, mut done: impl FnMut(&[Read]) -> bool) -> Vec<Read> {
+/// Read a whole topic from the beginning until `done(records)` or `within`, as
+/// the sink does (`read_committed`: what aborted transactions held is not seen).
+pub fn read_until(bootstrap: &str, topic: &str, within: Duration, done: impl FnMut(&[Read]) -> bool) -> Vec<Read> {
+    read_isolated(bootstrap, topic, "read_committed", within, done)
+}
+
+/// Every record of a topic including those of aborted transactions
+/// (`read_uncommitted`), for `within`.
+pub fn read_uncommitted(bootstrap: &str, topic: &str, within: Duration) -> Vec<Read> {
+    read_isolated(bootstrap, topic, "read_uncommitted", within, |_| false)
+}
+
+fn read_isolated(bootstrap: &str, topic: &str, isolation: &str, within: Duration, mut done: impl FnMut(&[Read]) -> bool) -> Vec<Read> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "kevents-test-reader")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .create()
         .unwrap();
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();

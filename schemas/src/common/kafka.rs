@@ -30,6 +30,10 @@ pub struct KafkaConfig {
     pub extra: std::collections::BTreeMap<String, String>,
 }
 
+/// How long a stage's start-up check waits for a broker before going on (a broker
+/// that refuses credentials or a certificate does so within a second or two).
+pub const PREFLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn default_brokers() -> String {
     "127.0.0.1:9092".into()
 }
@@ -230,6 +234,72 @@ impl KafkaConfig {
             c.set(k, v);
         }
         Ok(c)
+    }
+
+    /// Connect once at start-up (waiting up to `wait` for a broker) and fail on what retrying cannot fix: credentials the
+    /// broker refuses (`kafka.sasl`) or a TLS handshake that fails (`kafka.tls.ca_file`),
+    /// so a stage with a wrong password or CA stops within seconds with an error that
+    /// names the setting, instead of retrying silently for ever (librdkafka treats both
+    /// as transient). A broker that is merely not reachable yet is not an error here:
+    /// the stages wait for it (backpressure), and their health says so.
+    pub async fn preflight(&self, wait: std::time::Duration) -> Result<(), FieldError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.preflight_blocking(wait))
+            .await
+            .map_err(|e| FieldError::new("kafka", format!("preflight check panicked: {e}")))?
+    }
+
+    /// [`KafkaConfig::preflight`], blocking the thread for up to `wait`.
+    pub fn preflight_blocking(&self, wait: std::time::Duration) -> Result<(), FieldError> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let ctx = PreflightContext::default();
+        let consumer: BaseConsumer<PreflightContext> = self
+            .client_config()?
+            .set("log_level", "3")
+            .create_with_context(ctx)
+            .map_err(|e| FieldError::new("kafka", e.to_string()))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let ok = consumer.fetch_metadata(None, std::time::Duration::from_millis(500)).is_ok();
+            // Errors reach the context only through a poll (it serves the callbacks).
+            let _ = consumer.poll(std::time::Duration::from_millis(100));
+            if let Some(e) = consumer.context().first_fatal.lock().unwrap().take() {
+                return Err(e);
+            }
+            if ok {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(brokers = %self.brokers, waited_ms = wait.as_millis() as u64, "no Kafka broker answered yet; continuing (the stage waits for it)");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Records the first error librdkafka reports that names a setting to fix.
+#[derive(Default)]
+struct PreflightContext {
+    first_fatal: std::sync::Mutex<Option<FieldError>>,
+}
+
+impl rdkafka::consumer::ConsumerContext for PreflightContext {}
+
+impl rdkafka::ClientContext for PreflightContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        let field = match error.rdkafka_error_code() {
+            Some(C::Authentication | C::SaslAuthenticationFailed) => {
+                "kafka.sasl (username or password): the broker refused the credentials"
+            }
+            Some(C::SSL) => "kafka.tls.ca_file (or the broker's certificate): the TLS handshake failed",
+            _ => return,
+        };
+        let (field, what) = field.split_once(": ").expect("field: message");
+        let mut slot = self.first_fatal.lock().unwrap();
+        if slot.is_none() {
+            *slot = Some(FieldError::new(field, format!("{what}: {reason}")));
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Kafka side of the harness: uniquely named test topics on a broker, and
-//! [`OwnedBroker`], a private nisshi a fault test may crash and restart.
+//! [`OwnedBroker`], a private Apache Kafka broker a fault test may crash and restart.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,9 +13,10 @@ use rdkafka::ClientConfig;
 use super::process::{self, ServiceProcess};
 use super::{keep_test_data, unique_suffix, ServicesError, Tools};
 
-/// How long a broker may take to answer metadata after start (it takes ~30 ms idle;
-/// the margin is for a machine busy compiling).
-const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a broker may take to answer metadata after start (a JVM: about 5 s on an
+/// idle 2-core machine, 2 s more for the first start of a directory; the margin is for a
+/// machine busy compiling and running other tests).
+const BROKER_START_TIMEOUT: Duration = Duration::from_secs(90);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Topics created for one test; deleted (best effort) on drop unless
@@ -129,6 +130,49 @@ pub(crate) async fn create_topics(
     Ok(topics)
 }
 
+/// A broker's SASL_SSL listener as a client sees it: SCRAM-SHA-512 over TLS, the
+/// server certificate signed by `ca_file`, user `kevents` whose password is in
+/// `password_file` (all made by `scripts/lib/kafka_broker.sh` at the first start).
+#[derive(Debug, Clone)]
+pub struct SaslListener {
+    pub bootstrap: String,
+    pub ca_file: PathBuf,
+    pub username: String,
+    pub password_file: PathBuf,
+}
+
+impl SaslListener {
+    pub(crate) fn in_broker_dir(bootstrap: String, dir: &Path) -> SaslListener {
+        SaslListener {
+            bootstrap,
+            ca_file: dir.join("tls/ca.pem"),
+            username: "kevents".into(),
+            password_file: dir.join("tls/kevents.password"),
+        }
+    }
+
+    /// The password, read from its file.
+    pub fn password(&self) -> String {
+        std::fs::read_to_string(&self.password_file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.password_file.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// An rdkafka config that connects over this listener.
+    pub fn kafka_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("security.protocol", "sasl_ssl")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", &self.username)
+            .set("sasl.password", self.password())
+            .set("ssl.ca.location", self.ca_file.display().to_string());
+        config
+    }
+}
+
 /// Does the broker at `bootstrap` answer a metadata request that lists itself?
 pub(crate) fn broker_ready(bootstrap: &str) -> bool {
     if !process::tcp_open(bootstrap) {
@@ -152,34 +196,16 @@ pub(crate) fn broker_ready(bootstrap: &str) -> bool {
     }
 }
 
-/// Where an [`OwnedBroker`] keeps its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KafkaStorage {
-    /// `sqlite://` in the data dir: messages and committed offsets survive `kill -9`.
-    #[default]
-    Sqlite,
-    /// `memory://`: about 5x faster, lost on any stop. For throughput benchmarks.
-    Memory,
-}
-
-impl KafkaStorage {
-    /// nisshi's `--storage-engine` value. sqlite paths are relative to the cwd, which
-    /// we set to the data dir.
-    fn engine_url(self) -> &'static str {
-        match self {
-            KafkaStorage::Sqlite => "sqlite://kafka.db",
-            KafkaStorage::Memory => "memory://nisshi/",
-        }
-    }
-}
-
-/// A private broker: its own port and data dir, stopped by PID on drop. Fault tests
-/// `kill9()` / `stop()` it and `start()` it again on the same port with the same data.
+/// A private broker: its own ports and data dir, stopped by PID on drop. Fault tests
+/// `kill9()` / `stop()` it and `start()` it again on the same ports with the same data.
+///
+/// It is the same broker as the shared one (`scripts/lib/kafka_broker.sh`: Apache Kafka
+/// in KRaft mode, one node), with a PLAINTEXT and a SASL_SSL listener.
 #[derive(Debug)]
 pub struct OwnedBroker {
-    nisshi: PathBuf,
-    storage: KafkaStorage,
+    launcher: PathBuf,
     port: u16,
+    sasl_port: u16,
     log: PathBuf,
     process: Option<ServiceProcess>,
     // Last field: dropped after the process is stopped.
@@ -187,18 +213,23 @@ pub struct OwnedBroker {
 }
 
 impl OwnedBroker {
-    /// Start a private broker on a free port and wait until it answers metadata.
-    pub fn spawn(storage: KafkaStorage) -> Result<OwnedBroker, ServicesError> {
+    /// Start a private broker on free ports and wait until it answers metadata.
+    pub fn spawn() -> Result<OwnedBroker, ServicesError> {
         let tools = Tools::get()?;
         let dir = tempfile::Builder::new()
             .prefix("kevents-broker-")
             .tempdir()?;
-        let log = dir.path().join("nisshi.log");
+        let log = dir.path().join("kafka.log");
         process::touch(&log)?;
+        let port = process::free_port()?;
+        let mut sasl_port = process::free_port()?;
+        while sasl_port == port {
+            sasl_port = process::free_port()?;
+        }
         let mut broker = OwnedBroker {
-            nisshi: tools.nisshi.clone(),
-            storage,
-            port: process::free_port()?,
+            launcher: tools.kafka_broker_sh.clone(),
+            port,
+            sasl_port,
             log,
             process: None,
             dir,
@@ -207,28 +238,20 @@ impl OwnedBroker {
         Ok(broker)
     }
 
-    /// Start again (after `stop` or `kill9`) on the same port and data dir; waits until
+    /// Start again (after `stop` or `kill9`) on the same ports and data dir; waits until
     /// the broker answers. Returns how long that took. No-op when it runs.
     pub fn start(&mut self) -> Result<Duration, ServicesError> {
         if self.is_running() {
             return Ok(Duration::ZERO);
         }
         let bootstrap = self.bootstrap();
-        let listener = format!("tcp://{bootstrap}");
         process::log_marker(&self.log, &format!("start on {bootstrap}"));
-        let mut command = Command::new(&self.nisshi);
+        let mut command = Command::new(&self.launcher);
         command
-            .current_dir(self.dir.path())
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-            ])
-            .args(["--storage-engine", self.storage.engine_url()])
-            .args(["--group-initial-rebalance-delay", "0s"]);
-        let mut process = ServiceProcess::spawn("nisshi broker", command, &self.log)?;
+            .arg(self.dir.path().join("broker"))
+            .arg(self.port.to_string())
+            .arg(self.sasl_port.to_string());
+        let mut process = ServiceProcess::spawn("kafka broker", command, &self.log)?;
         let took = process.wait_ready(&bootstrap, &self.log, BROKER_START_TIMEOUT, || {
             broker_ready(&bootstrap)
         })?;
@@ -236,7 +259,8 @@ impl OwnedBroker {
         Ok(took)
     }
 
-    /// SIGKILL: a crash. With sqlite storage, acknowledged messages must survive it.
+    /// SIGKILL: a crash. What the broker acknowledged to an `acks=all` producer is in
+    /// its log files (the page cache outlives the process), so it survives this.
     pub fn kill9(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.kill9();
@@ -275,8 +299,14 @@ impl OwnedBroker {
         self.process.as_ref().and_then(ServiceProcess::pid)
     }
 
-    pub fn storage(&self) -> KafkaStorage {
-        self.storage
+    /// The SASL_SSL listener: `127.0.0.1:PORT`.
+    pub fn sasl_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.sasl_port)
+    }
+
+    /// How a client reaches the SASL_SSL listener (CA, user, password file).
+    pub fn sasl(&self) -> SaslListener {
+        SaslListener::in_broker_dir(self.sasl_bootstrap(), &self.dir.path().join("broker"))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -315,13 +345,6 @@ impl Drop for OwnedBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn storage_urls_are_what_nisshi_expects() {
-        assert_eq!(KafkaStorage::default(), KafkaStorage::Sqlite);
-        assert_eq!(KafkaStorage::Sqlite.engine_url(), "sqlite://kafka.db");
-        assert_eq!(KafkaStorage::Memory.engine_url(), "memory://nisshi/");
-    }
 
     #[test]
     fn nothing_listening_is_not_ready() {

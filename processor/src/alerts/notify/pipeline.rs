@@ -437,6 +437,9 @@ impl Pipeline {
         // Eager assignment: a revoke takes every partition, which the
         // revoke handling above relies on.
         cc.set("partition.assignment.strategy", "range,roundrobin")
+            // At-least-once with sent-markers (module doc): librdkafka commits what
+            // this loop stored.
+            .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", (cfg.commit_interval_secs * 1000).to_string())
             // The loop never blocks in a request (they run on the runtime), but a
             // revoke waits up to DRAIN: keep the poll interval well above it.

@@ -1,6 +1,7 @@
 //! The test API server's failure modes and load, seen by the real kube-rs client: 410 after
 //! compaction, re-watch after dropped connections, the empty-200 case (kubernetes#104171),
-//! 429/500, TTL expiry, an etcd-restore RV reset, the HTTP admin endpoint, and throughput.
+//! 429/500, TTL expiry, an etcd-restore RV reset, the silent connection, the HTTP admin
+//! endpoint, and throughput.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -180,6 +181,40 @@ async fn stale_rv_empty_200_is_observable() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The silent connection: accepted, then nothing — no line, no end — even past the
+/// watch's `timeoutSeconds`, both for a watch silenced mid-stream and for a new one.
+#[tokio::test]
+async fn silent_watches_write_nothing_and_never_end() {
+    // Bookmarks at the default 60 s: none can be in flight when the watch is silenced.
+    let (server, client, _d) = start(ServerOptions::default()).await;
+    let store = server.store();
+    let api: Api<Event> = Api::all(client);
+    let wp = WatchParams::default().timeout(1);
+    let mut live = api.watch(&wp, &store.current_rv().to_string()).await.unwrap().boxed();
+    store.apply(ev("a", "before.1", "Pod", "Pulled", "Normal"));
+    assert!(matches!(live.next().await, Some(Ok(WatchEvent::Added(_)))));
+    server.faults().silence_watches_now();
+    // Let the watch task see the signal before the next write.
+    while server.stats().watches_silenced < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.apply(ev("a", "after.1", "Pod", "Pulled", "Normal"));
+    // 3 s: three times its timeoutSeconds.
+    let r = tokio::time::timeout(Duration::from_secs(3), live.next()).await;
+    assert!(r.is_err(), "a silenced watch wrote or ended: {r:?}");
+
+    server.faults().silent_next_watches(1);
+    let mut fresh = api.watch(&wp, &store.current_rv().to_string()).await.unwrap().boxed();
+    store.apply(ev("a", "later.1", "Pod", "Pulled", "Normal"));
+    let r = tokio::time::timeout(Duration::from_secs(3), fresh.next()).await;
+    assert!(r.is_err(), "a silent watch wrote or ended: {r:?}");
+    assert_eq!(server.stats().watches_silenced, 2);
+    // The fault was for one watch: the next one streams (and ends at its timeout).
+    let rv = (store.current_rv() - 1).to_string();
+    let got: Vec<_> = api.watch(&wp, &rv).await.unwrap().try_collect().await.unwrap();
+    assert!(matches!(got.first(), Some(WatchEvent::Added(e)) if e.metadata.name.as_deref() == Some("later.1")), "{got:?}");
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ struct FaultState {
     expire_next_watches: AtomicU32,
     empty_next_watches: AtomicU32,
     stale_watch_empty_200: AtomicBool,
+    silent_next_watches: AtomicU32,
+    silent_watches: AtomicBool,
     throttle_next: AtomicU32,
     retry_after_secs: AtomicU32,
     fail_next: AtomicU32,
@@ -35,6 +37,8 @@ struct FaultState {
     drop_every_ms: AtomicU64,
     /// Bumped to abort every open watch; watch tasks hold a receiver.
     drop_generation: watch::Sender<u64>,
+    /// Bumped to silence every open watch (connection kept, nothing written).
+    silence_generation: watch::Sender<u64>,
 }
 
 /// Decrements a counter if positive; true when a unit was taken.
@@ -50,12 +54,15 @@ impl Default for Faults {
                 expire_next_watches: AtomicU32::new(0),
                 empty_next_watches: AtomicU32::new(0),
                 stale_watch_empty_200: AtomicBool::new(false),
+                silent_next_watches: AtomicU32::new(0),
+                silent_watches: AtomicBool::new(false),
                 throttle_next: AtomicU32::new(0),
                 retry_after_secs: AtomicU32::new(1),
                 fail_next: AtomicU32::new(0),
                 delay_ms: AtomicU64::new(0),
                 drop_every_ms: AtomicU64::new(0),
                 drop_generation: watch::channel(0).0,
+                silence_generation: watch::channel(0).0,
             }),
         }
     }
@@ -74,6 +81,24 @@ impl Faults {
             period.map_or(0, |p| p.as_millis().max(1) as u64),
             Ordering::SeqCst,
         );
+    }
+
+    /// The silent connection: every open watch stops writing (no event, no BOOKMARK) but
+    /// keeps its connection open, past its `timeoutSeconds`, until the client leaves — as
+    /// behind a wedged proxy or a half-dead API server. Only a client-side idle timeout
+    /// gets a client out of it.
+    pub fn silence_watches_now(&self) {
+        self.inner.silence_generation.send_modify(|g| *g += 1);
+    }
+
+    /// The next `n` watch requests are accepted (HTTP 200, headers sent) and then silent.
+    pub fn silent_next_watches(&self, n: u32) {
+        self.inner.silent_next_watches.store(n, Ordering::SeqCst);
+    }
+
+    /// While on, every new watch is accepted and then silent (see [`Faults::silence_watches_now`]).
+    pub fn set_silent_watches(&self, on: bool) {
+        self.inner.silent_watches.store(on, Ordering::SeqCst);
     }
 
     /// The next `n` watch requests get an ERROR event with a 410 Expired Status.
@@ -118,12 +143,14 @@ impl Faults {
         for c in [
             &i.expire_next_watches,
             &i.empty_next_watches,
+            &i.silent_next_watches,
             &i.throttle_next,
             &i.fail_next,
         ] {
             c.store(0, Ordering::SeqCst);
         }
         i.stale_watch_empty_200.store(false, Ordering::SeqCst);
+        i.silent_watches.store(false, Ordering::SeqCst);
         i.delay_ms.store(0, Ordering::SeqCst);
         i.drop_every_ms.store(0, Ordering::SeqCst);
     }
@@ -138,6 +165,15 @@ impl Faults {
 
     pub(crate) fn take_empty(&self) -> bool {
         take(&self.inner.empty_next_watches)
+    }
+
+    /// Is the watch being opened now to be silent?
+    pub(crate) fn take_silent(&self) -> bool {
+        self.inner.silent_watches.load(Ordering::SeqCst) || take(&self.inner.silent_next_watches)
+    }
+
+    pub(crate) fn silence_signal(&self) -> watch::Receiver<u64> {
+        self.inner.silence_generation.subscribe()
     }
 
     pub(crate) fn stale_watch_empty_200(&self) -> bool {
@@ -167,6 +203,15 @@ impl Faults {
         if let Some(on) = r.stale_watch_empty_200 {
             self.set_stale_watch_empty_200(on);
         }
+        if let Some(n) = r.silent_next_watches {
+            self.silent_next_watches(n);
+        }
+        if let Some(on) = r.silent_watches {
+            self.set_silent_watches(on);
+        }
+        if r.silence_watches_now {
+            self.silence_watches_now();
+        }
         if let Some(n) = r.throttle_next {
             self.throttle_next(n, r.retry_after_secs.unwrap_or(1));
         }
@@ -190,6 +235,8 @@ impl Faults {
             expire_next_watches: i.expire_next_watches.load(Ordering::SeqCst),
             empty_next_watches: i.empty_next_watches.load(Ordering::SeqCst),
             stale_watch_empty_200: i.stale_watch_empty_200.load(Ordering::SeqCst),
+            silent_next_watches: i.silent_next_watches.load(Ordering::SeqCst),
+            silent_watches: i.silent_watches.load(Ordering::SeqCst),
             throttle_next: i.throttle_next.load(Ordering::SeqCst),
             retry_after_secs: i.retry_after_secs.load(Ordering::SeqCst),
             fail_next: i.fail_next.load(Ordering::SeqCst),
@@ -209,6 +256,10 @@ pub struct FaultRequest {
     pub expire_next_watches: Option<u32>,
     pub empty_next_watches: Option<u32>,
     pub stale_watch_empty_200: Option<bool>,
+    pub silent_next_watches: Option<u32>,
+    pub silent_watches: Option<bool>,
+    /// Silence the open watches (`Faults::silence_watches_now`).
+    pub silence_watches_now: bool,
     pub throttle_next: Option<u32>,
     pub retry_after_secs: Option<u32>,
     pub fail_next: Option<u32>,
@@ -228,6 +279,8 @@ pub struct FaultSnapshot {
     pub expire_next_watches: u32,
     pub empty_next_watches: u32,
     pub stale_watch_empty_200: bool,
+    pub silent_next_watches: u32,
+    pub silent_watches: bool,
     pub throttle_next: u32,
     pub retry_after_secs: u32,
     pub fail_next: u32,
@@ -245,6 +298,7 @@ pub(crate) struct Stats {
     pub watch_expired: AtomicU64,
     pub watch_empty: AtomicU64,
     pub watches_dropped: AtomicU64,
+    pub watches_silenced: AtomicU64,
     pub watchers_lagged: AtomicU64,
     pub watch_timeouts: AtomicU64,
     pub throttled: AtomicU64,
@@ -268,6 +322,8 @@ pub struct StatsSnapshot {
     pub watch_empty: u64,
     /// Watches aborted by the drop fault.
     pub watches_dropped: u64,
+    /// Watches made silent by the silent-connection fault.
+    pub watches_silenced: u64,
     /// Watches closed because the watcher fell a whole buffer behind.
     pub watchers_lagged: u64,
     /// Watches ended by their timeoutSeconds.
@@ -289,6 +345,7 @@ impl Stats {
             watch_expired: l(&self.watch_expired),
             watch_empty: l(&self.watch_empty),
             watches_dropped: l(&self.watches_dropped),
+            watches_silenced: l(&self.watches_silenced),
             watchers_lagged: l(&self.watchers_lagged),
             watch_timeouts: l(&self.watch_timeouts),
             throttled: l(&self.throttled),

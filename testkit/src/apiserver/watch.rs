@@ -8,7 +8,13 @@
 //! needs `resourceVersionMatch=NotOlderThan` and bookmarks) → synthetic ADDED, then a
 //! BOOKMARK annotated `k8s.io/initial-events-end`. The watch ends cleanly after
 //! `timeoutSeconds`; it is closed when the watcher falls a whole broadcast buffer behind
-//! (the cacher closes unresponsive watchers too), and aborted by the drop fault.
+//! (the cacher closes unresponsive watchers too), and aborted by the drop fault. The silent
+//! fault keeps the connection open and writes nothing more, past the timeout, until the
+//! client leaves.
+//!
+//! Differs from kube-apiserver on purpose: it sends BOOKMARKs on Event watches (every
+//! `bookmark_interval`); the real server sends none, because Events bypass the watch cache
+//! that produces them (docs/real-apiserver.md, collector/tests/conformance.rs).
 
 use std::convert::Infallible;
 use std::io;
@@ -70,6 +76,7 @@ pub(crate) async fn serve(app: AppState, shape: Shape, filter: Filter, q: Events
             initial_end,
             timeout,
         }) => {
+            let silent = app.faults.take_silent();
             let (tx, rx) = mpsc::channel::<Frame>(1024);
             let w = Watcher {
                 app: app.clone(),
@@ -79,7 +86,7 @@ pub(crate) async fn serve(app: AppState, shape: Shape, filter: Filter, q: Events
                 bookmarks,
                 progress: sub.start_rv,
             };
-            tokio::spawn(w.run(sub, initial_end, timeout));
+            tokio::spawn(w.run(sub, initial_end, timeout, silent));
             let stream = tokio_stream_from(rx);
             stream_response(Body::from_stream(stream))
         }
@@ -183,13 +190,17 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, mut sub: Subscription, initial_end: bool, timeout: Duration) {
+    async fn run(mut self, mut sub: Subscription, initial_end: bool, timeout: Duration, silent: bool) {
         let stats = self.app.stats.clone();
         stats
             .watches_open
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
-        let end = self.stream(&mut sub, initial_end, deadline).await;
+        let end = if silent {
+            self.silent().await
+        } else {
+            self.stream(&mut sub, initial_end, deadline).await
+        };
         if let End::Abort = end {
             let _ = self.tx.try_send(Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -199,6 +210,20 @@ impl Watcher {
         stats
             .watches_open
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The silent connection: hold the body open, write nothing, ignore the deadline;
+    /// end when the client leaves, abort on server shutdown or the drop fault.
+    async fn silent(&self) -> End {
+        Stats::bump(&self.app.stats.watches_silenced);
+        let mut drops = self.app.faults.drop_signal();
+        drops.borrow_and_update();
+        let mut closing = self.app.closing.subscribe();
+        tokio::select! {
+            _ = self.tx.closed() => End::Clean,
+            _ = drops.changed() => End::Abort,
+            _ = closing.changed() => End::Abort,
+        }
     }
 
     /// Sends one frame unless the client is gone or the deadline passed.
@@ -229,6 +254,8 @@ impl Watcher {
     ) -> End {
         let mut drops = self.app.faults.drop_signal();
         drops.borrow_and_update();
+        let mut silence = self.app.faults.silence_signal();
+        silence.borrow_and_update();
         let mut closing = self.app.closing.subscribe();
         if let Some(items) = sub.initial.take() {
             for item in items.iter().filter(|i| self.filter.matches(&i.event)) {
@@ -267,6 +294,7 @@ impl Watcher {
                     return End::Abort;
                 }
                 _ = closing.changed() => return End::Abort,
+                _ = silence.changed() => return self.silent().await,
                 _ = tokio::time::sleep_until(deadline) => {
                     Stats::bump(&self.app.stats.watch_timeouts);
                     return End::Clean;

@@ -1,19 +1,43 @@
-//! `kevents simulate`: start N simulated clusters (test API servers speaking the
-//! real Kubernetes wire format), print how to reach them, and drive the seeded
-//! failure scenarios plus background noise at a chosen rate, with a progress line
-//! every second and a summary at the end.
+//! `kevents simulate`: N simulated clusters — test API servers it starts (speaking the
+//! real Kubernetes wire format), or real kube-apiservers given by kubeconfig
+//! (`--target real`) — printing how to reach them, driving the seeded failure
+//! scenarios plus background noise at a chosen rate, with a progress line every second
+//! and a summary at the end. On real servers Events are created and patched through
+//! the API as the emitters do, and the summary says what rate the servers sustained and
+//! how many requests were retried (429, 5xx, transport) or refused.
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
-use testkit::sim::fleet::{Fleet, FleetOptions};
+use testkit::sim::fleet::{Fleet, FleetOptions, FleetStats, RealCluster, Target};
 use testkit::sim::scenarios::ScenarioKind;
+use testkit::sim::WriterOptions;
+
+/// Which API servers the simulated clusters run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ServerKind {
+    /// Test API servers started by this command (fast: events go straight to the store).
+    Test,
+    /// Real kube-apiservers, one `--kubeconfig` per cluster (events go through the API).
+    Real,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Number of simulated clusters (one API server each).
-    #[arg(long, default_value_t = 3)]
-    clusters: usize,
+    /// Number of simulated clusters (one API server each). Default: 3 test servers, or
+    /// one per --kubeconfig with --target real.
+    #[arg(long)]
+    clusters: Option<usize>,
+    /// Where the clusters run.
+    #[arg(long, value_enum, default_value_t = ServerKind::Test)]
+    target: ServerKind,
+    /// With --target real: the kubeconfig of one cluster (repeat per cluster); the cluster
+    /// is named after the file (`sim-1.kubeconfig` → sim-1).
+    #[arg(long = "kubeconfig", value_name = "FILE")]
+    kubeconfigs: Vec<PathBuf>,
+    /// With --target real: requests in flight per cluster at most.
+    #[arg(long, default_value_t = WriterOptions::default().lanes)]
+    max_in_flight: usize,
     /// Target events per second over the whole fleet (creates + updates).
     #[arg(long, default_value_t = 200.0)]
     rate: f64,
@@ -30,7 +54,8 @@ pub struct Args {
     /// Stop after this long (e.g. 10s, 5m); default: until Ctrl-C.
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Write one kubeconfig per cluster into this directory (`<cluster>.kubeconfig`).
+    /// Write one kubeconfig per cluster into this directory (`<cluster>.kubeconfig`;
+    /// with --target real, copies of the given ones).
     #[arg(long)]
     kubeconfig_dir: Option<PathBuf>,
     /// List scenario names and exit.
@@ -41,6 +66,20 @@ pub struct Args {
     /// exit without starting any cluster. Input for `kevents analyze`.
     #[arg(long, value_name = "FILE")]
     write_eventlist: Option<PathBuf>,
+}
+
+/// ", N retried" on real API servers once anything was retried.
+fn retries(s: &FleetStats) -> String {
+    let (retried, refused) = s
+        .clusters
+        .iter()
+        .filter_map(|c| c.writes.as_ref())
+        .fold((0, 0), |(r, x), w| (r + w.retries(), x + w.rejected));
+    if retried + refused == 0 {
+        String::new()
+    } else {
+        format!(", {retried} requests retried, {refused} refused")
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -83,8 +122,32 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()>) ->
         );
         return Ok(());
     }
+    let target = match args.target {
+        ServerKind::Test => {
+            anyhow::ensure!(args.kubeconfigs.is_empty(), "--kubeconfig needs --target real");
+            Target::TestServers
+        }
+        ServerKind::Real => {
+            anyhow::ensure!(!args.kubeconfigs.is_empty(), "--target real needs a --kubeconfig per cluster");
+            Target::Real(
+                args.kubeconfigs
+                    .iter()
+                    .map(|k| RealCluster {
+                        name: k.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sim".into()),
+                        kubeconfig: k.clone(),
+                    })
+                    .collect(),
+            )
+        }
+    };
+    let clusters = args.clusters.unwrap_or(match &target {
+        Target::Real(list) => list.len(),
+        Target::TestServers => 3,
+    });
     let opts = FleetOptions {
-        clusters: args.clusters,
+        clusters,
+        target,
+        writer: WriterOptions { lanes: args.max_in_flight, ..Default::default() },
         seed: args.seed,
         rate: args.rate,
         scenarios: args.scenarios.clone(),
@@ -94,7 +157,7 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()>) ->
     };
     let mut fleet = Fleet::start(opts).await.context("starting the simulated fleet")?;
     for c in fleet.clusters() {
-        println!("cluster {} at {}", c.name, c.url());
+        println!("cluster {} on a {} at {}", c.name, c.server_kind(), c.url());
         if let Some(dir) = &args.kubeconfig_dir {
             std::fs::create_dir_all(dir)?;
             let path = dir.join(format!("{}.kubeconfig", c.name));
@@ -112,8 +175,8 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()>) ->
             _ = tick.tick() => {
                 let s = fleet.stats();
                 eprintln!(
-                    "[{:>5.1}s] applied {} events ({:.0}/s now, {:.0}/s average)",
-                    s.elapsed.as_secs_f64(), s.applied, (s.applied - last) as f64, s.achieved_rate
+                    "[{:>5.1}s] applied {} events ({:.0}/s now, {:.0}/s average){}",
+                    s.elapsed.as_secs_f64(), s.applied, (s.applied - last) as f64, s.achieved_rate, retries(&s)
                 );
                 last = s.applied;
                 if let Some(d) = args.duration {
@@ -136,6 +199,13 @@ pub async fn run(args: Args, shutdown: impl std::future::Future<Output = ()>) ->
     );
     for c in &s.clusters {
         println!("  {}: {} events ({} scenario, {} noise, {} scenarios started)", c.name, c.applied, c.scenario_events, c.noise_events, c.scenarios_started);
+        if let Some(w) = &c.writes {
+            println!(
+                "    API writes: {} creates ({} after a patch found nothing), {} patches, {} deletes; retried {} (429: {}, 5xx: {}, transport: {}); refused {}, abandoned {}; {} namespaces created",
+                w.creates, w.fallback_creates, w.patches, w.deletes, w.retries(), w.retried_throttled, w.retried_server_error,
+                w.retried_transport, w.rejected, w.abandoned, w.namespaces_created
+            );
+        }
     }
     let truth = fleet.truth();
     let incidents: usize = truth.iter().map(|t| t.truth.incidents.len()).sum();

@@ -1,11 +1,14 @@
-//! The fleet driver: one test API server per cluster, fed with scenario and noise
-//! Events at a target rate, with live counters and the ground truth of what it applied.
+//! The fleet: N simulated clusters, each fed by a driver task (`driver`) with scenario
+//! and noise Events at a target rate, with live counters and the ground truth of what
+//! its API server acknowledged.
 //!
-//! Pacing: each cluster has a driver task that wakes every `tick` and applies as many
-//! emissions as the target rate allows for the time elapsed (`rate / clusters` per
-//! second, at most a quarter second of backlog at once).
+//! Two kinds of API server ([`Target`]):
+//! - the project's test API server, one started per cluster, written through its store
+//!   (no HTTP in between: fast, for high rates and fault injection);
+//! - real kube-apiservers given by kubeconfig, written through the Kubernetes API as the
+//!   emitters write (`apiwrite`), at whatever rate the server sustains up to the target.
 //!
-//! What fills the budget depends on `noise`:
+//! What fills the rate depends on `noise`:
 //! - With noise, scenarios play in real time: new instances (fresh seed, names,
 //!   namespace) start at a steady cadence chosen so that, once running, scenarios
 //!   supply `scenario_share` of the rate; each emission is applied when its time
@@ -14,26 +17,46 @@
 //!   `concurrency` instances interleaved and applies their emissions in timestamp
 //!   order as fast as the rate asks, so the events' own timestamps may run ahead of
 //!   the wall clock.
+//!
+//! Ground truth names Events by uid. The test server keeps the simulator's uids; a real
+//! server assigns its own, and [`Fleet::truth`] translates to those.
 
-use super::objects::{ClusterCtx, NAMESPACES};
-use super::scenarios::noise::NoiseStream;
-use super::scenarios::{generate, ScenarioKind, ScenarioParams};
-use super::timeline::{nanos_of, Agenda, Emission, Nanos};
+use super::apiwrite::{self, ApiWriter, WriteStats, WriteStatsHandle, WriterOptions};
+use super::driver::{Driver, Shared, Target as DriverTarget};
+use super::objects::NAMESPACES;
+use super::scenarios::ScenarioKind;
 use super::truth::GroundTruth;
 use crate::apiserver::{kubeconfig_yaml, ApiServer, ServerOptions, Store};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Which API servers the simulated clusters run on.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// One test API server per cluster, started by the fleet (see `FleetOptions::server`).
+    #[default]
+    TestServers,
+    /// Real API servers, one kubeconfig per cluster (its current context); the fleet
+    /// creates the scenario namespaces and writes Events through the API.
+    Real(Vec<RealCluster>),
+}
+
+/// A cluster on a real API server.
+#[derive(Debug, Clone)]
+pub struct RealCluster {
+    pub name: String,
+    pub kubeconfig: PathBuf,
+}
 
 /// How to run a fleet.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
-    /// Number of clusters (API servers), named `sim-1` … `sim-N`.
+    /// Number of clusters (API servers), named `sim-1` … `sim-N` on test servers; with
+    /// real servers it must equal the number of kubeconfigs (their names are used).
     pub clusters: usize,
     /// Seed of everything generated (timing still follows the wall clock).
     pub seed: u64,
@@ -56,8 +79,15 @@ pub struct FleetOptions {
     pub nodes_per_cluster: usize,
     /// Driver wake-up period. Default 20 ms.
     pub tick: Duration,
-    /// Options of every API server (bind address, event TTL, compaction window, …).
+    /// Where the clusters run. Default: test API servers.
+    pub target: Target,
+    /// Options of every test API server (bind address, event TTL, compaction window, …).
     pub server: ServerOptions,
+    /// Real API servers: requests in flight, queue, retry backoff per cluster.
+    pub writer: WriterOptions,
+    /// Real API servers: how long queued writes may take to finish once driving stops
+    /// (what is left is counted as abandoned). Default 30 s.
+    pub drain: Duration,
     /// Keep the last applied version of every Event (see [`Fleet::captured_events`]),
     /// e.g. to write an event list after a run. Costs a copy of each Event; off by default.
     pub capture: bool,
@@ -77,7 +107,10 @@ impl Default for FleetOptions {
             concurrency: 8,
             nodes_per_cluster: 5,
             tick: Duration::from_millis(20),
+            target: Target::TestServers,
             server: ServerOptions::default(),
+            writer: WriterOptions::default(),
+            drain: Duration::from_secs(30),
             capture: false,
         }
     }
@@ -89,6 +122,10 @@ pub enum FleetError {
     InvalidOption { field: &'static str, reason: String },
     #[error("starting the API server of {cluster}: {source}")]
     Server { cluster: String, source: std::io::Error },
+    #[error("connecting to the API server of {cluster}: {source}")]
+    Connect { cluster: String, source: apiwrite::WriteError },
+    #[error("creating the namespaces of {cluster}: {source}")]
+    Namespaces { cluster: String, source: kube::Error },
 }
 
 impl FleetOptions {
@@ -109,10 +146,15 @@ impl FleetOptions {
         if !self.noise && self.scenario_kinds().is_empty() {
             return bad("scenarios", "nothing to play without noise");
         }
+        if let Target::Real(list) = &self.target {
+            if list.len() != self.clusters {
+                return bad("clusters", &format!("{} clusters but {} kubeconfigs", self.clusters, list.len()));
+            }
+        }
         Ok(())
     }
 
-    fn scenario_kinds(&self) -> Vec<ScenarioKind> {
+    pub(super) fn scenario_kinds(&self) -> Vec<ScenarioKind> {
         if self.scenarios.is_empty() {
             ScenarioKind::ALL.into_iter().filter(|k| k.has_incident()).collect()
         } else {
@@ -124,21 +166,69 @@ impl FleetOptions {
 /// One simulated cluster: its name and API server.
 pub struct ClusterHandle {
     pub name: String,
-    pub server: ApiServer,
+    backend: Backend,
+}
+
+enum Backend {
+    Test(ApiServer),
+    Real { url: String, kubeconfig: PathBuf, writes: WriteStatsHandle },
 }
 
 impl ClusterHandle {
     pub fn url(&self) -> String {
-        self.server.url()
+        match &self.backend {
+            Backend::Test(s) => s.url(),
+            Backend::Real { url, .. } => url.clone(),
+        }
     }
+
+    /// The kind of server, as said to users: `test API server` or `kube-apiserver`.
+    pub fn server_kind(&self) -> &'static str {
+        match &self.backend {
+            Backend::Test(_) => "test API server",
+            Backend::Real { .. } => "kube-apiserver",
+        }
+    }
+
+    /// The test API server's store; `None` on a real API server.
+    pub fn try_store(&self) -> Option<Store> {
+        match &self.backend {
+            Backend::Test(s) => Some(s.store()),
+            Backend::Real { .. } => None,
+        }
+    }
+
+    /// The test API server's store.
+    ///
+    /// # Panics
+    /// On a real API server, which has no store to reach into (see [`Self::try_store`]).
     pub fn store(&self) -> Store {
-        self.server.store()
+        self.try_store().expect("a real API server has no test store")
     }
-    pub fn kubeconfig_yaml(&self) -> String {
-        self.server.kubeconfig_yaml(&self.name)
+
+    /// A kubeconfig for this cluster: generated for a test server, the given file's
+    /// content for a real one.
+    pub fn kubeconfig_yaml(&self) -> std::io::Result<String> {
+        match &self.backend {
+            Backend::Test(s) => Ok(s.kubeconfig_yaml(&self.name)),
+            Backend::Real { kubeconfig, .. } => std::fs::read_to_string(kubeconfig),
+        }
     }
+
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        self.server.write_kubeconfig(path, &self.name)
+        match &self.backend {
+            Backend::Test(s) => s.write_kubeconfig(path, &self.name),
+            Backend::Real { kubeconfig, .. } if kubeconfig.as_path() == path => Ok(()),
+            Backend::Real { kubeconfig, .. } => std::fs::copy(kubeconfig, path).map(|_| ()),
+        }
+    }
+
+    /// Real API servers: what the writer did (requests, retries, refusals).
+    pub fn write_stats(&self) -> Option<WriteStats> {
+        match &self.backend {
+            Backend::Test(_) => None,
+            Backend::Real { writes, .. } => Some(writes.get()),
+        }
     }
 }
 
@@ -146,18 +236,22 @@ impl ClusterHandle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterStats {
     pub name: String,
-    /// Emissions applied (creates, updates and deletes).
+    /// Emissions applied (creates, updates and deletes); on a real API server, the
+    /// writes it acknowledged.
     pub applied: u64,
     pub scenario_events: u64,
     pub noise_events: u64,
     pub scenarios_started: u64,
+    /// Real API servers: the writer's counters.
+    pub writes: Option<WriteStats>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetStats {
     pub clusters: Vec<ClusterStats>,
     pub applied: u64,
-    /// Driving time so far (frozen once every driver stopped).
+    /// Driving time so far (frozen once every driver stopped; with real API servers it
+    /// includes the drain of queued writes).
     pub elapsed: Duration,
     /// `applied / elapsed`.
     pub achieved_rate: f64,
@@ -170,33 +264,6 @@ pub struct ClusterTruth {
     pub truth: GroundTruth,
 }
 
-#[derive(Default)]
-struct Shared {
-    applied: AtomicU64,
-    scenario_events: AtomicU64,
-    noise_events: AtomicU64,
-    scenarios_started: AtomicU64,
-    /// Nanoseconds from fleet start when this driver stopped; 0 while running.
-    stopped_at: AtomicU64,
-    running: AtomicBool,
-    truth: Mutex<TruthAcc>,
-    capture: Option<Mutex<Capture>>,
-}
-
-/// The last applied version of each Event, in order of creation.
-#[derive(Default)]
-struct Capture {
-    order: Vec<(String, String)>,
-    last: std::collections::HashMap<(String, String), k8s_openapi::api::core::v1::Event>,
-}
-
-#[derive(Default)]
-struct TruthAcc {
-    scenarios: Vec<GroundTruth>,
-    /// uid → occurrences of the last applied version.
-    applied: BTreeMap<String, i64>,
-}
-
 /// A running fleet. Drop stops the servers abruptly; prefer [`Fleet::shutdown`].
 pub struct Fleet {
     clusters: Vec<ClusterHandle>,
@@ -207,28 +274,46 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts one API server per cluster and a driver task for each.
+    /// Starts (or connects to) one API server per cluster and a driver task for each.
     pub async fn start(opts: FleetOptions) -> Result<Fleet, FleetError> {
         opts.validate()?;
         let (stop, stop_rx) = watch::channel(false);
         let mut clusters = Vec::new();
-        for i in 1..=opts.clusters {
-            let name = format!("sim-{i}");
-            let server = ApiServer::start(opts.server.clone())
-                .await
-                .map_err(|source| FleetError::Server { cluster: name.clone(), source })?;
-            clusters.push(ClusterHandle { name, server });
+        let mut targets = Vec::new();
+        let shared: Vec<Arc<Shared>> = (0..opts.clusters).map(|_| Arc::new(Shared::new(opts.capture))).collect();
+        match &opts.target {
+            Target::TestServers => {
+                for i in 1..=opts.clusters {
+                    let name = format!("sim-{i}");
+                    let server = ApiServer::start(opts.server.clone())
+                        .await
+                        .map_err(|source| FleetError::Server { cluster: name.clone(), source })?;
+                    targets.push(DriverTarget::Store(server.store()));
+                    clusters.push(ClusterHandle { name, backend: Backend::Test(server) });
+                }
+            }
+            Target::Real(list) => {
+                for (rc, sh) in list.iter().zip(&shared) {
+                    let cluster = rc.name.clone();
+                    let (client, url) = apiwrite::connect(&rc.kubeconfig)
+                        .await
+                        .map_err(|source| FleetError::Connect { cluster: cluster.clone(), source })?;
+                    apiwrite::ensure_namespaces(&client, NAMESPACES)
+                        .await
+                        .map_err(|source| FleetError::Namespaces { cluster: cluster.clone(), source })?;
+                    let writer = ApiWriter::start(client, &opts.writer, sh.clone());
+                    let writes = writer.stats_handle();
+                    targets.push(DriverTarget::Api { writer, drain: opts.drain });
+                    clusters.push(ClusterHandle { name: cluster, backend: Backend::Real { url, kubeconfig: rc.kubeconfig.clone(), writes } });
+                }
+            }
         }
         let started = Instant::now();
         let start_wall = SystemTime::now();
-        let mut shared = Vec::new();
         let mut tasks = Vec::new();
-        for (i, c) in clusters.iter().enumerate() {
-            let capture = opts.capture.then(|| Mutex::new(Capture::default()));
-            let sh = Arc::new(Shared { running: AtomicBool::new(true), capture, ..Default::default() });
-            let driver = Driver::new(&opts, i, &c.name, c.store(), sh.clone(), started, start_wall);
+        for (i, ((c, target), sh)) in clusters.iter().zip(targets).zip(&shared).enumerate() {
+            let driver = Driver::new(&opts, i, &c.name, target, sh.clone(), started, start_wall);
             tasks.push(tokio::spawn(driver.run(opts.tick, opts.duration, stop_rx.clone())));
-            shared.push(sh);
         }
         Ok(Fleet { clusters, shared, stop, tasks, started })
     }
@@ -237,7 +322,7 @@ impl Fleet {
         &self.clusters
     }
 
-    /// One kubeconfig with a context per cluster (the first is current).
+    /// One kubeconfig with a context per test API server (the first is current).
     pub fn kubeconfig_yaml(&self) -> String {
         let entries: Vec<(&str, String)> = self.clusters.iter().map(|c| (c.name.as_str(), c.url())).collect();
         kubeconfig_yaml(&entries)
@@ -254,6 +339,7 @@ impl Fleet {
                 scenario_events: s.scenario_events.load(Ordering::Relaxed),
                 noise_events: s.noise_events.load(Ordering::Relaxed),
                 scenarios_started: s.scenarios_started.load(Ordering::Relaxed),
+                writes: c.write_stats(),
             })
             .collect();
         let applied = clusters.iter().map(|c| c.applied).sum();
@@ -267,24 +353,30 @@ impl Fleet {
         FleetStats { clusters, applied, elapsed, achieved_rate: if secs > 0.0 { applied as f64 / secs } else { 0.0 } }
     }
 
-    /// The ground truth of everything applied so far, per cluster.
+    /// The ground truth of everything applied so far, per cluster, in the uids of the
+    /// cluster's API server.
     pub fn truth(&self) -> Vec<ClusterTruth> {
         self.clusters
             .iter()
             .zip(&self.shared)
             .map(|(c, s)| {
-                let acc = s.truth.lock().unwrap_or_else(|e| e.into_inner());
+                let acc = s.truth();
                 let mut all = GroundTruth::default();
                 for t in &acc.scenarios {
                     all.merge(t.clone());
                 }
-                ClusterTruth { cluster: c.name.clone(), truth: all.restrict(&acc.applied) }
+                let mut truth = all.restrict(&acc.applied);
+                if c.try_store().is_none() {
+                    truth = truth.rename_uids(&acc.server_uids);
+                }
+                ClusterTruth { cluster: c.name.clone(), truth }
             })
             .collect()
     }
 
     /// With `capture`: per cluster, the Events as the fleet left them (last applied
-    /// version, deleted ones gone), in order of creation. Empty lists without capture.
+    /// version, deleted ones gone), in order of creation, with the simulator's uids.
+    /// Empty lists without capture.
     pub fn captured_events(&self) -> Vec<(String, Vec<k8s_openapi::api::core::v1::Event>)> {
         self.clusters
             .iter()
@@ -299,7 +391,8 @@ impl Fleet {
             .collect()
     }
 
-    /// Waits until every driver has stopped (its duration ran out, or [`Fleet::stop`]).
+    /// Waits until every driver has stopped (its duration ran out, or [`Fleet::stop`])
+    /// and, on real API servers, its queued writes are done.
     pub async fn wait(&mut self) {
         for t in self.tasks.drain(..) {
             let _ = t.await;
@@ -312,220 +405,17 @@ impl Fleet {
         self.wait().await;
     }
 
-    /// Stops driving and shuts every server down; returns the final counters.
+    /// Stops driving and shuts every test server down; returns the final counters.
+    /// Real API servers are left running (they belong to whoever started them).
     pub async fn shutdown(mut self) -> FleetStats {
         self.stop().await;
         let stats = self.stats();
         for c in self.clusters.drain(..) {
-            c.server.shutdown().await;
+            if let Backend::Test(server) = c.backend {
+                server.shutdown().await;
+            }
         }
         stats
-    }
-}
-
-
-struct Driver {
-    store: Store,
-    shared: Arc<Shared>,
-    cluster: ClusterCtx,
-    kinds: Vec<ScenarioKind>,
-    seed: u64,
-    noise: Option<NoiseStream>,
-    rate: f64,
-    max_active: usize,
-    concurrency: usize,
-    /// Scenario instances to start per second (noise mode).
-    start_rate: f64,
-    pending: Agenda<Emission>,
-    /// End times of instances in flight.
-    active: BinaryHeap<Reverse<Nanos>>,
-    instances: u64,
-    started: Instant,
-    origin: Nanos,
-}
-
-impl Driver {
-    fn new(opts: &FleetOptions, index: usize, name: &str, store: Store, shared: Arc<Shared>, started: Instant, start_wall: SystemTime) -> Self {
-        let cluster = ClusterCtx::new(name, opts.nodes_per_cluster);
-        let kinds = opts.scenario_kinds();
-        let seed = opts.seed ^ ((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let origin = nanos_of(start_wall);
-        let rate = opts.rate / opts.clusters as f64;
-        // Calibrate: average emissions per instance of the chosen kinds.
-        let per_instance = if kinds.is_empty() {
-            1.0
-        } else {
-            let total: usize = kinds
-                .iter()
-                .map(|k| generate(*k, &ScenarioParams::new(seed, UNIX_EPOCH + Duration::from_secs(1_700_000_000))).emissions.len())
-                .sum();
-            (total as f64 / kinds.len() as f64).max(1.0)
-        };
-        let share = if kinds.is_empty() { 0.0 } else { opts.scenario_share };
-        Driver {
-            store,
-            shared,
-            noise: opts.noise.then(|| NoiseStream::new(seed ^ 0x5EED, cluster.clone(), origin)),
-            cluster,
-            kinds,
-            seed,
-            rate,
-            max_active: opts.max_active_scenarios.max(1),
-            concurrency: opts.concurrency.max(1),
-            start_rate: share * rate / per_instance,
-            pending: Agenda::default(),
-            active: BinaryHeap::new(),
-            instances: 0,
-            started,
-            origin,
-        }
-    }
-
-    async fn run(mut self, tick: Duration, duration: Option<Duration>, mut stop: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut applied: u64 = 0;
-        let mut started_instances: f64 = 0.0;
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                _ = stop.changed() => break,
-            }
-            if *stop.borrow() {
-                break;
-            }
-            let mut elapsed = self.started.elapsed();
-            let last = duration.is_some_and(|d| elapsed >= d);
-            if let Some(d) = duration {
-                elapsed = elapsed.min(d);
-            }
-            let secs = elapsed.as_secs_f64();
-            let target = (self.rate * secs) as u64;
-            let budget = target.saturating_sub(applied).min((self.rate * 0.25).ceil() as u64 + 1) as usize;
-            let now = self.origin + elapsed.as_nanos() as Nanos;
-            let mut batch: Vec<(Emission, bool)> = Vec::with_capacity(budget);
-            if self.noise.is_some() {
-                // Real time: start instances at the calibrated cadence.
-                let due_instances = self.start_rate * secs;
-                while started_instances + 1.0 <= due_instances {
-                    started_instances += 1.0;
-                    self.retire(now);
-                    if self.active.len() < self.max_active {
-                        self.start_instance(now);
-                    }
-                }
-                self.take_due(now, budget, &mut batch);
-                let rest = budget.saturating_sub(batch.len());
-                if rest > 0 {
-                    let mut out = Vec::with_capacity(rest + 8);
-                    self.noise.as_mut().expect("noise mode").fill(now, rest, &mut out);
-                    batch.extend(out.into_iter().map(|e| (e, false)));
-                }
-            } else {
-                // Compressed: keep `concurrency` instances interleaved, apply in order.
-                while batch.len() < budget {
-                    if self.pending.is_empty() || (self.active.len() < self.concurrency) {
-                        let at = self.pending.next_at().map_or(now, |at| at.max(now));
-                        self.start_instance(at);
-                    }
-                    let Some((at, emission)) = self.pending.pop() else { break };
-                    batch.push((emission, true));
-                    self.retire(at);
-                }
-            }
-            applied += self.apply(batch);
-            if last {
-                break;
-            }
-        }
-        let stopped = self.started.elapsed().min(duration.unwrap_or(Duration::MAX));
-        self.shared.stopped_at.store(stopped.as_nanos() as u64, Ordering::Release);
-        self.shared.running.store(false, Ordering::Release);
-    }
-
-    /// Forgets instances whose last emission is due by `now`.
-    fn retire(&mut self, now: Nanos) {
-        while matches!(self.active.peek(), Some(Reverse(end)) if *end <= now) {
-            self.active.pop();
-        }
-    }
-
-    fn start_instance(&mut self, at: Nanos) {
-        self.instances += 1;
-        let kind = self.kinds[(self.instances as usize - 1) % self.kinds.len()];
-        let seed = self.seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(self.instances);
-        let params = ScenarioParams {
-            seed,
-            start: UNIX_EPOCH + Duration::from_nanos(at.max(0) as u64),
-            cluster: self.cluster.clone(),
-            namespace: NAMESPACES[(seed % NAMESPACES.len() as u64) as usize].to_string(),
-            event_ttl: None,
-        };
-        let sc = generate(kind, &params);
-        let end = at + sc.duration().as_nanos() as Nanos;
-        for e in sc.emissions {
-            self.pending.push(at + e.offset.as_nanos() as Nanos, e.emission);
-        }
-        self.active.push(Reverse(end));
-        self.shared.scenarios_started.fetch_add(1, Ordering::Relaxed);
-        self.shared.truth.lock().unwrap_or_else(|e| e.into_inner()).scenarios.push(sc.truth);
-    }
-
-    fn take_due(&mut self, now: Nanos, budget: usize, batch: &mut Vec<(Emission, bool)>) {
-        while batch.len() < budget {
-            let Some(emission) = self.pending.pop_due(now) else { return };
-            batch.push((emission, true));
-        }
-    }
-
-    /// Applies a batch to the store; records scenario uids for the truth.
-    fn apply(&mut self, batch: Vec<(Emission, bool)>) -> u64 {
-        let n = batch.len() as u64;
-        let mut scenario = 0u64;
-        let mut seen: Vec<(String, i64)> = Vec::new();
-        if let Some(cap) = &self.shared.capture {
-            let mut cap = cap.lock().unwrap_or_else(|e| e.into_inner());
-            for (e, _) in &batch {
-                match e {
-                    Emission::Apply(ev) => {
-                        let k = (ev.metadata.namespace.clone().unwrap_or_default(), ev.metadata.name.clone().unwrap_or_default());
-                        if cap.last.insert(k.clone(), ev.clone()).is_none() {
-                            cap.order.push(k);
-                        }
-                    }
-                    Emission::Delete { namespace, name } => {
-                        let k = (namespace.clone(), name.clone());
-                        cap.last.remove(&k);
-                        cap.order.retain(|o| *o != k);
-                    }
-                }
-            }
-        }
-        for (e, is_scenario) in batch {
-            match e {
-                Emission::Apply(ev) => {
-                    if is_scenario {
-                        scenario += 1;
-                        if let Some(uid) = ev.metadata.uid.clone() {
-                            seen.push((uid, occurrences_of(&ev)));
-                        }
-                    }
-                    self.store.apply(ev);
-                }
-                Emission::Delete { namespace, name } => {
-                    scenario += is_scenario as u64;
-                    self.store.delete(&namespace, &name);
-                }
-            }
-        }
-        if !seen.is_empty() {
-            let mut acc = self.shared.truth.lock().unwrap_or_else(|e| e.into_inner());
-            acc.applied.extend(seen);
-        }
-        self.shared.applied.fetch_add(n, Ordering::Relaxed);
-        self.shared.scenario_events.fetch_add(scenario, Ordering::Relaxed);
-        self.shared.noise_events.fetch_add(n - scenario, Ordering::Relaxed);
-        n
     }
 }
 

@@ -64,6 +64,28 @@ impl GroundTruth {
         self.suppressed_occurrences += other.suppressed_occurrences;
     }
 
+    /// The same truth with every uid renamed through `map` (uids it lacks are kept):
+    /// a real API server gives each object its own uid.
+    pub fn rename_uids(&self, map: &std::collections::HashMap<String, String>) -> GroundTruth {
+        let r = |u: &String| map.get(u).cloned().unwrap_or_else(|| u.clone());
+        let counts = |m: &BTreeMap<String, i64>| m.iter().map(|(u, n)| (r(u), *n)).collect();
+        GroundTruth {
+            incidents: self
+                .incidents
+                .iter()
+                .map(|i| TruthIncident {
+                    root_cause_uid: r(&i.root_cause_uid),
+                    member_uids: i.member_uids.iter().map(r).collect(),
+                    ..i.clone()
+                })
+                .collect(),
+            noise_uids: self.noise_uids.iter().map(r).collect(),
+            occurrences: counts(&self.occurrences),
+            emitted_occurrences: counts(&self.emitted_occurrences),
+            suppressed_occurrences: self.suppressed_occurrences,
+        }
+    }
+
     /// The truth as far as a partial playback got: `applied` maps each uid applied so
     /// far to the occurrences its last applied version showed. Incidents whose root
     /// cause was not applied yet are left out; members are cut to applied uids.
@@ -122,6 +144,18 @@ mod tests {
         assert!(r.noise_uids.is_empty());
         let none = truth().restrict(&[("b".to_string(), 1)].into());
         assert!(none.incidents.is_empty());
+    }
+
+    #[test]
+    fn rename_uids_renames_everywhere() {
+        let map = [("a".to_string(), "A".to_string()), ("n".to_string(), "N".to_string())].into();
+        let t = truth().rename_uids(&map);
+        assert_eq!(t.incidents[0].root_cause_uid, "A");
+        assert!(t.incidents[0].member_uids.contains("A") && t.incidents[0].member_uids.contains("b"));
+        assert!(t.noise_uids.contains("N"));
+        assert_eq!(t.occurrences.get("A"), Some(&3));
+        assert_eq!(t.emitted_occurrences.get("A"), Some(&5));
+        assert_eq!(t.total_occurrences(), truth().total_occurrences());
     }
 
     #[test]

@@ -110,13 +110,18 @@ pub struct NoiseStream {
     recorders: Recorders,
     sink: Sink,
     pending: Agenda<Intent>,
+    /// Episodes started so far: each starts a nanosecond before the previous one of the
+    /// same call, so no two share a timestamp (client-go names an Event after its
+    /// object and `UnixNano()`; two episodes of one ReplicaSet at one instant would
+    /// write the same name, which a real API server refuses as AlreadyExists).
+    episodes: u64,
 }
 
 impl NoiseStream {
     pub fn new(seed: u64, cluster: ClusterCtx, origin: Nanos) -> Self {
         let mut script = Script::new(seed, cluster, "default", origin);
         let state = NoiseState::new(&mut script, 40);
-        NoiseStream { script, state, recorders: Recorders::new(), sink: Sink::new(origin, false), pending: Agenda::default() }
+        NoiseStream { script, state, recorders: Recorders::new(), sink: Sink::new(origin, false), pending: Agenda::default(), episodes: 0 }
     }
 
     /// Appends at least `n` emissions for time `now` to `out` (an episode may add a
@@ -127,7 +132,8 @@ impl NoiseStream {
         while out.len() < target && guard < n * 64 + 64 {
             guard += 1;
             let Some(intent) = self.pending.pop_due(now) else {
-                episode(&mut self.script, &mut self.state, now);
+                self.episodes += 1;
+                episode(&mut self.script, &mut self.state, now - (self.episodes % 1_000_000) as Nanos);
                 for i in self.script.intents.drain(..) {
                     self.pending.push(i.at, i);
                 }

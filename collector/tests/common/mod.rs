@@ -14,6 +14,8 @@ use std::time::Duration;
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
 use testkit::services::{read_topic, Services};
 
+pub mod cluster;
+
 pub fn event(i: u64, count: i32) -> Event {
     Event {
         metadata: ObjectMeta {

@@ -11,6 +11,7 @@
 //! - `snapshot`: lists as of an older resourceVersion (consistent pages).
 //! - `list`: Event list/get with paging and resourceVersion semantics.
 //! - `watch`: watch streams, bookmarks, 410s, streaming lists.
+//! - `write`: Event create (POST) and update (PUT) in both shapes.
 //! - `leases`: coordination.k8s.io/v1 Leases with optimistic concurrency.
 //! - `discovery`: /version, /api, /apis, namespaces (cluster UID), health.
 //! - `faults`: runtime fault injection, its admin endpoint, request counters.
@@ -32,6 +33,7 @@ mod snapshot;
 mod status;
 mod store;
 mod watch;
+mod write;
 
 pub use discovery::GIT_VERSION;
 pub use faults::{AdminState, FaultRequest, FaultSnapshot, Faults, StatsSnapshot};
@@ -285,16 +287,16 @@ pub fn kubeconfig_yaml(clusters: &[(&str, String)]) -> String {
 fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/events", get(list::core_all))
-        .route("/api/v1/namespaces/{ns}/events", get(list::core_ns))
-        .route("/api/v1/namespaces/{ns}/events/{name}", get(list::core_get))
+        .route("/api/v1/namespaces/{ns}/events", get(list::core_ns).post(write::core_create))
+        .route("/api/v1/namespaces/{ns}/events/{name}", get(list::core_get).put(write::core_update))
         .route("/apis/events.k8s.io/v1/events", get(list::v1_all))
         .route(
             "/apis/events.k8s.io/v1/namespaces/{ns}/events",
-            get(list::v1_ns),
+            get(list::v1_ns).post(write::v1_create),
         )
         .route(
             "/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}",
-            get(list::v1_get),
+            get(list::v1_get).put(write::v1_update),
         )
         .route(
             "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",

@@ -29,15 +29,43 @@ KUBE_APISERVER_BIN="$KUBE_BIN_DIR/kube-apiserver"
 KUBECTL_BIN="$KUBE_BIN_DIR/kubectl"
 ETCD_BIN="$KUBE_BIN_DIR/etcd"
 
-# The go command: the one on PATH, else the machine's /usr/local/go.
+# The Go toolchain the build needs (tools/kube/go.mod says go 1.26.0).
+KUBE_GO_VERSION="1.26.8"
+
+# Is GO a go command of at least 1.26?
+kube_go_new_enough() {
+    local v
+    v="$("$1" env GOVERSION 2>/dev/null)" || return 1 # e.g. go1.26.8
+    v="${v#go}"
+    local major="${v%%.*}" rest="${v#*.}"
+    local minor="${rest%%.*}"
+    [ "$major" -gt 1 ] 2>/dev/null || { [ "$major" = 1 ] && [ "${minor:-0}" -ge 26 ] 2>/dev/null; }
+}
+
+# The go command: one on PATH or the machine's /usr/local/go when it is new enough; else
+# Go $KUBE_GO_VERSION fetched once from the Go module proxy (the toolchain module
+# golang.org/toolchain, what `GOTOOLCHAIN` downloads) into the cache: a machine that
+# reaches only package registries needs no Go installed beforehand.
 kube_go() {
-    if command -v go >/dev/null 2>&1; then
-        command -v go
-    elif [ -x /usr/local/go/bin/go ]; then
-        echo /usr/local/go/bin/go
-    else
-        die "go is missing (need Go >= 1.26 to build kube-apiserver; see docs/real-apiserver.md)"
+    local g
+    for g in "$(command -v go 2>/dev/null)" /usr/local/go/bin/go; do
+        if [ -n "$g" ] && [ -x "$g" ] && kube_go_new_enough "$g"; then
+            echo "$g"
+            return 0
+        fi
+    done
+    local root="$KEVENTS_CACHE/go-toolchain" mod="golang.org/toolchain@v0.0.1-go$KUBE_GO_VERSION.linux-amd64"
+    if [ ! -x "$root/$mod/bin/go" ]; then
+        local proxy="${GOPROXY:-https://proxy.golang.org}"
+        proxy="${proxy%%,*}"
+        [ "$proxy" != direct ] && [ "$proxy" != off ] || proxy=https://proxy.golang.org
+        say "no Go >= 1.26 here: fetching Go $KUBE_GO_VERSION from $proxy (about 70 MB)"
+        mkdir -p "$root"
+        curl -fsSL --retry 3 -o "$root/go.zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$KUBE_GO_VERSION.linux-amd64.zip" ||
+            die "downloading the Go toolchain from $proxy failed"
+        (cd "$root" && unzip -q -o go.zip && rm -f go.zip) || die "unpacking the Go toolchain failed (is unzip installed?)"
     fi
+    echo "$root/$mod/bin/go"
 }
 
 # Does binary NAME in KUBE_BIN_DIR report the version we pin? Prints nothing.

@@ -278,3 +278,21 @@ pub async fn metric(listen: std::net::SocketAddr, name: &str) -> f64 {
     .await
     .unwrap()
 }
+
+/// Poll the collector's `/readyz` until it answers 200 (its watches are established).
+pub async fn wait_ready(listen: std::net::SocketAddr) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = tokio::task::spawn_blocking(move || {
+            testkit::services::http_request(&format!("http://{listen}"), "GET", "/readyz", "", Duration::from_secs(5))
+                .is_ok_and(|(code, _)| code == 200)
+        })
+        .await
+        .unwrap();
+        if ok {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "collector at {listen} not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

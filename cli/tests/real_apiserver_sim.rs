@@ -10,6 +10,8 @@
 //! compaction gap — the relist shows an object's latest version only, and that version,
 //! carrying the occurrences, must be there. The simulator's ground truth, in the
 //! server's uids, must match the Events the server holds.
+//!
+//! A second test runs `kevents simulate --target real` itself against two kubeconfigs.
 
 use futures::StreamExt;
 use k8s_openapi::api::events::v1::Event;
@@ -145,7 +147,11 @@ fn watch_everything(api: Api<Event>, served: Arc<Served>, stop: tokio::sync::wat
                 };
                 match next {
                     None => break,
-                    Some(Err(e)) => panic!("watch stream failed: {e}"),
+                    Some(Err(e)) => {
+                        // A broken stream resumes from the last version seen, as a watcher does.
+                        eprintln!("independent watcher: stream failed ({e}), watching again from {rv}");
+                        break;
+                    }
                     Some(Ok(WatchEvent::Added(ev) | WatchEvent::Modified(ev) | WatchEvent::Deleted(ev))) => {
                         rv = ev.metadata.resource_version.clone().unwrap();
                         served.versions.lock().unwrap().insert((ev.metadata.uid.clone().unwrap(), rv_of(&ev)));
@@ -363,4 +369,36 @@ async fn kill9_twice_and_compaction_on_a_real_api_server_lose_and_double_nothing
     eprintln!("ground truth: {} incidents over {} scenario Events, all on the server with their occurrences", truth.incidents.len(), truth.occurrences.len());
     fleet.shutdown().await;
     drop(topics);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_command_writes_through_real_api_servers_and_says_so() {
+    let kube = RealApiServer::shared_async().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["simulate".to_string(), "--target".into(), "real".into()];
+    for name in ["east", "west"] {
+        let kc = dir.path().join(format!("{name}.kubeconfig"));
+        kube.write_kubeconfig(&kc, kube.admin_token()).unwrap();
+        args.extend(["--kubeconfig".to_string(), kc.display().to_string()]);
+    }
+    args.extend(["--rate", "300", "--duration", "4s", "--seed", "5"].map(String::from));
+    let out = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_kevents")).args(&args).output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "simulate failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{stdout}");
+    assert!(stdout.contains("cluster east on a kube-apiserver at https://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("cluster west on a kube-apiserver"), "{stdout}");
+    let writes: Vec<&str> = stdout.lines().filter(|l| l.contains("API writes:")).collect();
+    assert_eq!(writes.len(), 2, "one write summary per cluster: {stdout}");
+    assert!(writes.iter().all(|l| l.contains("refused 0, abandoned 0")), "{stdout}");
+    let done = stdout.lines().find(|l| l.starts_with("done: ")).expect("a summary line");
+    let applied: u64 = done["done: ".len()..].split_whitespace().next().unwrap().parse().unwrap();
+    // 4 s at 300/s; the real server takes that easily.
+    assert!((1000..=1300).contains(&applied), "{done}");
+    // The events are on the server.
+    let events: Api<Event> = Api::all(kube.client().await);
+    let listed = events.list(&ListParams::default().limit(1)).await.unwrap();
+    assert!(listed.metadata.remaining_item_count.unwrap_or(0) + listed.items.len() as i64 >= applied as i64 / 2, "{done}");
 }

@@ -206,6 +206,11 @@ impl ApiWriter {
         }
     }
 
+    /// Counts namespaces created before the writer started (see [`ensure_namespaces`]).
+    pub fn count_namespaces(&self, n: u64) {
+        self.counters.namespaces_created.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// A handle on the counters that outlives the writer.
     pub fn stats_handle(&self) -> WriteStatsHandle {
         WriteStatsHandle(self.counters.clone())

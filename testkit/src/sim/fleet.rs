@@ -298,10 +298,11 @@ impl Fleet {
                     let (client, url) = apiwrite::connect(&rc.kubeconfig)
                         .await
                         .map_err(|source| FleetError::Connect { cluster: cluster.clone(), source })?;
-                    apiwrite::ensure_namespaces(&client, NAMESPACES)
+                    let created = apiwrite::ensure_namespaces(&client, NAMESPACES)
                         .await
                         .map_err(|source| FleetError::Namespaces { cluster: cluster.clone(), source })?;
                     let writer = ApiWriter::start(client, &opts.writer, sh.clone());
+                    writer.count_namespaces(created);
                     let writes = writer.stats_handle();
                     targets.push(DriverTarget::Api { writer, drain: opts.drain });
                     clusters.push(ClusterHandle { name: cluster, backend: Backend::Real { url, kubeconfig: rc.kubeconfig.clone(), writes } });

@@ -131,6 +131,15 @@ pub struct CollectorConfig {
     /// Default 290 (below the API server's 5-minute cap, like client-go's reflector).
     #[serde(default = "default_watch_timeout")]
     pub watch_timeout_secs: u32,
+    /// A watch that delivers nothing — no event, no BOOKMARK, no end — for this long is
+    /// a silent connection (a wedged proxy, a half-dead API server): the collector drops
+    /// it and re-watches from its last resourceVersion, seconds. kube-apiserver sends no
+    /// BOOKMARKs on Events (they bypass the watch cache), so a healthy watch of a quiet
+    /// cluster is silent until the server ends it at `watch_timeout_secs`: this must be
+    /// longer. Default: `watch_timeout_secs` + 30 (320 with the defaults); for a faster
+    /// recovery lower both, e.g. `watch_timeout_secs: 60` gives 90.
+    #[serde(default)]
+    pub watch_idle_timeout_secs: Option<u64>,
     /// `/healthz` fails when Kafka acknowledged nothing (not even a heartbeat) for
     /// this long, or the watch made no progress (event, bookmark, re-watch) for this
     /// long plus `watch_timeout_secs`, seconds. Default 60.
@@ -163,6 +172,9 @@ fn default_heartbeat() -> u64 {
 fn default_watch_timeout() -> u32 {
     290
 }
+/// Added to `watch_timeout_secs` for the default idle timeout: the server ends a watch
+/// at its timeout, give or take the time to answer; 30 s is generous for that.
+const IDLE_GRACE_SECS: u64 = 30;
 fn default_stall() -> u64 {
     60
 }
@@ -193,12 +205,18 @@ impl CollectorConfig {
             create_topic_partitions: default_create_partitions(),
             heartbeat_interval_secs: default_heartbeat(),
             watch_timeout_secs: default_watch_timeout(),
+            watch_idle_timeout_secs: None,
             stall_timeout_secs: default_stall(),
             max_in_flight: default_max_in_flight(),
             leader_election: None,
             listen: default_listen(),
             instance: None,
         }
+    }
+
+    /// The watch idle timeout in effect (see `watch_idle_timeout_secs`).
+    pub fn watch_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.watch_idle_timeout_secs.unwrap_or(self.watch_timeout_secs as u64 + IDLE_GRACE_SECS))
     }
 
     pub fn heartbeat_interval(&self) -> Duration {
@@ -223,6 +241,12 @@ impl CollectorConfig {
             return Err(FieldError::new(
                 "stall_timeout_secs",
                 "must be longer than heartbeat_interval_secs, or health would flap",
+            ));
+        }
+        if self.watch_idle_timeout().as_secs() <= self.watch_timeout_secs as u64 {
+            return Err(FieldError::new(
+                "watch_idle_timeout_secs",
+                "must be longer than watch_timeout_secs: kube-apiserver sends nothing on a quiet Event watch until it ends it",
             ));
         }
         let mut seen = std::collections::HashSet::new();
@@ -274,6 +298,12 @@ mod tests {
         c.drop.clear();
         c.stall_timeout_secs = 5;
         assert_eq!(c.validate().unwrap_err().field, "stall_timeout_secs");
+        c.stall_timeout_secs = 60;
+        assert_eq!(c.watch_idle_timeout(), Duration::from_secs(320));
+        c.watch_idle_timeout_secs = Some(290);
+        assert_eq!(c.validate().unwrap_err().field, "watch_idle_timeout_secs");
+        c.watch_timeout_secs = 60;
+        c.validate().unwrap();
     }
 
     #[test]

@@ -7,11 +7,20 @@
 //! records; (cluster, uid, resourceVersion) dedup covers the rest. Optimistic
 //! concurrency (the Lease's resourceVersion) makes two replicas racing for an
 //! expired lease safe: one update wins, the other gets 409 Conflict.
+//!
+//! A leader cut off from the API server must stop publishing before another replica
+//! can take the Lease. Another replica takes it once `lease_duration` has passed since
+//! the renewTime we last wrote; we stamp renewTime after the attempt started, so the
+//! leader steps down at (start of its last successful attempt) + `renew_deadline`,
+//! which config validation keeps below `lease_duration`. Each attempt runs under that
+//! same deadline: a renewal request that hangs on a silent connection (no answer, no
+//! error) cannot hold the step-down back.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::LeaderElectionConfig;
@@ -104,12 +113,22 @@ impl Elector {
         }
     }
 
-    /// Wait until this replica leads; returns the epoch.
-    pub async fn acquire(&self) -> i64 {
+    /// Wait until this replica leads; returns the epoch and when the successful attempt
+    /// started (the renew deadline counts from there).
+    pub async fn acquire(&self) -> (i64, Instant) {
         let mut backoff = Backoff::new(self.retry_period, self.retry_period * 4, Duration::from_secs(60));
         loop {
-            match self.try_acquire().await {
-                Ok(Attempt::Leader(epoch)) => return epoch,
+            let started = Instant::now();
+            // A hung attempt must not block the standby forever either.
+            let attempt = match tokio::time::timeout(self.renew_deadline, self.try_acquire()).await {
+                Ok(a) => a,
+                Err(_) => {
+                    tracing::warn!(deadline = ?self.renew_deadline, "lease acquisition did not answer in time");
+                    continue;
+                }
+            };
+            match attempt {
+                Ok(Attempt::Leader(epoch)) => return (epoch, started),
                 Ok(Attempt::Follower { holder }) => {
                     tracing::debug!(%holder, "lease held by another replica");
                     tokio::time::sleep(self.retry_period).await;
@@ -122,22 +141,28 @@ impl Elector {
         }
     }
 
-    /// Renew until renewal fails for longer than the renew deadline, or someone
-    /// else took the lease. Returns when leadership is lost.
-    pub async fn hold(&self, epoch: i64) {
-        let mut last_ok = tokio::time::Instant::now();
+    /// Renew every `retry_period` until someone else took the lease or no renewal
+    /// succeeded within `renew_deadline` of the start of the last successful one
+    /// (`renewed_at`, first from [`Elector::acquire`]). Returns when leadership is lost;
+    /// the caller stops publishing at once.
+    pub async fn hold(&self, epoch: i64, mut renewed_at: Instant) {
         loop {
-            tokio::time::sleep(self.retry_period).await;
-            match self.try_acquire().await {
-                Ok(Attempt::Leader(e)) if e == epoch => last_ok = tokio::time::Instant::now(),
-                Ok(other) => {
+            let step_down = renewed_at + self.renew_deadline;
+            if Instant::now() + self.retry_period < step_down {
+                tokio::time::sleep(self.retry_period).await;
+            }
+            let started = Instant::now();
+            match tokio::time::timeout_at(step_down, self.try_acquire()).await {
+                Ok(Ok(Attempt::Leader(e))) if e == epoch => renewed_at = started,
+                Ok(Ok(other)) => {
                     tracing::warn!(?other, "lost the lease");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(_) => {}
             }
-            if last_ok.elapsed() > self.renew_deadline {
-                tracing::warn!("lease not renewed within the renew deadline: stepping down");
+            if Instant::now() >= renewed_at + self.renew_deadline {
+                tracing::warn!(deadline = ?self.renew_deadline, "lease not renewed within the renew deadline: stepping down");
                 return;
             }
         }

@@ -32,7 +32,7 @@ pub struct Metrics {
     pub published: Family<TypeLabel, Counter>,
     /// Events dropped by drop rules.
     pub dropped: Family<RuleLabel, Counter>,
-    /// Watch (re)starts, by cause (start, timeout, closed, error, empty, gone).
+    /// Watch (re)starts, by cause (start, timeout, closed, error, empty, gone, idle).
     pub watch_restarts: Family<CauseLabel, Counter>,
     pub gone_410: Counter,
     pub relists: Counter,

@@ -157,19 +157,20 @@ pub async fn supervise(
         .as_ref()
         .map(|le| Elector::new(client.clone(), le, instance.clone()));
     loop {
-        let epoch = match &elector {
-            None => 0,
+        let acquired = match &elector {
+            None => None,
             Some(e) => {
                 health.set_ready("leader", true, "standby (follower)");
                 health.set_ready("watch", false, "standby: another replica leads");
                 metrics.leader.set(0);
                 tokio::select! {
-                    epoch = e.acquire() => epoch,
+                    acquired = e.acquire() => Some(acquired),
                     _ = standby_alive(&health) => unreachable!("loops forever"),
                     _ = stopped(&mut stop) => return Ok(()),
                 }
             }
         };
+        let epoch = acquired.map_or(0, |(epoch, _)| epoch);
         metrics.leader.set(1);
         health.set_ready("leader", true, format!("leader, epoch {epoch}"));
         tracing::info!(epoch, %instance, "publishing as leader");
@@ -185,7 +186,7 @@ pub async fn supervise(
         };
         let lost = async {
             match &elector {
-                Some(e) => e.hold(epoch).await,
+                Some(e) => e.hold(epoch, acquired.expect("elected").1).await,
                 None => std::future::pending().await,
             }
         };
@@ -262,7 +263,15 @@ impl Term<'_> {
                 cfg.field_selector.clone(),
                 cfg.label_selector.clone(),
             );
-            let w = Watcher::new(scope.clone(), source, cfg.drop.clone(), cfg.watch_timeout_secs, self.metrics.clone(), tx.clone());
+            let w = Watcher::new(
+                scope.clone(),
+                source,
+                cfg.drop.clone(),
+                cfg.watch_timeout_secs,
+                cfg.watch_idle_timeout(),
+                self.metrics.clone(),
+                tx.clone(),
+            );
             watchers.push(tokio::spawn(w.run(resume)));
         }
         drop(tx);

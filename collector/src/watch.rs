@@ -6,7 +6,8 @@
 //!   resourceVersion. Entered on first start (no cursor), after `410 Gone`, and
 //!   after repeated empty watches.
 //! - [`State::Watch`]: open a watch from `rv`.
-//! - [`State::Watching`]: read the next line of the open watch.
+//! - [`State::Watching`]: read the next line of the open watch, waiting at most the
+//!   idle timeout for it.
 //! - [`State::Backoff`]: sleep (jittered, growing), then go on to the held state.
 //!
 //! Transitions worth naming:
@@ -16,7 +17,16 @@
 //!   after [`EMPTY_WATCHES_BEFORE_RELIST`] in a row → `Relist` (treated as desync);
 //! - `410 Gone` as HTTP status or as an `ERROR` line → `Relist`;
 //! - any other error (dropped connection, 429 with Retry-After, 500) → `Backoff`
-//!   then `Watch{rv}` from the last resourceVersion sent on.
+//!   then `Watch{rv}` from the last resourceVersion sent on;
+//! - **idle timeout**: the watch delivered nothing — no event, no BOOKMARK, no end —
+//!   for `idle_timeout` → `Watch{rv}` at once (the silent connection: a wedged proxy or
+//!   a half-dead API server that keeps the connection open and writes nothing; kube's
+//!   watcher has no such bound). kube-apiserver sends no BOOKMARKs on Events (they
+//!   bypass the watch cache), so a quiet, healthy watch is silent until the server ends
+//!   it at `timeoutSeconds`: the bound must exceed the watch timeout
+//!   (`CollectorConfig::watch_idle_timeout`). The watch reopened after an idle timeout
+//!   does not count as progress for `/healthz` until it delivers something, so a server
+//!   whose every watch goes silent turns the collector unhealthy.
 //!
 //! Errors never end the machine (kube-rs #1615): only shutdown does.
 //!
@@ -82,10 +92,15 @@ pub struct Watcher {
     pub source: EventSource,
     pub drop_rules: Vec<DropRule>,
     pub watch_timeout_secs: u32,
+    /// No item for this long ends the watch (see the module doc).
+    pub idle_timeout: Duration,
     pub metrics: Metrics,
     pub tx: mpsc::Sender<Item>,
     backoff: Backoff,
     empty_in_a_row: u32,
+    /// The last watch ended by the idle timeout and the current one has delivered
+    /// nothing yet: opening it is not progress.
+    after_idle: bool,
 }
 
 /// Why the machine stopped.
@@ -118,6 +133,7 @@ impl Watcher {
         source: EventSource,
         drop_rules: Vec<DropRule>,
         watch_timeout_secs: u32,
+        idle_timeout: Duration,
         metrics: Metrics,
         tx: mpsc::Sender<Item>,
     ) -> Self {
@@ -126,10 +142,12 @@ impl Watcher {
             source,
             drop_rules,
             watch_timeout_secs,
+            idle_timeout,
             metrics,
             tx,
             backoff: Backoff::default(),
             empty_in_a_row: 0,
+            after_idle: false,
         }
     }
 
@@ -196,8 +214,11 @@ impl Watcher {
             State::Relist { cursor } => self.relist(cursor).await?,
             State::Watch { rv } => match self.source.watch(&rv, self.watch_timeout_secs).await {
                 Ok(stream) => {
-                    // Tells the publisher the watch is established (readiness).
-                    self.send(Item::Progress { scope: self.scope.clone(), rv: rv.clone(), bookmark: false }).await?;
+                    // Tells the publisher the watch is established (readiness, liveness),
+                    // unless the last one went silent: then only what it delivers counts.
+                    if !self.after_idle {
+                        self.send(Item::Progress { scope: self.scope.clone(), rv: rv.clone(), bookmark: false }).await?;
+                    }
                     State::Watching { rv, stream, opened: Instant::now(), items: 0 }
                 }
                 Err(e) if is_gone(&e) => {
@@ -214,9 +235,18 @@ impl Watcher {
             },
             State::Watching { mut rv, mut stream, opened, mut items } => {
                 let next = tokio::select! {
-                    n = stream.next() => n,
+                    n = tokio::time::timeout(self.idle_timeout, stream.next()) => n,
                     _ = self.tx.closed() => return Err(Stop::ChannelClosed),
                 };
+                let Ok(next) = next else {
+                    self.metrics.restart("idle");
+                    tracing::warn!(scope = %self.scope, rv = %rv, idle = ?self.idle_timeout, "the watch delivered nothing within the idle timeout (silent connection): re-watching");
+                    self.after_idle = true;
+                    return Ok(State::Watch { rv });
+                };
+                if next.is_some() || items > 0 {
+                    self.after_idle = false;
+                }
                 match next {
                     Some(Ok(Change::Object(kind, ev))) => {
                         rv = ev.resource_version.as_str().to_owned();
@@ -336,6 +366,47 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn watcher(idle: Duration) -> (Watcher, mpsc::Receiver<Item>, Metrics) {
+        // Never contacted: every step below works on a stream given by the test.
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let source = EventSource::new(client, crate::config::ApiKind::EventsV1, None, None, None);
+        let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+        let (tx, rx) = mpsc::channel(8);
+        (Watcher::new("".into(), source, vec![], 290, idle, metrics.clone(), tx), rx, metrics)
+    }
+
+    fn watching(stream: BoxStream<'static, Result<Change, kube::Error>>) -> State {
+        State::Watching { rv: "7".into(), stream, opened: Instant::now(), items: 0 }
+    }
+
+    /// A watch that never answers is left after exactly the idle timeout, for a re-watch
+    /// from the same resourceVersion; the reopened watch is not progress until it speaks.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_watch_ends_after_the_idle_timeout() {
+        let idle = Duration::from_secs(320);
+        let (mut w, mut rx, metrics) = watcher(idle);
+        let t0 = tokio::time::Instant::now();
+        let next = w.step(watching(futures::stream::pending().boxed())).await.unwrap();
+        assert_eq!(t0.elapsed(), idle);
+        assert!(matches!(next, State::Watch { ref rv } if rv == "7"));
+        assert!(w.after_idle);
+        assert_eq!(metrics.watch_restarts.get_or_create(&crate::metrics::CauseLabel { cause: "idle".into() }).get(), 1);
+        assert!(rx.try_recv().is_err(), "an idle timeout hands on nothing");
+        // Something arriving just before the bound keeps the watch; it clears the mark.
+        let (tx, rx_bm) = futures::channel::mpsc::unbounded();
+        let next = {
+            let send = async {
+                tokio::time::sleep(idle - Duration::from_millis(1)).await;
+                tx.unbounded_send(Ok(Change::Bookmark("9".into()))).unwrap();
+            };
+            let (next, ()) = tokio::join!(w.step(watching(rx_bm.boxed())), send);
+            next.unwrap()
+        };
+        assert!(matches!(next, State::Watching { ref rv, .. } if rv == "9"));
+        assert!(!w.after_idle);
+        assert!(matches!(rx.try_recv(), Ok(Item::Progress { bookmark: true, .. })));
+    }
 
     #[test]
     fn resource_versions_parse_as_numbers() {

@@ -103,7 +103,7 @@ enum Command {
     /// Recurring patterns: per cluster (default), across the fleet (--fleet), or
     /// every episode of one key over days (--key).
     Patterns(query::PatternsArgs),
-    /// Start simulated clusters (test API servers) that emit realistic events.
+    /// Simulated clusters emitting realistic events: test API servers it starts, or real kube-apiservers by kubeconfig.
     Simulate(simulate::Args),
     /// Analyze a `kubectl get events` dump with the processor's engine, in process:
     /// incidents with root causes, recurring patterns, counts by category/severity.

@@ -16,7 +16,7 @@
 //!   reportingController, reportingInstance, action); the test server stores what it gets.
 
 mod common;
-use common::cluster::{assert_topic_exactly, metric, Cluster, Server, Written};
+use common::cluster::{assert_topic_exactly, metric, wait_ready, Cluster, Server, Written};
 use common::start;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -107,7 +107,7 @@ async fn bookmarks(server: Server) {
     assert!(ended >= Duration::from_millis(3900) && ended < Duration::from_secs(7), "ended after {ended:?}");
     // Events bypass the watch cache: a quiet watch is silent until timeoutSeconds.
     assert_eq!(bookmarks, 0);
-    if let Some(s) = c.test_server() {
+    if c.test_server().is_some() {
         // The test server's own default (a bookmark per interval) on a second server.
         let opts = testkit::apiserver::ServerOptions { bookmark_interval: Duration::from_millis(500), ..Default::default() };
         let with = testkit::apiserver::ApiServer::start(opts).await.unwrap();
@@ -120,7 +120,6 @@ async fn bookmarks(server: Server) {
         let items: Vec<_> = api.watch(&WatchParams::default().timeout(2), &rv).await.unwrap().collect().await;
         let n = items.iter().filter(|i| matches!(i, Ok(WatchEvent::Bookmark(_)))).count();
         assert!(n >= 3, "test server with bookmark_interval 500 ms: {n} bookmarks in 2 s");
-        drop(s);
     }
 }
 
@@ -289,7 +288,7 @@ async fn two_replicas_with_a_lease(server: Server) {
     };
     let (a, b) = (replica("replica-a"), replica("replica-b"));
     let run_a = start(a.clone());
-    wait_metric(a.listen, "kevents_collector_leader", 1.0).await;
+    wait_ready(a.listen).await; // leads and watches
     let run_b = start(b.clone());
     let leases: Api<Lease> = Api::namespaced(c.client.clone(), &c.ns);
     let mut want = Vec::new();

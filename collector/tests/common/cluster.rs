@@ -161,7 +161,7 @@ impl Cluster {
     }
 
     /// A repeat of Event `ns/name`, written in the shape it was created in: series.count
-    /// + 1 (events.k8s.io/v1; a series starts at 2) or count + 1 (core/v1). Read, modify,
+    /// plus one (events.k8s.io/v1; a series starts at 2) or count plus one (core/v1). Read, modify,
     /// PUT with the read resourceVersion (409 on a race, as in client-go).
     pub async fn bump(&self, shape: ApiKind, ns: &str, name: &str) -> Written {
         match shape {

@@ -28,7 +28,8 @@
 //!   outputs per input, a third of them incident versions).
 //!
 //! Run: `cargo bench -p kevents-processor --bench pipeline` (N: `KEVENTS_BENCH_N`,
-//! default 300000).
+//! default 300000; `KEVENTS_BENCH_RDKAFKA_DEBUG=eos,protocol` logs librdkafka's
+//! transaction steps of the processor, which is how the 100 ms commits were found).
 
 /// The allocator the `kevents` binary ships with, so the figures are the product's.
 #[global_allocator]
@@ -239,7 +240,11 @@ async fn txn_passthrough(bootstrap: &str, group: &str, out: &str, n: usize) -> (
                 in_txn += 1;
             }
             if (last.elapsed() >= Duration::from_millis(100) || in_txn >= window) && in_txn > 0 {
-                p.flush(t).unwrap();
+                // As the processor does (`txn`): wait for the deliveries by their
+                // count, not with rdkafka's flush, which polls in 100 ms steps.
+                while p.in_flight_count() > 0 {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
                 let mut tpl = rdkafka::TopicPartitionList::new();
                 for (part, off) in &next {
                     tpl.add_partition_offset("raw", *part, rdkafka::Offset::Offset(*off)).unwrap();
@@ -302,6 +307,7 @@ async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], n: usize)
     cfg.group_id = group.into();
     cfg.create_topic_partitions = 0;
     cfg.listen = "127.0.0.1:0".parse().unwrap();
+    if let Ok(d) = std::env::var("KEVENTS_BENCH_RDKAFKA_DEBUG") { cfg.kafka.extra.insert("debug".into(), d); let _ = tracing_subscriber::fmt().with_env_filter("debug").try_init(); }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();
     let running = kevents_processor::start(cfg, async move {
@@ -314,7 +320,16 @@ async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], n: usize)
     let watch = committed_watcher(bootstrap, group, start, n);
     let (secs, first) = tokio::task::spawn_blocking(move || watch.join().unwrap()).await.unwrap();
     tx.send(()).unwrap();
+    let m = running.metrics.clone();
     running.wait().await.unwrap();
+    // What the transactions cost: how many, and how long each held the workers.
+    let mut enc = String::new();
+    let mut reg = prometheus_client::registry::Registry::default();
+    reg.register("c", "", m.commit_seconds.clone());
+    prometheus_client::encoding::text::encode(&mut enc, &reg).unwrap();
+    let sum: f64 = enc.lines().find_map(|l| l.strip_prefix("c_sum ").and_then(|v| v.parse().ok())).unwrap_or(0.0);
+    let commits = m.commits.get();
+    println!("    processor: {commits} transactions, workers held {:.1} ms per commit ({:.1} s in all)", 1000.0 * sum / commits.max(1) as f64, sum);
     (secs, first)
 }
 

@@ -289,9 +289,11 @@ impl Loop {
                 self.forget(&mut batches, &mut paused);
             }
             self.hand_over(&mut batches, &mut paused);
+            // Measured from the end of the last commit: the workers always get a
+            // whole interval of work between two commits, however long one takes.
             if last_commit.elapsed() >= self.commit_interval {
-                last_commit = Instant::now();
                 ctx.commit(&self.consumer);
+                last_commit = Instant::now();
             }
         }
         tracing::info!("consume loop stopping: draining all partitions");

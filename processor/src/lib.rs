@@ -127,6 +127,12 @@ pub fn transactional_producer_config(base: &ClientConfig, transactional_id: &str
     c.remove("message.timeout.ms");
     c.set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", transaction_timeout_ms.to_string());
+    // Right after a commit the coordinator is still writing the transaction markers and
+    // answers the next transaction's first request with CONCURRENT_TRANSACTIONS; the
+    // client retries after `retry.backoff.ms`, 100 ms by default: a tenth of a second
+    // per commit, during which the workers wait. (Kafka's Java producer shortens this
+    // backoff for that error by itself, KAFKA-5477.)
+    set_default(&mut c, "retry.backoff.ms", "10");
     c
 }
 

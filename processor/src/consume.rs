@@ -181,27 +181,26 @@ impl Ctx {
     }
 
     /// Commit the open transaction with every partition's progress since the last
-    /// commit (nothing to do when no worker moved). A failed commit is fatal.
+    /// commit, read while no worker is inside a batch (nothing to do when no worker
+    /// moved). A failed commit is fatal.
     fn commit(&self, consumer: &BaseConsumer<Self>) {
         let mut m = self.members.lock().unwrap();
-        let mut next: Vec<(i32, i64)> = std::mem::take(&mut *self.revoked.lock().unwrap());
-        let moved: Vec<(i32, i64)> = m
-            .workers
-            .iter()
-            .filter_map(|(p, h)| {
+        let snapshot = || {
+            let mut next: Vec<(i32, i64)> = std::mem::take(&mut *self.revoked.lock().unwrap());
+            for (p, h) in m.workers.iter() {
                 let handled = h.handled.load(Ordering::Acquire);
-                (handled > h.committed).then_some((*p, handled))
-            })
-            .collect();
-        next.extend(moved.iter().map(|&(p, handled)| (p, handled + 1)));
-        if next.is_empty() {
-            return;
-        }
-        match self.shared.txn.commit(&self.shared.producer, consumer, &self.shared.raw_topic, &next) {
-            Ok(held) => {
-                for (p, handled) in moved {
+                if handled > h.committed {
+                    next.push((*p, handled + 1));
+                }
+            }
+            next
+        };
+        match self.shared.txn.commit(&self.shared.producer, consumer, &self.shared.raw_topic, snapshot) {
+            Ok(None) => {}
+            Ok(Some((held, next))) => {
+                for (p, offset) in next {
                     if let Some(h) = m.workers.get_mut(&p) {
-                        h.committed = handled;
+                        h.committed = h.committed.max(offset - 1);
                     }
                 }
                 self.shared.metrics.commits.inc();

@@ -16,10 +16,13 @@
 //!   record: every output of it and of every earlier record is in the producer;
 //! - the consume loop (`consume`) commits: every `commit_interval_ms`, before a
 //!   partition is revoked, and at shutdown. [`Transactions::commit`] takes the write
-//!   side (no worker is inside a batch), sends `handled + 1` of
-//!   each partition that moved, and commits.
+//!   side (no worker is inside a batch), reads every partition's `handled` under it
+//!   (read before, a batch finishing in between would put outputs in this transaction
+//!   whose offsets are not), sends `handled + 1` of each partition that moved, and
+//!   commits.
 //!
-//! Failure: a commit that fails is aborted, and the member stops with an error. The
+//! Failure: a commit that fails is aborted, the member stops with an error, and no
+//! later commit is attempted (not even the shutdown's). The
 //! aborted outputs are never seen by `read_committed` readers (the sink and the
 //! notifiers); the restarted member (or the partitions' next owner) resumes at the
 //! committed offsets and makes them again, byte-identically. A broker without
@@ -47,6 +50,8 @@ pub enum TxnError {
     Aborted { step: &'static str, error: KafkaError },
     #[error("no consumer group metadata (the consumer has not joined its group)")]
     NoGroupMetadata,
+    #[error("an earlier transaction failed; nothing more is committed")]
+    Failed,
 }
 
 /// The write side excludes every worker's batch: a commit sees whole batches only.
@@ -57,6 +62,7 @@ pub struct Transactions {
     pub gate: Gate,
     id: String,
     timeout: Duration,
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The default `transactional.id`: stable across restarts of the same container
@@ -81,24 +87,35 @@ impl Transactions {
         producer.init_transactions(timeout).map_err(TxnError::Unsupported)?;
         producer.begin_transaction().map_err(TxnError::Unsupported)?;
         tracing::info!(transactional_id = %id, "transactions initialised");
-        Ok(Transactions { gate: Gate::new(()), id, timeout })
+        Ok(Transactions { gate: Gate::new(()), id, timeout, failed: Default::default() })
     }
 
-    /// Commit the open transaction with the raw offsets `next` (partition, next
-    /// offset to read), then begin the next one. Called on the consume thread (the
-    /// consumer's group metadata must be current); blocks until every worker left its
-    /// batch. Returns how long the workers were held.
+    /// Commit the open transaction with the raw offsets `snapshot` returns
+    /// (partition, next offset to read), then begin the next one. Called on the
+    /// consume thread (the consumer's group metadata must be current); blocks until
+    /// every worker left its batch, then calls `snapshot` with none inside one.
+    /// Returns how long the workers were held and the offsets committed (`None`:
+    /// no partition moved, nothing to commit).
     pub fn commit<C: ConsumerContext>(
         &self,
         producer: &FutureProducer,
         consumer: &BaseConsumer<C>,
         raw_topic: &str,
-        next: &[(i32, i64)],
-    ) -> Result<Duration, TxnError> {
+        snapshot: impl FnOnce() -> Vec<(i32, i64)>,
+    ) -> Result<Option<(Duration, Vec<(i32, i64)>)>, TxnError> {
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Acquire) {
+            return Err(TxnError::Failed);
+        }
         let _quiet = self.gate.blocking_write();
         let held = Instant::now();
-        let result = self.commit_quiet(producer, consumer, raw_topic, next);
+        let next = snapshot();
+        if next.is_empty() {
+            return Ok(None);
+        }
+        let result = self.commit_quiet(producer, consumer, raw_topic, &next);
         if let Err(e) = &result {
+            self.failed.store(true, Ordering::Release);
             tracing::error!(error = %e, "transaction failed");
             if !matches!(e, TxnError::Fenced { .. }) {
                 if let Err(abort) = producer.abort_transaction(self.timeout) {
@@ -106,7 +123,7 @@ impl Transactions {
                 }
             }
         }
-        result.map(|()| held.elapsed())
+        result.map(|()| Some((held.elapsed(), next)))
     }
 
     fn commit_quiet<C: ConsumerContext>(
@@ -135,17 +152,15 @@ impl Transactions {
             }
             std::thread::sleep(Duration::from_micros(500));
         }
-        if !next.is_empty() {
-            let mut tpl = TopicPartitionList::new();
-            for &(p, offset) in next {
-                tpl.add_partition_offset(raw_topic, p, Offset::Offset(offset))
-                    .map_err(step("offsets"))?;
-            }
-            let group = consumer.group_metadata().ok_or(TxnError::NoGroupMetadata)?;
-            producer
-                .send_offsets_to_transaction(&tpl, &group, self.timeout)
-                .map_err(step("send_offsets_to_transaction"))?;
+        let mut tpl = TopicPartitionList::new();
+        for &(p, offset) in next {
+            tpl.add_partition_offset(raw_topic, p, Offset::Offset(offset))
+                .map_err(step("offsets"))?;
         }
+        let group = consumer.group_metadata().ok_or(TxnError::NoGroupMetadata)?;
+        producer
+            .send_offsets_to_transaction(&tpl, &group, self.timeout)
+            .map_err(step("send_offsets_to_transaction"))?;
         producer.commit_transaction(self.timeout).map_err(step("commit_transaction"))?;
         producer.begin_transaction().map_err(step("begin_transaction"))?;
         Ok(())

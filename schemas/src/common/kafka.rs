@@ -84,7 +84,7 @@ impl SecurityProtocol {
 }
 
 /// TLS files (PEM). Empty fields use librdkafka's defaults (system CA store).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub ca_file: Option<String>,
@@ -97,6 +97,13 @@ pub struct TlsConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// Not derived: a config without a `tls` section must verify host names too.
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { ca_file: None, cert_file: None, key_file: None, verify_hostname: yes() }
+    }
 }
 
 /// SASL mechanism and credentials.
@@ -326,6 +333,8 @@ mod tests {
         let c = k.client_config().unwrap();
         assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
         assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        // No `tls` section: the broker's host name is still verified.
+        assert_eq!(c.get("ssl.endpoint.identification.algorithm"), Some("https"));
         k.sasl.as_mut().unwrap().password_env = Some("X".into());
         assert_eq!(k.validate("kafka").unwrap_err().field, "kafka.sasl.password");
     }

@@ -144,7 +144,6 @@ impl ConsumerContext for Ctx {
             self.health.set_ready(READY, true, format!("{} raw partitions assigned", m.workers.len()));
         }
     }
-
 }
 
 impl Ctx {

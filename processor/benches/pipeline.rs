@@ -13,6 +13,7 @@
 //! - `processor`: decodes, counts, classifies, extracts metadata, correlates,
 //!   detects patterns, raises alerts, encodes and writes all of them and the
 //!   heartbeats, in its transactions (`commit_interval_ms` 100).
+//!
 //! A run ends when the group's committed offsets cover all N raw records (for the
 //! processor and the transactional passthrough: outputs and offsets committed
 //! together), or when all N copies are acknowledged (at-least-once). It includes

@@ -54,6 +54,9 @@ pub enum TxnError {
     Failed,
 }
 
+/// What a commit did: how long it held the workers, and the offsets it committed.
+pub type Committed = (Duration, Vec<(i32, i64)>);
+
 /// The write side excludes every worker's batch: a commit sees whole batches only.
 pub type Gate = tokio::sync::RwLock<()>;
 
@@ -102,7 +105,7 @@ impl Transactions {
         consumer: &BaseConsumer<C>,
         raw_topic: &str,
         snapshot: impl FnOnce() -> Vec<(i32, i64)>,
-    ) -> Result<Option<(Duration, Vec<(i32, i64)>)>, TxnError> {
+    ) -> Result<Option<Committed>, TxnError> {
         use std::sync::atomic::Ordering;
         if self.failed.load(Ordering::Acquire) {
             return Err(TxnError::Failed);

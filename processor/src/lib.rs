@@ -262,6 +262,11 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
             _ = shutdown => None,
             e = fatal_rx.recv() => e,
         };
+        if failure.is_some() {
+            // A worker may have stopped in the middle of a batch whose first outputs
+            // are in the open transaction: the shutdown must not commit it.
+            shared.txn.poison();
+        }
         stop.store(true, Ordering::Relaxed);
         let panicked = loop_done_rx.await.is_err();
         if let Some(n) = notifier {

@@ -22,7 +22,9 @@
 //!   commits.
 //!
 //! Failure: a commit that fails is aborted, the member stops with an error, and no
-//! later commit is attempted (not even the shutdown's). The
+//! later commit is attempted (not even the shutdown's); the same after any other
+//! fatal error ([`Transactions::poison`]: a worker may have stopped in the middle of
+//! a batch whose first outputs are in the open transaction). The
 //! aborted outputs are never seen by `read_committed` readers (the sink and the
 //! notifiers); the restarted member (or the partitions' next owner) resumes at the
 //! committed offsets and makes them again, byte-identically. A broker without
@@ -39,9 +41,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
     #[error(
-        "the Kafka broker refused transactions ({0}); kevents' processor commits its outputs and offsets in \
-         transactions and needs a broker that supports them (Apache Kafka 2.5 or newer with its transaction \
-         state topic available)"
+        "transactions could not be initialised with the Kafka broker ({0}); kevents' processor commits its \
+         outputs and offsets in transactions and needs a reachable broker that supports them (Apache Kafka 2.5 \
+         or newer with its transaction state topic available)"
     )]
     Unsupported(KafkaError),
     #[error("fenced: another producer with transactional.id {id} took over, or this member left the group ({error})")]
@@ -91,6 +93,12 @@ impl Transactions {
         producer.begin_transaction().map_err(TxnError::Unsupported)?;
         tracing::info!(transactional_id = %id, "transactions initialised");
         Ok(Transactions { gate: Gate::new(()), id, timeout, failed: Default::default() })
+    }
+
+    /// Commit nothing from now on (the member stops after a failure: the open
+    /// transaction may hold part of a batch, and the broker aborts it).
+    pub fn poison(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Commit the open transaction with the raw offsets `snapshot` returns

@@ -109,8 +109,14 @@ if [ ! -f "$PROPS" ]; then
     make_tls
     controller_port="$(free_port)"
     write_properties "$controller_port"
+    # 16 random bytes, URL-safe base64, never starting with '-' (which the format
+    # tool would parse as an option; Kafka's own Uuid.randomUuid() skips those too).
     cluster_id="$("$(host_python)" -c 'import base64, uuid
-print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')"
     say "formatting KRaft storage in $DIR/data (cluster $cluster_id)"
     mkdir -p "$DIR/logs"
     if ! java -Xmx256m "${JAVA_LOG[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \

@@ -18,10 +18,29 @@ use testkit::services::Services;
 fn spawn_member(config: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_processor-member"))
         .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn processor-member")
+}
+
+/// The ops address a member prints on its first stdout line (`ops ADDR`).
+fn ops_addr(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    line.trim().strip_prefix("ops ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
+}
+
+/// A counter's value from a member's /metrics (0 when absent or unreachable).
+fn metric(addr: &str, name: &str) -> f64 {
+    let body = testkit::services::http_request(&format!("http://{addr}"), "GET", "/metrics", "", Duration::from_secs(2))
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// Kills every member still running when the test ends, pass or fail, so a
@@ -53,18 +72,34 @@ async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("processor.yaml");
     let mut cfg = config(&topics, &format!("g-{}", topics.name("raw")));
-    // Long transactions, so the kill lands inside one that holds outputs.
-    cfg.commit_interval_ms = 3000;
+    // Long transactions: nothing is committed before the kill, which comes once the
+    // member to kill has outputs acknowledged (so they are in its open transaction).
+    cfg.commit_interval_ms = 10_000;
+    cfg.transaction_timeout_ms = 30_000;
     std::fs::write(&cfg_path, serde_norway::to_string(&cfg).unwrap()).unwrap();
 
     let mut members = Members((0..3).map(|_| spawn_member(&cfg_path)).collect());
+    let victim = ops_addr(&mut members.0[0]);
     let p = producer(topics.bootstrap());
     let chunks: Vec<&[RawOut]> = w.records.chunks(w.records.len() / 10 + 1).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         produce(&p, topics.name("raw"), chunk).await;
         if i == 3 {
-            // A crash: SIGKILL, no drain, no commit. Its partitions move after the
-            // session timeout (10 s) to the survivors, which replay to rebuild state.
+            // A crash inside a transaction: wait until the member had outputs
+            // acknowledged (its metrics flush every 500 ms) with no commit in between
+            // (rebalances commit; the interval is 10 s), then SIGKILL: no drain, no
+            // commit. Its partitions move after the session timeout (10 s) to the
+            // survivors, which replay to rebuild state.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let (c0, p0) = (metric(&victim, "kevents_processor_transactions_committed_total"), metric(&victim, "kevents_processor_records_produced_total"));
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let (c1, p1) = (metric(&victim, "kevents_processor_transactions_committed_total"), metric(&victim, "kevents_processor_records_produced_total"));
+                if c1 == c0 && p1 > p0 {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "the member to kill had no uncommitted outputs within 60 s");
+            }
             members.0[0].kill().unwrap();
             members.0[0].wait().unwrap();
         }

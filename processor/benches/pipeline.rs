@@ -309,6 +309,7 @@ async fn processor(bootstrap: &str, group: &str, topics: &[String; 6], n: usize)
     cfg.create_topic_partitions = 0;
     cfg.listen = "127.0.0.1:0".parse().unwrap();
     if let Some(ms) = std::env::var("KEVENTS_BENCH_COMMIT_MS").ok().and_then(|v| v.parse().ok()) { cfg.commit_interval_ms = ms; }
+    if let Some(n) = std::env::var("KEVENTS_BENCH_MAX_IN_FLIGHT").ok().and_then(|v| v.parse().ok()) { cfg.max_in_flight = n; }
     if let Ok(d) = std::env::var("KEVENTS_BENCH_RDKAFKA_DEBUG") { cfg.kafka.extra.insert("debug".into(), d); let _ = tracing_subscriber::fmt().with_env_filter("debug").try_init(); }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();

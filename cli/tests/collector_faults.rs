@@ -7,14 +7,15 @@
 //!
 //! `KEVENTS_TEST_KAFKA_DOWN_SECS` sets how long Kafka stays down (default 60).
 
+mod collector_proc;
+
+use collector_proc::{published_async, wait_ready, Collector};
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
-use testkit::services::{free_port, http_request, read_topic, OwnedBroker, Services};
+use testkit::services::{free_port, read_topic, OwnedBroker, Services};
 use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
 use tokio::sync::watch;
 
@@ -52,44 +53,6 @@ fn drive(store: Store, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHand
     })
 }
 
-struct Collector {
-    child: Child,
-}
-
-impl Collector {
-    fn start(config: &Path, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kevents"))
-            .args(["collector", "--config"])
-            .arg(config)
-            .env("KEVENTS_LOG", "info,kevents_collector=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kevents collector");
-        Collector { child }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM and wait: the graceful path.
-    fn stop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// Collector logs outlive the test (kept for reading after a failure).
 fn log_path(test: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("kevents-collector-faults-{test}-{}.log", std::process::id()));
@@ -97,24 +60,6 @@ fn log_path(test: &str) -> PathBuf {
     p
 }
 
-
-/// Wait until the collector behind ops `port` answers `/readyz` with 200 (its watch is
-/// running): changes made before its first list would be superseded unseen.
-async fn wait_ready(port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let url = format!("http://127.0.0.1:{port}");
-    loop {
-        let u = url.clone();
-        let status = tokio::task::spawn_blocking(move || http_request(&u, "GET", "/readyz", "", Duration::from_secs(2)))
-            .await
-            .unwrap();
-        if matches!(status, Ok((200, _))) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "collector on port {port} never became ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// A collector config file for `server`, writing to `topic` on `brokers`; returns
 /// the file and the ops port.
@@ -149,27 +94,12 @@ async fn server() -> ApiServer {
     server
 }
 
-/// (uid, rv) → how often it is in the topic.
-fn published(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
-    let codec = Codec::default();
-    let mut seen = HashMap::new();
-    for m in read_topic(brokers, topic).expect("reading the raw topic") {
-        let rec: RawRecord = codec.decode(&m.payload).expect("collector records decode");
-        if let Some(e) = rec.event {
-            let rv = e.event.resource_version.parse().expect("numeric resourceVersion");
-            *seen.entry((e.event.uid.to_string(), rv)).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
 /// Wait until the topic holds every served change (or time out), then compare.
 async fn assert_exactly_once(store: &Store, brokers: &str, topic: &str) -> usize {
     let served = store.changes();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let seen = loop {
-        let (b, t) = (brokers.to_string(), topic.to_string());
-        let seen = tokio::task::spawn_blocking(move || published(&b, &t)).await.unwrap();
+        let seen = published_async(brokers, topic).await;
         if served.iter().all(|k| seen.contains_key(k)) || tokio::time::Instant::now() > deadline {
             break seen;
         }

@@ -16,63 +16,21 @@
 use futures::StreamExt;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use schemas::avro::Codec;
-use schemas::records::RawRecord;
+mod collector_proc;
+
+use collector_proc::{ops_get, published_async, wait_ready, Collector};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use testkit::kube_real::RealApiServer;
-use testkit::services::{free_port, http_request, read_topic, Services};
+use testkit::services::{free_port, http_request, Services};
 use testkit::sim::{Fleet, FleetOptions, RealCluster, Target};
 
 /// Above what the real server sustains on 2 cores: the writer's backpressure finds the limit.
 const TARGET_RATE: f64 = 4_000.0;
-
-struct Collector(Child);
-
-impl Collector {
-    fn start(config: &Path, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kevents"))
-            .args(["collector", "--config"])
-            .arg(config)
-            .env("KEVENTS_LOG", "info,kevents_collector=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting kevents collector");
-        Collector(child)
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// GET `path` on the collector's ops port.
-async fn ops_get(port: u16, path: &'static str) -> Option<(u16, String)> {
-    let url = format!("http://127.0.0.1:{port}");
-    tokio::task::spawn_blocking(move || http_request(&url, "GET", path, "", Duration::from_secs(2)).ok()).await.unwrap()
-}
-
-/// Polls `/readyz` until 200 (the watch runs, after any relist).
-async fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(ops_get(port, "/readyz").await, Some((200, _))) {
-        assert!(Instant::now() < deadline, "collector on port {port} never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A counter of the collector's `/metrics` (summed over labels).
 async fn metric(port: u16, name: &str) -> u64 {
@@ -81,25 +39,6 @@ async fn metric(port: u16, name: &str) -> u64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-/// (uid, rv) → how often it is in the topic.
-fn published(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
-    let codec = Codec::default();
-    let mut seen = HashMap::new();
-    for m in read_topic(brokers, topic).expect("reading the raw topic") {
-        let rec: RawRecord = codec.decode(&m.payload).expect("collector records decode");
-        if let Some(e) = rec.event {
-            let rv = e.event.resource_version.parse().expect("numeric resourceVersion");
-            *seen.entry((e.event.uid.to_string(), rv)).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-async fn published_async(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
-    let (b, t) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || published(&b, &t)).await.unwrap()
 }
 
 /// What the independent watcher recorded.

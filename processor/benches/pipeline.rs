@@ -110,33 +110,26 @@ async fn run(n: usize) {
         t.elapsed().as_secs_f64()
     );
 
-    let (mut pass, mut proc, mut pass_steady, mut proc_steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut txn, mut txn_steady) = (Vec::new(), Vec::new());
+    let (mut pass, mut txn, mut proc) = (Rates::default(), Rates::default(), Rates::default());
     for i in 0..3 {
         let out = format!("pt-out-{i}");
         create(&bootstrap, &out, 3).await;
         let (secs, first) = passthrough(&bootstrap, &format!("pt-{i}"), &out, n).await;
-        println!("run {i}: passthrough {:>8.0} records/s ({secs:.2}s; first output after {first:.2}s, then {:>8.0}/s)", n as f64 / secs, n as f64 / (secs - first));
-        pass.push(n as f64 / secs);
-        pass_steady.push(n as f64 / (secs - first));
+        pass.record(i, "passthrough", "first output", n, secs, first);
 
         let out = format!("tx-out-{i}");
         create(&bootstrap, &out, 3).await;
         let (secs, first) = txn_passthrough(&bootstrap, &format!("tx-{i}"), &out, n).await;
-        println!("run {i}: txn passthr. {:>8.0} records/s ({secs:.2}s; first commit after {first:.2}s, then {:>8.0}/s)", n as f64 / secs, n as f64 / (secs - first));
-        txn.push(n as f64 / secs);
-        txn_steady.push(n as f64 / (secs - first));
+        txn.record(i, "txn passthr.", "first commit", n, secs, first);
 
         let topics = ["proc", "hb", "inc", "pat", "al", "dlq"].map(|t| format!("{t}-{i}"));
         for t in &topics {
             create(&bootstrap, t, 3).await;
         }
         let (secs, first) = processor(&bootstrap, &format!("pr-{i}"), &topics, n).await;
-        println!("run {i}: processor   {:>8.0} records/s ({secs:.2}s; first output after {first:.2}s, then {:>8.0}/s)", n as f64 / secs, n as f64 / (secs - first));
-        proc.push(n as f64 / secs);
-        proc_steady.push(n as f64 / (secs - first));
+        proc.record(i, "processor", "first output", n, secs, first);
     }
-    let (mp, mt, mq) = (median(&mut pass), median(&mut txn), median(&mut proc));
+    let (mp, mt, mq) = (median(&mut pass.all), median(&mut txn.all), median(&mut proc.all));
     println!(
         "median: at-least-once passthrough {mp:.0} records/s, transactional passthrough {mt:.0}, processor {mq:.0}; \
          processor / transactional passthrough {:.2}, processor / at-least-once passthrough {:.2}",
@@ -144,7 +137,7 @@ async fn run(n: usize) {
         mq / mp
     );
     // Without the group join (a few seconds on this broker for every contender).
-    let (sp, st, sq) = (median(&mut pass_steady), median(&mut txn_steady), median(&mut proc_steady));
+    let (sp, st, sq) = (median(&mut pass.steady), median(&mut txn.steady), median(&mut proc.steady));
     println!(
         "after the first output: at-least-once passthrough {sp:.0} records/s, transactional passthrough {st:.0}, processor {sq:.0}; \
          processor / transactional passthrough {:.2}, processor / at-least-once passthrough {:.2}",
@@ -358,6 +351,24 @@ async fn create(bootstrap: &str, topic: &str, partitions: i32) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("topic {topic} did not appear");
+}
+
+/// One contender's rates over the runs: in all, and after its first output.
+#[derive(Default)]
+struct Rates {
+    all: Vec<f64>,
+    steady: Vec<f64>,
+}
+
+impl Rates {
+    /// Print run `i` of `who` and keep its rates (`first`: when its first output or
+    /// commit came, `what` says which).
+    fn record(&mut self, i: usize, who: &str, what: &str, n: usize, secs: f64, first: f64) {
+        let (all, steady) = (n as f64 / secs, n as f64 / (secs - first));
+        println!("run {i}: {who:<12} {all:>8.0} records/s ({secs:.2}s; {what} after {first:.2}s, then {steady:>8.0}/s)");
+        self.all.push(all);
+        self.steady.push(steady);
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -13,13 +13,13 @@
 //! ([`RealApiServer::namespace`]).
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::services::{free_port, http_request, workspace_root};
+use crate::services::process::ServiceProcess;
+use crate::services::{free_port, http_request, workspace_root, ServicesError};
 
 /// Why the real API server could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,8 @@ pub enum KubeError {
     NotReady { what: String, waited: Duration, log_tail: String },
     #[error("etcd answered {status}: {body}")]
     Etcd { status: u16, body: String },
+    #[error(transparent)]
+    Process(#[from] ServicesError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KubeError {
@@ -46,7 +48,7 @@ pub struct RealApiServer {
     token: String,
     etcd_url: String,
     bin: PathBuf,
-    children: Mutex<Vec<Child>>,
+    children: Mutex<Vec<ServiceProcess>>,
 }
 
 /// The version `scripts/lib/kube_build.sh` builds (its `KUBE_VERSION=` line).
@@ -80,81 +82,12 @@ fn run(what: &str, cmd: &mut Command) -> Result<String, KubeError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so every child
-/// is forked by one thread that lives as long as the process.
-fn spawn_owned(mut command: Command) -> std::io::Result<Child> {
-    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("kube-real-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawner thread");
-        Mutex::new(tx)
-    });
-    let (tx, rx) = mpsc::channel();
-    spawner.lock().unwrap().send((command, tx)).expect("spawner alive");
-    rx.recv().expect("spawner replies")
-}
-
-fn spawn_logged(what: &str, bin: &Path, args: &[String], log: &Path) -> Result<Child, KubeError> {
-    let out = std::fs::File::create(log).map_err(io(format!("creating {}", log.display())))?;
-    let err = out.try_clone().map_err(io("log file"))?;
+/// Start `bin args` as a child of the test process (killed if the process dies,
+/// `testkit::services::process`), its output in `log`.
+fn spawn(what: &str, bin: &Path, args: &[String], log: &Path) -> Result<ServiceProcess, KubeError> {
     let mut cmd = Command::new(bin);
-    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-    spawn_owned(cmd).map_err(io(format!("spawning {what}")))
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!("\n---- {} ----\n{}", path.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
-}
-
-/// SIGTERM, wait up to `grace`, then SIGKILL; always reaps.
-fn stop_child(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    // SAFETY: a signal to our own unreaped child: its pid cannot have been reused.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn wait_until(what: &str, log: &Path, child: &mut Child, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<(), KubeError> {
-    let start = Instant::now();
-    while !ready() {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(KubeError::Command { what: what.into(), detail: format!("exited with {status}{}", log_tail(log)) });
-        }
-        if start.elapsed() > timeout {
-            return Err(KubeError::NotReady { what: what.into(), waited: timeout, log_tail: log_tail(log) });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
+    cmd.args(args);
+    Ok(ServiceProcess::spawn(what, cmd, log)?)
 }
 
 /// CA, serving cert for 127.0.0.1, service-account keys, the static token file.
@@ -224,9 +157,9 @@ impl RealApiServer {
             format!("--listen-peer-urls={peer}"), format!("--initial-advertise-peer-urls={peer}"),
             format!("--initial-cluster=kevents-test={peer}"), s("--unsafe-no-fsync"), s("--log-level=warn"),
         ];
-        let mut etcd = spawn_logged("etcd", &self.bin.join("etcd"), &etcd_args, &etcd_log)?;
+        let mut etcd = spawn("etcd", &self.bin.join("etcd"), &etcd_args, &etcd_log)?;
         let etcd_url = self.etcd_url.clone();
-        let ready = wait_until("etcd", &etcd_log, &mut etcd, Duration::from_secs(60), || {
+        let ready = etcd.wait_ready(&etcd_url, &etcd_log, Duration::from_secs(60), || {
             http_request(&etcd_url, "GET", "/health", "", Duration::from_secs(2))
                 .is_ok_and(|(code, body)| code == 200 && body.contains("\"health\":\"true\""))
         });
@@ -246,8 +179,8 @@ impl RealApiServer {
             s("--event-ttl=1h"), s("--etcd-compaction-interval=0"), s("--profiling=false"), s("--v=1"),
         ];
         let api_log = d.join("kube-apiserver.log");
-        let mut api = spawn_logged("kube-apiserver", &self.bin.join("kube-apiserver"), &api_args, &api_log)?;
-        let ready = wait_until("kube-apiserver", &api_log, &mut api, Duration::from_secs(120), || {
+        let mut api = spawn("kube-apiserver", &self.bin.join("kube-apiserver"), &api_args, &api_log)?;
+        let ready = api.wait_ready(&self.url, &api_log, Duration::from_secs(120), || {
             self.curl("/readyz").is_ok_and(|b| b.trim() == "ok")
         });
         self.children.lock().unwrap().push(api);
@@ -290,7 +223,7 @@ impl RealApiServer {
     pub fn stop(&self) {
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(mut c) = children.pop() {
-            stop_child(&mut c, Duration::from_secs(10));
+            c.stop(Duration::from_secs(10));
         }
     }
 

@@ -23,7 +23,7 @@
 
 mod clickhouse;
 mod kafka;
-mod process;
+pub(crate) mod process;
 mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};

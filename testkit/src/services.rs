@@ -333,7 +333,8 @@ pub const KAFKA_VERSION: &str = "4.1.1";
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
     pub kafka_broker_sh: PathBuf,
-    pub kafka_libs: PathBuf,
+    /// The marker install-deps writes once Kafka's jars are all in place.
+    pub kafka_installed: PathBuf,
     pub chdb_python: PathBuf,
     pub chdb_server_py: PathBuf,
 }
@@ -350,11 +351,11 @@ impl Tools {
             .unwrap_or_else(|| PathBuf::from("/tmp/kevents-cache"));
         let tools = Tools {
             kafka_broker_sh: workspace_root().join("scripts/lib/kafka_broker.sh"),
-            kafka_libs: cache.join(format!("kafka-{KAFKA_VERSION}/libs/.complete")),
+            kafka_installed: cache.join(format!("kafka-{KAFKA_VERSION}/libs/.complete")),
             chdb_python: cache.join("chdb-venv/bin/python"),
             chdb_server_py: workspace_root().join("scripts/lib/chdb_server.py"),
         };
-        if !tools.kafka_libs.exists() || !tools.chdb_python.exists() {
+        if !tools.kafka_installed.exists() || !tools.chdb_python.exists() {
             let script = workspace_root().join("scripts/install-deps");
             eprintln!(
                 "testkit::services: tools missing; running {}",

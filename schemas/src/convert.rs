@@ -15,7 +15,8 @@
 //! | action, related, type, reason | same names                                | same names                               |
 //!
 //! `count` is the object's running total; a version's occurrences are the delta to
-//! the previous version the processor saw (shared README section 2).
+//! the previous version the processor saw (the API server replaces an Event object on
+//! each repeat and bumps its count or series count; the version itself carries no delta).
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::events::v1 as events;

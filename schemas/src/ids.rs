@@ -1,9 +1,11 @@
 //! Deterministic record ids.
 //!
-//! Kafka transactions are not available (shared README section 1b), so every stage
-//! is at-least-once and relies on idempotent storage: a record re-emitted after a
-//! crash must carry the same id as its first emission. Ids are therefore pure
-//! functions of the input, never of time, randomness or process identity.
+//! Every record a stage emits carries an id that is a pure function of its input, never
+//! of time, randomness or process identity: a record re-emitted after a crash (the
+//! collector and the notifiers are at-least-once; the processor's transactions can
+//! re-run a step whose transaction aborted) carries the same id as its first emission,
+//! so storage keyed by id (ClickHouse's ReplacingMergeTree, the sink's marks) keeps it
+//! once.
 
 use xxhash_rust::xxh3::xxh3_128;
 

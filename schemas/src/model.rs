@@ -108,7 +108,8 @@ impl NormalizedEvent {
     /// The time the event last happened, for age and ordering decisions.
     ///
     /// It is the max of creation and last-seen: exporters that used only one of them
-    /// dropped live repeats as "too old" (shared README section 3, item 10).
+    /// dropped live repeats as "too old" (an Event created an hour ago and repeated
+    /// now is current, not stale).
     pub fn effective_time_us(&self) -> i64 {
         self.last_seen_us.max(self.created_us)
     }

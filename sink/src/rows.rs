@@ -85,7 +85,8 @@ impl EventRow {
             }
         };
         // The time an event version is filed under: when it last happened (max of
-        // creation and last-seen, shared README §3 item 10), else when it was observed.
+        // creation and last-seen: a repeat of an old Event is current), else when it
+        // was observed.
         let effective = e.effective_time_us();
         let event_time = if effective > 0 { effective } else { p.observed_us };
         let namespace = if e.regarding.namespace.is_empty() { e.namespace } else { e.regarding.namespace };

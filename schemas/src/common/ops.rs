@@ -3,8 +3,8 @@
 //! Health tells the truth: a stage registers *progress probes* (the collector's
 //! watch, a consumer's poll loop) and touches them whenever it makes progress;
 //! `/healthz` fails when any probe has been silent longer than its limit — the
-//! "stops posting, no errors, a restart fixes it" stall (shared README §3, item 8)
-//! then gets the pod restarted. `/readyz` reports the readiness conditions the stage
+//! "stops posting, no errors, a restart fixes it" stall that event exporters' users
+//! report then gets the pod restarted. `/readyz` reports the readiness conditions the stage
 //! sets (e.g. "watch established", "partitions assigned").
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};

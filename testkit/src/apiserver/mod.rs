@@ -1,7 +1,9 @@
 //! A test Kubernetes API server that speaks the real wire format for what kevents uses, so
 //! product code talks to it through kube-rs exactly as to a cluster (a kubeconfig pointing
-//! at `http://127.0.0.1:PORT`). No real apiserver can be installed here (see shared/README
-//! section 1), so this is the cluster in every test and in `kevents simulate`.
+//! at `http://127.0.0.1:PORT`). It stays beside the real kube-apiserver (testkit's
+//! `kube_real`) for what a real server cannot do on demand: injected faults (410 Gone,
+//! dropped streams, Retry-After, compaction at will) and rates beyond what a real server
+//! takes on 2 cores; `kevents simulate` uses it with `--target test`.
 //!
 //! Layout:
 //! - `store`: the simulated etcd — Events, one resourceVersion counter, change history,

@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Collector { config, cluster, kubeconfig, print_config } => {
-                let mut cfg: collector::CollectorConfig = schemas::common::config::load(config.as_deref())
+                let mut cfg: collector::CollectorConfig = runtime::config::load(config.as_deref())
                     .context("loading the collector config")?;
                 if let Some(c) = cluster {
                     cfg.cluster.name = c;
@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Processor { config, print_config } => {
                 let cfg: processor::ProcessorConfig =
-                    schemas::common::config::load(config.as_deref()).context("loading the processor config")?;
+                    runtime::config::load(config.as_deref()).context("loading the processor config")?;
                 if print_config {
                     cfg.validate().map_err(|e| anyhow::anyhow!("invalid processor config: {e}"))?;
                     println!("{cfg:#?}");
@@ -183,7 +183,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Sink { config, print_config } => {
                 let cfg: sink::SinkConfig =
-                    schemas::common::config::load(config.as_deref()).context("loading the sink config")?;
+                    runtime::config::load(config.as_deref()).context("loading the sink config")?;
                 if print_config {
                     cfg.validate().map_err(|e| anyhow::anyhow!("invalid sink config: {e}"))?;
                     println!("{cfg:#?}");
@@ -194,7 +194,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Migrate { config } => {
                 let cfg: sink::SinkConfig =
-                    schemas::common::config::load(config.as_deref()).context("loading the sink config")?;
+                    runtime::config::load(config.as_deref()).context("loading the sink config")?;
                 let report = sink::migrate(&cfg).await?;
                 println!(
                     "migrations: applied {:?}, already present {:?}, unknown to this binary {:?}",

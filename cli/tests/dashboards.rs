@@ -23,7 +23,7 @@ mod grafana_expand;
 use grafana_expand::{expand, Frame, Sel};
 use prometheus_client::registry::Registry;
 use schemas::clickhouse::RenderOptions;
-use schemas::common::ops::Health;
+use runtime::ops::Health;
 use schemas::model::NormalizedEvent;
 use schemas::ids::stable_id;
 use schemas::records::{

@@ -1,7 +1,7 @@
 //! The collector's configuration: one struct, each field's doc is the user
 //! documentation, defaults are named functions, `validate` names the bad field.
 
-use schemas::common::kafka::{FieldError, KafkaConfig};
+use runtime::kafka::{FieldError, KafkaConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ pub struct CollectorConfig {
     /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
     /// the fixed built-in ids, which every kevents stage agrees on.
     #[serde(default)]
-    pub schema_registry: Option<schemas::registry::RegistryConfig>,
+    pub schema_registry: Option<runtime::registry::RegistryConfig>,
     /// The raw topic. Default `kevents.raw`.
     #[serde(default = "default_topic")]
     pub topic: String,

@@ -11,7 +11,7 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use schemas::avro::Codec;
-use schemas::common::kafka::KafkaConfig;
+use runtime::kafka::KafkaConfig;
 use schemas::records::RawRecord;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -34,7 +34,7 @@ pub mod watch;
 pub use config::CollectorConfig;
 
 use prometheus_client::registry::Registry;
-use schemas::common::ops::{self, Health};
+use runtime::ops::{self, Health};
 use std::future::Future;
 
 /// Why the collector stopped with an error. The binary prints it and exits
@@ -42,7 +42,7 @@ use std::future::Future;
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
     #[error("invalid config: {0}")]
-    Config(#[from] schemas::common::kafka::FieldError),
+    Config(#[from] runtime::kafka::FieldError),
     #[error("kubernetes client: {0}")]
     Kube(#[from] kube::Error),
     #[error("kubeconfig: {0}")]
@@ -79,7 +79,7 @@ pub async fn run(cfg: CollectorConfig, shutdown: impl Future<Output = ()> + Send
     let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
         .await
         .map_err(|source| CollectorError::Listen { addr: cfg.listen, source })?;
-    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
+    cfg.kafka.preflight(runtime::kafka::PREFLIGHT_WAIT).await?;
     let stop = ops.stop.clone();
     Ok(pipeline::supervise(cfg, client, metrics, health, stop).await?)
 }

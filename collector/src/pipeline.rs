@@ -3,7 +3,7 @@
 //! shutdown or loss of leadership. [`supervise`] loops over terms.
 
 use rdkafka::producer::FutureProducer;
-use schemas::common::ops::Health;
+use runtime::ops::Health;
 use schemas::model::ClusterId;
 use schemas::records::{CollectorMeta, Heartbeat, RawRecord, WatchEvent};
 use std::collections::BTreeMap;
@@ -108,7 +108,7 @@ pub async fn supervise(
         }
     };
     let cluster = ClusterId { name: cfg.cluster.name.clone().into(), uid: uid.clone().into() };
-    let codec = match retry("registering the Avro schemas", &mut stop, || schemas::registry::codec(cfg.schema_registry.as_ref())).await {
+    let codec = match retry("registering the Avro schemas", &mut stop, || runtime::registry::codec(cfg.schema_registry.as_ref())).await {
         Some(c) => c,
         None => return Ok(()),
     };

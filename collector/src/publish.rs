@@ -20,7 +20,7 @@
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use schemas::avro::Codec;
-use schemas::common::kafka::KafkaConfig;
+use runtime::kafka::KafkaConfig;
 use schemas::records::RawRecord;
 use std::collections::VecDeque;
 use std::sync::Arc;

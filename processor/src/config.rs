@@ -1,7 +1,7 @@
 //! The processor's configuration: one struct, each field's doc is the user
 //! documentation, defaults are named functions, `validate` names the bad field.
 
-use schemas::common::kafka::{FieldError, KafkaConfig};
+use runtime::kafka::{FieldError, KafkaConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,7 +81,7 @@ pub struct ProcessorConfig {
     /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
     /// the fixed built-in ids, which every kevents stage agrees on.
     #[serde(default)]
-    pub schema_registry: Option<schemas::registry::RegistryConfig>,
+    pub schema_registry: Option<runtime::registry::RegistryConfig>,
     #[serde(default)]
     pub topics: TopicsConfig,
     /// Consumer group id; every member of one processor deployment uses the same.
@@ -316,7 +316,7 @@ impl ProcessorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::common::config::load_with_env;
+    use runtime::config::load_with_env;
 
     #[test]
     fn defaults_env_overrides_and_field_errors() {

@@ -31,7 +31,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{Message, TopicPartitionList};
 use rustc_hash::{FxHashMap, FxHashSet};
-use schemas::common::ops::Health;
+use runtime::ops::Health;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

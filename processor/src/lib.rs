@@ -49,8 +49,8 @@ pub use config::ProcessorConfig;
 
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
-use schemas::common::kafka::FieldError;
-use schemas::common::ops::{self, Health};
+use runtime::kafka::FieldError;
+use runtime::ops::{self, Health};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,7 +183,7 @@ pub async fn ensure_topic(base: &ClientConfig, topic: &str, partitions: i32) -> 
 pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ProcessorError> {
     cfg.validate()?;
     // Before creating topics, which would wait on a broker refusing us.
-    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
+    cfg.kafka.preflight(runtime::kafka::PREFLIGHT_WAIT).await?;
     let engine = Arc::new(Engine::from_config(&cfg)?);
     let base = cfg.kafka.client_config()?;
     if cfg.create_topic_partitions > 0 {
@@ -217,7 +217,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
             .expect("init_transactions does not panic")
             .map_err(WorkerError::from)?
     };
-    let codec = schemas::registry::codec(cfg.schema_registry.as_ref())
+    let codec = runtime::registry::codec(cfg.schema_registry.as_ref())
         .await
         .map_err(|e| ProcessorError::Registry(e.to_string()))?;
     // Notifiers (when configured): their own consumer groups on the alerts

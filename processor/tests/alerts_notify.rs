@@ -18,7 +18,7 @@ use common::{config, producer};
 use kevents_processor::alerts::{AlertsConfig, NotifierConfig, NotifierKind, NotifyMetrics};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::avro::Codec;
-use schemas::common::secret::Secret;
+use runtime::secret::Secret;
 use schemas::ids::stable_id;
 use schemas::model::{ClusterId, Severity};
 use schemas::records::{Alert, AlertSource};
@@ -306,7 +306,7 @@ async fn grouping_retries_repeats_and_a_down_receiver() {
         ..Default::default()
     };
     cfg.validate("alerts").unwrap();
-    let kafka = schemas::common::kafka::KafkaConfig { brokers: topics.bootstrap().into(), ..Default::default() };
+    let kafka = runtime::kafka::KafkaConfig { brokers: topics.bootstrap().into(), ..Default::default() };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = NotifyMetrics::register(&mut registry);
     let notifier = kevents_processor::alerts::notify::start(&cfg, &kafka.client_config().unwrap(), topics.name("alerts"), 0, Codec::default(), metrics.clone())

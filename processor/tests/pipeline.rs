@@ -67,7 +67,7 @@ async fn exact_occurrences_over_six_partitions() {
 /// listener (SCRAM-SHA-512, the CA from `ca_file`, the password from a file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_over_sasl_ssl() {
-    use schemas::common::kafka::{SaslConfig, SaslMechanism, SecurityProtocol};
+    use runtime::kafka::{SaslConfig, SaslMechanism, SecurityProtocol};
     let s = Services::get();
     let sasl = s.kafka_sasl();
     let topics = s.create_topics("proc-sasl", &[("raw", 3), ("processed", 3), ("heartbeats", 2), ("dlq", 1)]).await;

@@ -5,7 +5,7 @@
 //! `AvroConfluent` format with a registry) can read it.
 //!
 //! Schema ids come from [`SchemaIds`]: the built-in table below, or ids a schema
-//! registry assigned (see [`crate::registry`]). Readers resolve the writer schema by
+//! registry assigned (see the runtime crate's `registry`). Readers resolve the writer schema by
 //! the id in the frame, so data written with an older schema (kept in
 //! `schemas/avro/history/`) is read into today's types by Avro schema resolution.
 

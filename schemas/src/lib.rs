@@ -1,5 +1,6 @@
-//! kevents-schemas: the contract between the stages. Every stage depends on this
-//! crate and on no other stage.
+//! kevents-schemas: the contract between the stages: types, Avro, ids, ClickHouse DDL,
+//! and no I/O (no Kafka, HTTP or async runtime: those are `kevents-runtime`'s). Every
+//! stage depends on this crate and on no other stage.
 //!
 //! Layout:
 //! - [`model`]: the normalized event, one shape for both Kubernetes API shapes.
@@ -9,24 +10,19 @@
 //!   pattern, alert, heartbeat).
 //! - [`avro`]: Avro schemas, ids, Confluent framing, encode/decode.
 //! - [`wire`]: hand-written Avro binary encoding of the per-event records (hot path).
-//! - [`registry`]: optional Confluent schema-registry client for the ids.
 //! - [`ids`]: deterministic record ids (a replay yields the same ids).
 //! - [`metadata`]: the extracted facts of an event, a compact shared map.
 //! - [`topics`]: the default Kafka topic names every stage agrees on.
-//! - [`common`]: plumbing every stage needs (Kafka settings, config loading, the ops
-//!   endpoint), here so that stages never import each other.
 //! - [`clickhouse`]: the ClickHouse migrations and their rendering (single node or
 //!   cluster).
 
 pub mod avro;
-pub mod common;
 pub mod clickhouse;
 pub mod convert;
 pub mod ids;
 pub mod metadata;
 pub mod model;
 pub mod records;
-pub mod registry;
 pub mod topics;
 pub mod wire;
 

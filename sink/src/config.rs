@@ -3,8 +3,8 @@
 //! `validate` names the bad field.
 
 use schemas::clickhouse::RenderOptions;
-use schemas::common::kafka::{FieldError, KafkaConfig};
-use schemas::common::secret::Secret;
+use runtime::kafka::{FieldError, KafkaConfig};
+use runtime::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -217,7 +217,7 @@ pub struct SinkConfig {
     /// Confluent-compatible schema registry for the Avro schema ids. Unset (default):
     /// the fixed built-in ids, which every kevents stage agrees on.
     #[serde(default)]
-    pub schema_registry: Option<schemas::registry::RegistryConfig>,
+    pub schema_registry: Option<runtime::registry::RegistryConfig>,
     /// Consumer group of the sink. Default `kevents-sink`. Replicas in one group
     /// share the partitions.
     #[serde(default = "default_group")]
@@ -347,7 +347,7 @@ impl SinkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::common::config::load_with_env;
+    use runtime::config::load_with_env;
 
     #[test]
     fn validation_names_fields() {

@@ -32,7 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use schemas::common::ops::Health;
+use runtime::ops::Health;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ pub enum ConsumeError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("invalid config: {0}")]
-    Config(#[from] schemas::common::kafka::FieldError),
+    Config(#[from] runtime::kafka::FieldError),
     #[error("schema registry: {0}")]
     Registry(String),
 }
@@ -132,7 +132,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<(), ConsumeError> {
     let codec = Arc::new(
-        schemas::registry::codec(cfg.schema_registry.as_ref())
+        runtime::registry::codec(cfg.schema_registry.as_ref())
             .await
             .map_err(|e| ConsumeError::Registry(e.to_string()))?,
     );

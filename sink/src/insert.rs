@@ -19,7 +19,7 @@
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use clickhouse::{Row, RowOwned, RowWrite};
-use schemas::common::ops::Health;
+use runtime::ops::Health;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 

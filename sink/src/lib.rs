@@ -41,7 +41,7 @@ pub mod tables;
 pub use config::SinkConfig;
 
 use prometheus_client::registry::Registry;
-use schemas::common::ops::{self, Health};
+use runtime::ops::{self, Health};
 use std::future::Future;
 
 /// Readiness: the schema is in place.
@@ -52,7 +52,7 @@ pub const READY_MIGRATIONS: &str = "migrations";
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("invalid config: {0}")]
-    Config(#[from] schemas::common::kafka::FieldError),
+    Config(#[from] runtime::kafka::FieldError),
     #[error("ops endpoint {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("migrations: {0}")]
@@ -79,7 +79,7 @@ pub async fn run(cfg: SinkConfig, shutdown: impl Future<Output = ()> + Send + 's
     let ops = ops::serve(cfg.listen, health.clone(), registry, shutdown)
         .await
         .map_err(|source| SinkError::Listen { addr: cfg.listen, source })?;
-    cfg.kafka.preflight(schemas::common::kafka::PREFLIGHT_WAIT).await?;
+    cfg.kafka.preflight(runtime::kafka::PREFLIGHT_WAIT).await?;
     let stop = ops.stop.clone();
     run_inner(&cfg, metrics, health, stop).await
 }

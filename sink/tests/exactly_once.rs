@@ -98,7 +98,7 @@ async fn a_retried_batch_with_the_same_token_is_stored_once() {
     let occ: i64 = rows.iter().map(|r| r.occurrences).sum();
     let mut reg = prometheus_client::registry::Registry::default();
     let metrics = sink::metrics::Metrics::register(&mut reg);
-    let health = schemas::common::ops::Health::default();
+    let health = runtime::ops::Health::default();
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let mut ctx = InsertCtx {
         client: &db.client,

@@ -1,12 +1,12 @@
-//! Schema ids from a registry: `schemas::registry::codec` registers every schema
+//! Schema ids from a registry: `runtime::registry::codec` registers every schema
 //! version (history included) under its record-name subject, frames records with the
 //! registry's ids, decodes them with another codec built from the same registry, and
 //! refuses ids it does not know. Basic auth is sent when configured.
 
 use schemas::avro::{builtin_id, history, split_frame, CodecError, RecordType};
-use schemas::common::secret::Secret;
+use runtime::secret::Secret;
 use schemas::records::{Heartbeat, ProcessedEvent, RawRecord};
-use schemas::registry::{codec, subject, RegistryConfig};
+use runtime::registry::{codec, subject, RegistryConfig};
 use kevents_testkit::registry::Registry;
 
 #[tokio::test]

@@ -43,7 +43,7 @@ impl Stage {
     /// Load `file` exactly as `kevents <stage> --config file` does (YAML, then the
     /// `KEVENTS__` overrides of `env`), validate, and return the result as JSON.
     pub fn load(self, file: &Path, env: &[(String, String)]) -> Result<Value, String> {
-        use schemas::common::config::load_with_env;
+        use runtime::config::load_with_env;
         let v = match self {
             Stage::Collector => {
                 let c: collector::CollectorConfig = load_with_env(Some(file), env).map_err(|e| e.to_string())?;

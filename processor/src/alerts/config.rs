@@ -2,8 +2,8 @@
 //! and how notifications are grouped, repeated and retried. Each field's doc is
 //! the user documentation.
 
-use schemas::common::kafka::FieldError;
-use schemas::common::secret::Secret;
+use runtime::kafka::FieldError;
+use runtime::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
         Some(i) if i + 1 < args.len() => Some(PathBuf::from(&args[i + 1])),
         _ => None,
     };
-    let cfg: kevents_processor::ProcessorConfig = match schemas::common::config::load(path.as_deref()) {
+    let cfg: kevents_processor::ProcessorConfig = match runtime::config::load(path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("processor-member: {e}");

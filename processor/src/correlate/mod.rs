@@ -22,7 +22,7 @@ pub mod state;
 pub use rules::Rules;
 pub use state::{CorrCounts, CorrInput, CorrelationState, Limits};
 
-use schemas::common::kafka::FieldError;
+use runtime::kafka::FieldError;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! and the anomaly baseline. The processor embeds [`PatternConfig`] and calls
 //! [`PatternConfig::validate`] with the rest of its configuration.
 
-use schemas::common::kafka::FieldError;
+use runtime::kafka::FieldError;
 use schemas::model::Severity;
 use serde::{Deserialize, Serialize};
 

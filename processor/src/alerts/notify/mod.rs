@@ -60,8 +60,8 @@ pub use metrics::NotifyMetrics;
 
 use rdkafka::ClientConfig;
 use schemas::avro::Codec;
-use schemas::common::kafka::FieldError;
-use schemas::common::secret::Secret;
+use runtime::kafka::FieldError;
+use runtime::secret::Secret;
 use schemas::records::{Alert, AlertSource};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use crate::avro::{current_schema, history, Codec, RecordType, SchemaIds};
-use crate::common::secret::Secret;
+use schemas::avro::{current_schema, history, Codec, RecordType, SchemaIds};
+use crate::secret::Secret;
 
 /// Where the registry is and how to authenticate. The password is a [`Secret`]:
 /// never logged.

@@ -1,5 +1,5 @@
 //! `kevents query`, `aggregate`, `incidents` and `patterns`: the read side of the
-//! ClickHouse database, on top of `sink::query` (which compiles every question to
+//! ClickHouse database, on top of `kevents_query` (which compiles every question to
 //! parameterized SQL; see its module doc). This file only turns flags into those
 //! questions, connects, and prints.
 //!
@@ -10,8 +10,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use sink::query::{
-    self, aggregate, events, incidents, AggregateQuery, EventQuery, Filter, Format, GroupBy, IncidentFilter, Interval,
+use kevents_query::{
+    self as query, aggregate, events, incidents, AggregateQuery, EventQuery, Filter, Format, GroupBy, IncidentFilter, Interval,
     Metric, ObjectRef, Statement, Store,
 };
 use std::path::PathBuf;
@@ -266,7 +266,7 @@ pub async fn run_incidents(args: IncidentsArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run_patterns(args: PatternsArgs) -> anyhow::Result<()> {
-    use sink::query::patterns::{self, EpisodeQuery, FleetFilter, TopFilter};
+    use kevents_query::patterns::{self, EpisodeQuery, FleetFilter, TopFilter};
     let since_ms = since_ms(args.since.as_deref())?;
     let format: Format = args.out.output.parse()?;
     let explain = |st: &Statement| {

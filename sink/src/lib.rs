@@ -24,7 +24,6 @@
 //! - [`dlq`]: the dead-letter topic.
 //! - [`backoff`]: the one backoff every retry uses.
 //! - [`metrics`]: every metric name.
-//! - [`query`]: the read side — query, aggregate and incidents as parameterized SQL.
 
 pub mod backoff;
 pub mod config;
@@ -34,7 +33,6 @@ pub mod insert;
 pub mod metrics;
 pub mod migrate;
 pub mod progress;
-pub mod query;
 pub mod rows;
 pub mod tables;
 

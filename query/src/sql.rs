@@ -102,9 +102,9 @@ impl Params {
 }
 
 /// A question's `LIMIT` must let at least one row through.
-pub fn check_limit(limit: u64) -> Result<(), super::QueryError> {
+pub fn check_limit(limit: u64) -> Result<(), crate::QueryError> {
     if limit == 0 {
-        return Err(super::QueryError::Invalid("limit must be at least 1".into()));
+        return Err(crate::QueryError::Invalid("limit must be at least 1".into()));
     }
     Ok(())
 }

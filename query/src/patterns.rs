@@ -9,12 +9,12 @@
 //! fleet patterns are grouped here exactly like the `fleet_patterns` view, but
 //! after the time range is applied, so "in the last day" counts only that day's
 //! episodes (the view itself is over all time, for dashboards and ad-hoc SQL).
-//! Values are bound parameters (see [`super::sql`]); keys contain `|`, `<*>` and
+//! Values are bound parameters (see [`crate::sql`]); keys contain `|`, `<*>` and
 //! quotes and are only ever values.
 
-use super::output::{Cell, Table};
-use super::sql::{check_limit, Conditions, Param, Params, Source, Statement};
-use super::{QueryError, Store};
+use crate::output::{Cell, Table};
+use crate::sql::{check_limit, Conditions, Param, Params, Source, Statement};
+use crate::{QueryError, Store};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +40,7 @@ impl Default for FleetFilter {
             min_clusters: 2,
             namespaces: vec![],
             reasons: vec![],
-            limit: super::events::DEFAULT_LIMIT,
+            limit: crate::events::DEFAULT_LIMIT,
         }
     }
 }

@@ -7,8 +7,8 @@
 //! message text exist only in `events`; [`Filter::rollup_blocker`] names the first of
 //! them that is set, and the aggregate planner then reads the raw table.
 
-use super::sql::{Conditions, Param, Params};
-use super::QueryError;
+use crate::sql::{Conditions, Param, Params};
+use crate::QueryError;
 
 /// A half-open time range `[from, to)` in Unix milliseconds; either end may be open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -18,10 +18,10 @@
 //! RowBinary struct fits every `--group-by` / `--metrics` combination. Column names in
 //! the SQL come from the [`GroupBy`] and [`Metric`] enums only.
 
-use super::filter::Filter;
-use super::output::{Cell, Table};
-use super::sql::{Param, Params, Source, Statement};
-use super::QueryError;
+use crate::filter::Filter;
+use crate::output::{Cell, Table};
+use crate::sql::{Param, Params, Source, Statement};
+use crate::QueryError;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -267,8 +267,8 @@ pub fn build(q: &AggregateQuery) -> Result<Statement, QueryError> {
         "{}; window aligned to {} buckets: [{}, {})",
         p.why,
         if p.resolution_ms == HOUR_MS { "hour" } else { "minute" },
-        super::format_ms(p.from_ms),
-        super::format_ms(p.to_ms)
+        crate::format_ms(p.from_ms),
+        crate::format_ms(p.to_ms)
     );
     Ok(Statement { sql, params, source: p.source, why })
 }
@@ -303,7 +303,7 @@ pub fn table(q: &AggregateQuery, rows: &[AggregateRow]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::filter::TimeRange;
+    use crate::filter::TimeRange;
 
     fn q(hours: i64, group_by: Vec<GroupBy>, metrics: Vec<Metric>, interval: Option<Interval>) -> AggregateQuery {
         AggregateQuery {

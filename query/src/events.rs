@@ -4,10 +4,10 @@
 //! Order: `event_time DESC, id DESC`, so equal times still come back in one fixed
 //! order and a limit cuts the same rows every time.
 
-use super::filter::Filter;
-use super::output::{Cell, Table};
-use super::sql::{check_limit, Params, Source, Statement};
-use super::QueryError;
+use crate::filter::Filter;
+use crate::output::{Cell, Table};
+use crate::sql::{check_limit, Params, Source, Statement};
+use crate::QueryError;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +107,7 @@ pub fn table(rows: &[EventRecord]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::sql::Param;
+    use crate::sql::Param;
 
     #[test]
     fn newest_first_with_a_bound_limit() {

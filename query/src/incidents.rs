@@ -2,9 +2,9 @@
 //! `incidents_latest` view (never the `incidents` table, which may still hold several
 //! versions of one id until a merge: 0003_state.sql), most recently active first.
 
-use super::output::{Cell, Table};
-use super::sql::{check_limit, Conditions, Params, Source, Statement};
-use super::QueryError;
+use crate::output::{Cell, Table};
+use crate::sql::{check_limit, Conditions, Params, Source, Statement};
+use crate::QueryError;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ impl Default for IncidentFilter {
             statuses: vec![],
             severities: vec![],
             since_ms: None,
-            limit: super::events::DEFAULT_LIMIT,
+            limit: crate::events::DEFAULT_LIMIT,
         }
     }
 }
@@ -133,7 +133,7 @@ pub fn table(rows: &[IncidentRecord]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::sql::Param;
+    use crate::sql::Param;
 
     #[test]
     fn reads_the_latest_view_with_bound_filters() {

@@ -3,7 +3,7 @@
 //! tools. Every result type turns itself into a [`Table`] first, so the three
 //! formats cannot disagree about columns.
 
-use super::QueryError;
+use crate::QueryError;
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,7 +46,7 @@ impl Cell {
         match self {
             Cell::Str(s) => s.clone(),
             Cell::Int(i) => i.to_string(),
-            Cell::Time(ms) => super::format_ms(*ms),
+            Cell::Time(ms) => crate::format_ms(*ms),
         }
     }
 

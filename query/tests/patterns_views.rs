@@ -5,13 +5,12 @@
 //! (migration 0004) must equal the same questions answered in plain Rust over the
 //! generated data.
 
-extern crate kevents_sink as sink;
 
 use schemas::clickhouse::RenderOptions;
 use schemas::records::{Pattern, PatternScope, SourcePos, Status};
 use schemas::ClusterId;
-use sink::query::patterns::{EpisodeQuery, EpisodeRecord, FleetFilter, FleetPatternRecord};
-use sink::query::Store;
+use kevents_query::patterns::{EpisodeQuery, EpisodeRecord, FleetFilter, FleetPatternRecord};
+use kevents_query::Store;
 use sink::rows::PatternRow;
 use std::collections::{BTreeMap, BTreeSet};
 use testkit::services::{Services, TestDb};
@@ -195,7 +194,7 @@ async fn load(prefix: &str) -> (Store, TestDb, Vec<Pattern>, i64) {
     let db = Services::get().fresh_database(prefix).await;
     let server = clickhouse::Client::default().with_url(Services::get().clickhouse_url());
     sink::migrate::apply(&server, &RenderOptions::single(&db.name)).await.unwrap();
-    let base = (sink::query::now_ms() / DAY - 30) * DAY;
+    let base = (kevents_query::now_ms() / DAY - 30) * DAY;
     let all = generate(base);
     // Versions arrive in any order; storage keeps the highest.
     let mut shuffled = all.clone();

@@ -5,12 +5,11 @@
 //! compiled statement that `--explain` prints), that a filter value shaped like SQL
 //! is only a value, and that the JSON / CSV outputs parse.
 
-extern crate kevents_sink as sink;
 
 use schemas::clickhouse::RenderOptions;
 use schemas::records::{Incident, ProcessedEvent, RootCause, SourcePos, Status};
 use schemas::{ClusterId, Severity};
-use sink::query::{
+use kevents_query::{
     aggregate, events, incidents, AggregateQuery, AggregateRow, EventQuery, Filter, Format, GroupBy, IncidentFilter,
     Interval, Metric, ObjectRef, Source, Store, TimeRange,
 };
@@ -197,7 +196,7 @@ async fn fixture(prefix: &str) -> Fixture {
     sink::migrate::apply(&server, &RenderOptions { database: db.name.clone(), cluster: None, ttl_days: 30 })
         .await
         .unwrap();
-    let now = sink::query::now_ms();
+    let now = kevents_query::now_ms();
     let base = now.div_euclid(HOUR) * HOUR - 48 * HOUR;
     let events = generate(base);
     let mut ins = db.client.insert::<EventRow>("events").await.unwrap();
@@ -595,7 +594,7 @@ async fn outputs_parse() {
     assert_eq!(arr.len(), 20);
     assert_eq!(arr[0]["id"], rows[0].id.as_str());
     assert_eq!(arr[0]["occurrences"], rows[0].occurrences);
-    assert_eq!(arr[0]["time"], sink::query::format_ms(rows[0].time_ms).as_str());
+    assert_eq!(arr[0]["time"], kevents_query::format_ms(rows[0].time_ms).as_str());
     let csv = t.render(Format::Csv);
     assert!(csv.starts_with("time,cluster,namespace,kind,name,type,reason,category,severity,component,count,occurrences,correlation_id,message,id\r\n"));
     assert_eq!(csv.split("\r\n").filter(|l| !l.is_empty()).count(), 21);

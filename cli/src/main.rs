@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 mod analyze;
 mod query;
+#[cfg(feature = "simulate")]
 mod simulate;
 
 #[derive(Parser)]
@@ -104,6 +105,7 @@ enum Command {
     /// every episode of one key over days (--key).
     Patterns(query::PatternsArgs),
     /// Simulated clusters emitting realistic events: test API servers it starts, or real kube-apiservers by kubeconfig.
+    #[cfg(feature = "simulate")]
     Simulate(simulate::Args),
     /// Analyze a `kubectl get events` dump with the processor's engine, in process:
     /// incidents with root causes, recurring patterns, counts by category/severity.
@@ -206,6 +208,7 @@ fn main() -> anyhow::Result<()> {
             Command::Aggregate(a) => query::run_aggregate(a).await,
             Command::Incidents(a) => query::run_incidents(a).await,
             Command::Patterns(a) => query::run_patterns(a).await,
+            #[cfg(feature = "simulate")]
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
             Command::Analyze(_) => unreachable!("analyze runs without a runtime"),
         }

@@ -1,10 +1,13 @@
 //! Backoff for every retry path: 800 ms → 30 s, doubling, with jitter, reset after
 //! a quiet period — client-go's and kube-runtime's defaults. One type, used by the
-//! watch state machine, leader election and the cursor reader, so no retry loop can
-//! spin.
+//! watch state machine, leader election and the pipeline's start-up retries, so no
+//! retry loop can spin.
+//!
+//! Time is tokio's clock, so the quiet-period reset runs under a paused test clock.
 
 use rand::Rng;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -45,7 +48,8 @@ impl Backoff {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         let jitter = rand::rng().random_range(0.5..1.5);
-        let d = base.mul_f64(jitter).min(self.max);
+        // Whole milliseconds: tokio's timer resolution, so a sleep lasts exactly this.
+        let d = Duration::from_millis(base.mul_f64(jitter).min(self.max).as_millis() as u64);
         match retry_after {
             Some(r) if r > d => r,
             _ => d,
@@ -62,6 +66,23 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default steps, each jittered ±50 %: 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, then 30 s.
+    #[tokio::test(start_paused = true)]
+    async fn default_doubles_from_800ms_to_30s_and_resets_after_a_quiet_period() {
+        let mut b = Backoff::default();
+        let steps = [800u64, 1600, 3200, 6400, 12800, 25600, 30000, 30000];
+        for base in steps {
+            let d = b.next_delay(None).as_millis() as u64;
+            assert!(d >= base / 2 && d <= (base * 3 / 2).min(30000), "step {base} ms gave {d} ms");
+        }
+        // Failures closer together than the quiet period keep the step at the max...
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert!(b.next_delay(None) >= Duration::from_secs(15));
+        // ...a longer quiet period starts again from 800 ms.
+        tokio::time::advance(Duration::from_secs(121)).await;
+        assert!(b.next_delay(None) <= Duration::from_millis(1200));
+    }
 
     #[test]
     fn grows_caps_and_honours_retry_after() {

@@ -12,8 +12,11 @@
 //!
 //! Layout (the data flows top to bottom):
 //! - [`config`]: the `CollectorConfig` and its validation.
-//! - [`source`]: kube-rs list/watch of either API shape, normalized on arrival.
-//! - [`watch`]: the per-scope watch state machine (relist, watch, 410, empty 200).
+//! - [`source`]: the `Source` trait the watch runs over, and its kube-rs list/watch
+//!   of either API shape, normalized on arrival; errors classified (410 or retryable).
+//! - [`watch`]: the per-scope watch state machine (relist, watch, 410, empty 200,
+//!   idle timeout), a pure `step`; [`watch::driver`] runs it with the drop rules,
+//!   metrics and the bounded channel to the publisher.
 //! - [`backoff`]: the one backoff every retry path uses.
 //! - [`publish`]: ordered, acknowledged publishing with bounded memory.
 //! - [`cursor`]: reading where to resume from the raw topic.

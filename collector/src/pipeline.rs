@@ -17,7 +17,7 @@ use crate::leader::Elector;
 use crate::metrics::Metrics;
 use crate::publish::{now_us, partition_for, partitions_of, producer_config, PublishError, Publisher};
 use crate::source::EventSource;
-use crate::watch::{Item, Watcher};
+use crate::watch::{Item, Machine, ScopeWatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -263,15 +263,8 @@ impl Term<'_> {
                 cfg.field_selector.clone(),
                 cfg.label_selector.clone(),
             );
-            let w = Watcher::new(
-                scope.clone(),
-                source,
-                cfg.drop.clone(),
-                cfg.watch_timeout_secs,
-                cfg.watch_idle_timeout(),
-                self.metrics.clone(),
-                tx.clone(),
-            );
+            let machine = Machine::new(source, cfg.watch_timeout_secs, cfg.watch_idle_timeout());
+            let w = ScopeWatch::new(scope.clone(), machine, cfg.drop.clone(), self.metrics.clone(), tx.clone());
             watchers.push(tokio::spawn(w.run(resume)));
         }
         drop(tx);

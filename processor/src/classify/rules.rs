@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_norway::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::select::Selector;
+use super::select::{Glob, Selector};
 use super::spec::{
-    compile_regex, compile_selector, entry_label, parse_entry, parse_file, At, FieldKind,
+    compile_regex, compile_selector, entry_label, list, parse_entry, parse_file, At, FieldKind,
     OneOrMany, RuleError, SelectorFields,
 };
 
@@ -57,12 +57,18 @@ struct RuleSpec {
     /// Reason prefix(es), for families like the kubelet's `OutOf<resource>`.
     #[serde(default)]
     reason_prefix: Option<OneOrMany>,
+    /// Reason shape(s) with one `*` (`Failed*`, `*Exceeded`, `Frequent*Restart`).
+    #[serde(default)]
+    reason_glob: Option<OneOrMany>,
     /// `Normal` or `Warning`.
     #[serde(default, rename = "type")]
     event_type: Option<String>,
     /// Reporting controller(s) (`reportingController` / `source.component`).
     #[serde(default)]
     component: Option<OneOrMany>,
+    /// Reporting-component shape(s) with one `*`, e.g. `*-monitor`.
+    #[serde(default)]
+    component_glob: Option<OneOrMany>,
     /// Kind(s) of the involved object.
     #[serde(default)]
     kind: Option<OneOrMany>,
@@ -82,8 +88,10 @@ const RULE_FIELDS: &[(&str, FieldKind)] = &[
     ("name", FieldKind::Str),
     ("reason", FieldKind::StrOrList),
     ("reason_prefix", FieldKind::StrOrList),
+    ("reason_glob", FieldKind::StrOrList),
     ("type", FieldKind::Str),
     ("component", FieldKind::StrOrList),
+    ("component_glob", FieldKind::StrOrList),
     ("kind", FieldKind::StrOrList),
     ("namespace", FieldKind::StrOrList),
     ("message", FieldKind::Str),
@@ -130,6 +138,29 @@ fn valid_category(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
+/// Validates and compiles a list of one-`*` shapes.
+fn globs(
+    at: &At<'_>,
+    field: &str,
+    v: &Option<OneOrMany>,
+) -> Result<Option<Box<[Glob]>>, RuleError> {
+    let Some(items) = list(at, field, v)? else {
+        return Ok(None);
+    };
+    items
+        .iter()
+        .map(|p| {
+            Glob::parse(p).ok_or_else(|| {
+                at.err(
+                    field,
+                    format!("{p:?} must contain exactly one `*` (an exact name goes in `reason`/`component`)"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
 /// Parses one rule file and validates every rule in it on its own.
 pub(crate) fn parse_rule_file(file: &str, text: &str) -> Result<ParsedFile, RuleError> {
     let spec: RuleFileSpec = parse_file(file, text)?;
@@ -159,7 +190,7 @@ pub(crate) fn parse_rule_file(file: &str, text: &str) -> Result<ParsedFile, Rule
         if !seen.insert(rs.name.clone()) {
             return Err(at.err("name", "duplicate rule name in this file"));
         }
-        let selector = compile_selector(
+        let mut selector = compile_selector(
             &at,
             SelectorFields {
                 reason: &rs.reason,
@@ -170,6 +201,22 @@ pub(crate) fn parse_rule_file(file: &str, text: &str) -> Result<ParsedFile, Rule
                 namespace: &rs.namespace,
             },
         )?;
+        // The shapes fallback rules use (classification only; correlation and
+        // metadata selectors name reasons exactly or by prefix).
+        if rs.reason_glob.is_some() && (rs.reason.is_some() || rs.reason_prefix.is_some()) {
+            return Err(at.err(
+                "reason_glob",
+                "use one of `reason`, `reason_prefix` or `reason_glob`",
+            ));
+        }
+        if rs.component.is_some() && rs.component_glob.is_some() {
+            return Err(at.err(
+                "component_glob",
+                "use either `component` or `component_glob`, not both",
+            ));
+        }
+        selector.reason_globs = globs(&at, "reason_glob", &rs.reason_glob)?;
+        selector.component_globs = globs(&at, "component_glob", &rs.component_glob)?;
         let message = match &rs.message {
             Some(m) => Some(compile_regex(&at, "message", m)?),
             None => None,
@@ -177,7 +224,7 @@ pub(crate) fn parse_rule_file(file: &str, text: &str) -> Result<ParsedFile, Rule
         if selector.is_empty() && message.is_none() {
             return Err(at.err(
                 "reason",
-                "rule has no match condition (set at least one of reason, reason_prefix, type, component, kind, namespace, message)",
+                "rule has no match condition (set at least one of reason, reason_prefix, reason_glob, type, component, component_glob, kind, namespace, message)",
             ));
         }
         let severity: Severity = rs
@@ -388,6 +435,26 @@ mod tests {
             e.contains("field `type`: unknown event type \"warning\""),
             "{e}"
         );
+        let e = err("rules:\n- name: a\n  reason: X\n  reason_glob: '*Failed'\n  category: image\n  severity: info\n");
+        assert!(
+            e.contains(
+                "field `reason_glob`: use one of `reason`, `reason_prefix` or `reason_glob`"
+            ),
+            "{e}"
+        );
+        let e = err("rules:\n- name: a\n  component: k\n  component_glob: ['*-monitor']\n  category: image\n  severity: info\n");
+        assert!(
+            e.contains("field `component_glob`: use either `component` or `component_glob`"),
+            "{e}"
+        );
+        let e =
+            err("rules:\n- name: a\n  reason_glob: Failed\n  category: image\n  severity: info\n");
+        assert!(
+            e.contains("field `reason_glob`: \"Failed\" must contain exactly one `*`"),
+            "{e}"
+        );
+        let e = err("rules:\n- name: a\n  reason_glob: []\n  category: image\n  severity: info\n");
+        assert!(e.contains("field `reason_glob`: an empty list"), "{e}");
         let e = err("rulez: []\n");
         assert!(e.starts_with("user.yaml: unknown field `rulez`"), "{e}");
     }

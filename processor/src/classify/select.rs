@@ -45,10 +45,53 @@ impl EventType {
 pub(crate) struct Selector {
     pub reasons: Option<Box<[Box<str>]>>,
     pub reason_prefixes: Option<Box<[Box<str>]>>,
+    /// Reason shapes (`Failed*`, `*Exceeded`, `Frequent*Restart`): any may
+    /// match. Classification rules only (their fallbacks).
+    pub reason_globs: Option<Box<[Glob]>>,
     pub event_type: Option<EventType>,
     pub components: Option<Box<[Box<str>]>>,
+    /// Reporting-component shapes (`*-monitor`: node-problem-detector's
+    /// monitors are named so). Classification rules only.
+    pub component_globs: Option<Box<[Glob]>>,
     pub kinds: Option<Box<[Box<str>]>>,
     pub namespaces: Option<Box<[Box<str>]>>,
+}
+
+/// A shape with one `*`: `Failed*`, `*Error`, `Frequent*Restart`. Matching is
+/// a prefix and a suffix test (no regex, no allocation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Glob {
+    prefix: Box<str>,
+    suffix: Box<str>,
+}
+
+impl Glob {
+    /// `None` unless the pattern has exactly one `*` (without one it is an
+    /// exact name: use `reason`/`component`).
+    pub(crate) fn parse(pattern: &str) -> Option<Self> {
+        let (prefix, suffix) = pattern.split_once('*')?;
+        if suffix.contains('*') {
+            return None;
+        }
+        Some(Glob {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn matches(&self, s: &str) -> bool {
+        s.len() >= self.prefix.len() + self.suffix.len()
+            && s.starts_with(&*self.prefix)
+            && s.ends_with(&*self.suffix)
+    }
+}
+
+fn any_glob(list: &Option<Box<[Glob]>>, value: &str) -> bool {
+    match list {
+        None => true,
+        Some(globs) => globs.iter().any(|g| g.matches(value)),
+    }
 }
 
 fn any_eq(list: &Option<Box<[Box<str>]>>, value: &str) -> bool {
@@ -73,7 +116,9 @@ impl Selector {
                 return false;
             }
         }
-        any_eq(&self.components, &ev.reporting_controller)
+        any_glob(&self.reason_globs, &ev.reason)
+            && any_glob(&self.component_globs, &ev.reporting_controller)
+            && any_eq(&self.components, &ev.reporting_controller)
             && any_eq(&self.kinds, &ev.regarding.kind)
             && any_eq(&self.namespaces, &ev.namespace)
     }
@@ -83,8 +128,10 @@ impl Selector {
     pub(crate) fn is_empty(&self) -> bool {
         self.reasons.is_none()
             && self.reason_prefixes.is_none()
+            && self.reason_globs.is_none()
             && self.event_type.is_none()
             && self.components.is_none()
+            && self.component_globs.is_none()
             && self.kinds.is_none()
             && self.namespaces.is_none()
     }
@@ -198,8 +245,7 @@ mod tests {
             event_type: Some(EventType::Warning),
             components: Some(vec![Box::from("kubelet")].into_boxed_slice()),
             kinds: Some(vec![Box::from("Pod")].into_boxed_slice()),
-            namespaces: None,
-            reasons: None,
+            ..Selector::default()
         };
         let mut ev = NormalizedEvent {
             reason: "OutOfcpu".into(),
@@ -219,5 +265,51 @@ mod tests {
         assert!(!s.matches(&ev));
         assert!(Selector::default().is_empty());
         assert!(!s.is_empty());
+    }
+
+    #[test]
+    fn selector_checks_reason_and_component_globs() {
+        let globs = |v: &[&str]| {
+            Some(
+                v.iter()
+                    .map(|s| Glob::parse(s).unwrap())
+                    .collect::<Box<[_]>>(),
+            )
+        };
+        assert_eq!(Glob::parse("Failed"), None, "no star: an exact name");
+        assert_eq!(Glob::parse("*Failed*"), None, "two stars");
+        let npd = Selector {
+            reason_globs: globs(&["Frequent*Restart", "Corrupt*"]),
+            component_globs: globs(&["*-monitor"]),
+            ..Selector::default()
+        };
+        assert!(!npd.is_empty());
+        let mut ev = NormalizedEvent {
+            reason: "FrequentKubeletRestart".into(),
+            reporting_controller: "systemd-monitor".into(),
+            ..Default::default()
+        };
+        assert!(npd.matches(&ev));
+        ev.reason = "CorruptDockerOverlay2".into();
+        assert!(npd.matches(&ev));
+        ev.reason = "FrequentUnregisterNetDevice".into();
+        assert!(!npd.matches(&ev), "prefix and suffix must both hold");
+        ev.reason = "FrequentRestart".into();
+        assert!(npd.matches(&ev), "the star may match nothing");
+        ev.reason = "FrequentRestar".into();
+        assert!(!npd.matches(&ev));
+        ev.reason = "FrequentContainerdRestart".into();
+        ev.reporting_controller = "kubelet".into();
+        assert!(!npd.matches(&ev), "component shape");
+        let errors = Selector {
+            reason_globs: globs(&["*Failed", "*Error"]),
+            ..Selector::default()
+        };
+        ev.reason = "VolumeResizeFailed".into();
+        assert!(errors.matches(&ev));
+        ev.reason = "ResizeError".into();
+        assert!(errors.matches(&ev));
+        ev.reason = "FailedMount".into();
+        assert!(!errors.matches(&ev));
     }
 }

@@ -95,7 +95,8 @@ pub(crate) struct SelectorFields<'a> {
     pub namespace: &'a Option<OneOrMany>,
 }
 
-fn list(
+/// Validates an optional list field (no empty list, no blank or padded item).
+pub(crate) fn list(
     at: &At<'_>,
     field: &str,
     v: &Option<OneOrMany>,
@@ -141,6 +142,7 @@ pub(crate) fn compile_selector(at: &At<'_>, f: SelectorFields<'_>) -> Result<Sel
         components: list(at, "component", f.component)?,
         kinds: list(at, "kind", f.kind)?,
         namespaces: list(at, "namespace", f.namespace)?,
+        ..Selector::default()
     })
 }
 

@@ -155,6 +155,10 @@ pub struct ProcessorConfig {
     /// Alert rules and notifiers (see `crate::alerts::config`).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// Fault injection for tests (`panic_on_text`, `panic_in`): off by default,
+    /// never for production. See `crate::fault`.
+    #[serde(default)]
+    pub debug: crate::fault::DebugConfig,
 }
 
 fn default_group() -> String {
@@ -210,6 +214,7 @@ impl Default for ProcessorConfig {
             stall_timeout_secs: default_stall(),
             listen: default_listen(),
             alerts: Default::default(),
+            debug: Default::default(),
         }
     }
 }

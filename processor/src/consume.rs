@@ -20,6 +20,11 @@
 //!   Why a thread and not a task: the revoke callback must wait for the drain,
 //!   and blocking there must not block the workers' runtime.
 //!
+//! Failures: this loop owns every worker's task handle and looks at them on every
+//! round; a worker that returned an error or panicked, or a failed commit, stops
+//! the member (`shutdown`): nothing more is committed, the workers are aborted
+//! and the loop returns the error.
+//!
 //! Backpressure is per partition: when a worker's queue is full, its partition
 //! is paused in librdkafka and its collected records wait in the loop (in
 //! order, more appended behind them) until the worker takes them, then it is
@@ -32,14 +37,17 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{Message, TopicPartitionList};
 use rustc_hash::{FxHashMap, FxHashSet};
 use runtime::ops::Health;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::fault::FaultSite;
 use crate::metrics::Metrics;
+use crate::shutdown::{self, CancellationToken};
 use crate::worker::{Cmd, Parked, RawBatch, Shared, Worker, WorkerError};
+use crate::ProcessorError;
 
 /// The probe the consume loop touches: `/healthz` fails when it stalls.
 pub const PROBE: &str = "consume_loop";
@@ -57,6 +65,19 @@ struct Handle {
     handled: Arc<AtomicI64>,
     /// The last offset committed (its next offset is the group's committed one).
     committed: i64,
+    /// The worker's task: joined after a drain, looked at on every round of the
+    /// loop (an end before a drain is a failure), aborted when dropped unjoined.
+    task: tokio::task::JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn worker_name(p: i32) -> String {
+    format!("partition worker {p}")
 }
 
 /// The workers of this member, by raw partition.
@@ -74,7 +95,10 @@ pub struct Ctx {
     generation: std::sync::atomic::AtomicU64,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
-    fatal: mpsc::UnboundedSender<WorkerError>,
+    /// The member's stop signal (cancelled on a failure too).
+    stop: CancellationToken,
+    /// The first failure; the loop returns it.
+    failure: Mutex<Option<ProcessorError>>,
     drain_timeout: Duration,
     health: Health,
     /// Offsets of revoked partitions not committed yet (the revoke commits them).
@@ -131,14 +155,8 @@ impl ConsumerContext for Ctx {
                 let (tx, rx) = mpsc::channel(CHANNEL);
                 let handled = Arc::new(AtomicI64::new(-1));
                 let worker = Worker::new(self.shared.clone(), p, rx, handled.clone(), parked);
-                let fatal = self.fatal.clone();
-                self.runtime.spawn(async move {
-                    if let Err(e) = worker.run().await {
-                        tracing::error!(error = %e, "partition worker failed");
-                        let _ = fatal.send(e);
-                    }
-                });
-                m.workers.insert(p, Handle { tx, handled, committed: -1 });
+                let task = self.runtime.spawn(worker.run());
+                m.workers.insert(p, Handle { tx, handled, committed: -1, task });
             }
             self.shared.metrics.assigned.set(m.workers.len() as i64);
             self.health.set_ready(READY, true, format!("{} raw partitions assigned", m.workers.len()));
@@ -152,20 +170,38 @@ impl Ctx {
     fn drain(&self, consumer: &BaseConsumer<Self>, parts: &[i32]) {
         let deadline = Instant::now() + self.drain_timeout;
         let mut m = self.members.lock().unwrap();
+        if self.shared.txn.is_failed() {
+            // After a failure nothing is committed: no use waiting for the workers
+            // (dropping their handles aborts them).
+            for p in parts {
+                m.workers.remove(p);
+            }
+            return;
+        }
         let mut waiting = Vec::new();
         for p in parts {
-            if let Some(h) = m.workers.remove(p) {
+            if let Some(mut h) = m.workers.remove(p) {
                 let (reply, rx) = std::sync::mpsc::sync_channel(1);
                 if h.tx.blocking_send(Cmd::Drain { deadline, reply }).is_ok() {
                     waiting.push((*p, h, rx));
+                } else {
+                    // Its channel is closed: the worker ended before being told to.
+                    let r = self.join(*p, &mut h, Duration::from_secs(1));
+                    self.fail(r.err().unwrap_or(ProcessorError::Ended { what: worker_name(*p) }));
                 }
             }
         }
         let mut revoked = self.revoked.lock().unwrap();
-        for (p, h, rx) in waiting {
+        for (p, mut h, rx) in waiting {
             let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(500);
             if let Ok(Some(parked)) = rx.recv_timeout(left) {
                 m.parked.insert(p, parked);
+            }
+            // It returns right after its reply; one that failed or panicked while
+            // draining stops the member. One still busy after the deadline is
+            // aborted (its outputs in the producer are awaited by the commit).
+            if let Err(e) = self.join(p, &mut h, Duration::from_millis(500)) {
+                self.fail(e);
             }
             let handled = h.handled.load(Ordering::Acquire);
             if handled > h.committed {
@@ -205,11 +241,65 @@ impl Ctx {
                 self.shared.metrics.commits.inc();
                 self.shared.metrics.commit_seconds.observe(held.as_secs_f64());
             }
+            // An earlier failure, already reported: nothing is committed any more.
+            Err(crate::txn::TxnError::Failed) => {}
             Err(e) => {
                 // Nothing of this transaction is visible; the restart resumes at the
                 // committed offsets.
-                let _ = self.fatal.send(WorkerError::Transaction(e));
+                self.fail(WorkerError::Transaction(e).into());
             }
+        }
+    }
+
+    /// Record the member's failure (the first one wins), commit nothing more, and
+    /// raise the stop signal.
+    fn fail(&self, e: ProcessorError) {
+        self.shared.txn.poison();
+        let mut f = self.failure.lock().unwrap();
+        if f.is_none() {
+            tracing::error!(error = %e, "the member stops");
+            *f = Some(e);
+        }
+        drop(f);
+        self.stop.cancel();
+    }
+
+    /// Wait up to `wait` for a worker's task to end and say how it ended (`Ok`
+    /// also when it is still running: then it is aborted when its handle drops).
+    fn join(&self, p: i32, h: &mut Handle, wait: Duration) -> Result<(), ProcessorError> {
+        match self.runtime.block_on(async { tokio::time::timeout(wait, &mut h.task).await }) {
+            Ok(r) => shutdown::task_result(&worker_name(p), r),
+            Err(_) => {
+                tracing::warn!(partition = p, "worker still busy after its drain: aborted");
+                Ok(())
+            }
+        }
+    }
+
+    /// A worker whose task ended without being told to drain (an error, a panic)
+    /// stops the member.
+    fn check_workers(&self) {
+        let mut m = self.members.lock().unwrap();
+        let ended: Vec<i32> = m.workers.iter().filter(|(_, h)| h.task.is_finished()).map(|(p, _)| *p).collect();
+        for p in ended {
+            let mut h = m.workers.remove(&p).expect("listed");
+            let r = futures::FutureExt::now_or_never(&mut h.task).expect("finished");
+            let e = shutdown::task_result(&worker_name(p), r).err();
+            self.fail(e.unwrap_or(ProcessorError::Ended { what: worker_name(p) }));
+        }
+    }
+}
+
+/// Raises the stop signal and forbids any further commit if the loop unwinds
+/// from a panic (its thread's own guard comes too late: the consumer's close,
+/// which revokes and commits, runs while the loop unwinds).
+struct PanicGuard<'a>(&'a Ctx);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.shared.txn.poison();
+            self.0.stop.cancel();
         }
     }
 }
@@ -217,21 +307,18 @@ impl Ctx {
 /// Everything the consume thread needs.
 pub struct Loop {
     pub consumer: BaseConsumer<Ctx>,
-    pub stop: Arc<AtomicBool>,
     commit_interval: Duration,
 }
 
 impl Loop {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &rdkafka::ClientConfig,
         shared: Arc<Shared>,
         runtime: tokio::runtime::Handle,
-        fatal: mpsc::UnboundedSender<WorkerError>,
         drain_timeout: Duration,
         commit_interval: Duration,
         health: Health,
-        stop: Arc<AtomicBool>,
+        stop: CancellationToken,
     ) -> KafkaResult<Self> {
         let raw_topic = shared.raw_topic.clone();
         let ctx = Ctx {
@@ -239,26 +326,31 @@ impl Loop {
             generation: Default::default(),
             shared,
             runtime,
-            fatal,
+            stop,
+            failure: Mutex::default(),
             drain_timeout,
             health,
             revoked: Mutex::default(),
         };
         let consumer: BaseConsumer<Ctx> = config.create_with_context(ctx)?;
         consumer.subscribe(&[&raw_topic])?;
-        Ok(Loop { consumer, stop, commit_interval })
+        Ok(Loop { consumer, commit_interval })
     }
 
-    /// Poll until `stop` is set, then drain everything, commit and leave the group.
-    pub fn run(self) {
+    /// Poll until the stop signal, then drain everything, commit and leave the
+    /// group; after a failure, abort the workers and return it (nothing more is
+    /// committed).
+    pub fn run(self) -> Result<(), ProcessorError> {
         let ctx = self.consumer.context();
+        // Dropped before the consumer, whose close revokes (and would commit).
+        let _unwinding = PanicGuard(ctx);
         let health = ctx.health.clone();
         let mut last_commit = Instant::now();
         // Per partition, the records collected and not yet taken by its worker.
         let mut batches: FxHashMap<i32, RawBatch> = FxHashMap::default();
         // Partitions paused because their worker was full.
         let mut paused: FxHashSet<i32> = FxHashSet::default();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !ctx.stop.is_cancelled() {
             health.touch(PROBE);
             // Collect what librdkafka has ready (up to BATCH) and hand it over per
             // partition: one wake-up per batch instead of per record. While a
@@ -278,7 +370,9 @@ impl Loop {
                             self.forget(&mut batches, &mut paused);
                             generation = g;
                         }
-                        batches.entry(msg.partition()).or_default().push(msg.offset(), msg.timestamp().to_millis(), msg.payload().unwrap_or_default(), msg.key());
+                        let payload = msg.payload().unwrap_or_default();
+                        ctx.shared.fault.check(FaultSite::ConsumeLoop, payload, || format!("partition {} offset {}", msg.partition(), msg.offset()));
+                        batches.entry(msg.partition()).or_default().push(msg.offset(), msg.timestamp().to_millis(), payload, msg.key());
                     }
                 }
                 wait = Duration::ZERO;
@@ -287,6 +381,7 @@ impl Loop {
                 self.forget(&mut batches, &mut paused);
             }
             self.hand_over(&mut batches, &mut paused);
+            ctx.check_workers();
             // Measured from the end of the last commit: the workers always get a
             // whole interval of work between two commits, however long one takes.
             if last_commit.elapsed() >= self.commit_interval {
@@ -294,11 +389,20 @@ impl Loop {
                 last_commit = Instant::now();
             }
         }
+        if let Some(e) = ctx.failure.lock().unwrap().take() {
+            health.set_ready(READY, false, "failed");
+            // Dropping the handles aborts the workers where they are; the
+            // supervisor aborts the open transaction.
+            ctx.members.lock().unwrap().workers.clear();
+            self.consumer.unsubscribe();
+            return Err(e);
+        }
         tracing::info!("consume loop stopping: draining all partitions");
         let parts: Vec<i32> = ctx.members.lock().unwrap().workers.keys().copied().collect();
         ctx.drain(&self.consumer, &parts);
         self.consumer.unsubscribe();
         health.set_ready(READY, false, "stopped");
+        ctx.failure.lock().unwrap().take().map_or(Ok(()), Err)
     }
 
     /// Give each partition's collected records to its worker; pause the

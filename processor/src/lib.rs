@@ -13,6 +13,8 @@
 //!
 //! Layout (data flows top to bottom):
 //! - [`config`]: `ProcessorConfig` and its validation.
+//! - [`shutdown`]: the one stop signal, who owns which task, how a panic or an
+//!   error ends the member (read this first).
 //! - [`consume`]: the group consumer thread, rebalances, when to commit.
 //! - [`txn`]: the member's transactions (outputs and offsets committed together).
 //! - [`worker`]: one task per raw partition: ordered, acknowledged output.
@@ -28,12 +30,14 @@
 //! - `alerts`: alert rules and engine (per partition), and the notifiers
 //!   (webhook, Slack, Alertmanager) that read the alerts topic.
 //! - `memo`: the bounded per-worker memo both of them cache results in.
+//! - [`fault`]: the fault-injection setting the panic tests use (off by default).
 
 pub mod alerts;
 pub mod classify;
 pub mod config;
 pub mod consume;
 pub mod correlate;
+pub mod fault;
 pub mod memo;
 pub mod metadata;
 pub mod metrics;
@@ -41,6 +45,7 @@ pub mod occurrence;
 pub mod output;
 pub mod patterns;
 pub mod restore;
+pub mod shutdown;
 pub mod step;
 pub mod txn;
 pub mod worker;
@@ -53,7 +58,6 @@ use runtime::kafka::FieldError;
 use runtime::ops::{self, Health};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::metrics::Metrics;
@@ -79,8 +83,10 @@ pub enum ProcessorError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Worker(#[from] WorkerError),
-    #[error("the consume loop panicked")]
-    LoopPanicked,
+    #[error("{what} panicked: {message}")]
+    Panicked { what: String, message: String },
+    #[error("{what} ended unexpectedly")]
+    Ended { what: String },
 }
 
 /// A started processor: where its ops endpoint listens, its metrics, and the
@@ -94,7 +100,7 @@ pub struct Running {
 impl Running {
     /// Wait until the processor stopped (after `shutdown` resolved, or an error).
     pub async fn wait(self) -> Result<(), ProcessorError> {
-        self.done.await.unwrap_or(Err(ProcessorError::LoopPanicked))
+        shutdown::task_result::<ProcessorError>("the supervisor", self.done.await)
     }
 }
 
@@ -198,12 +204,12 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     health.probe(consume::PROBE, std::time::Duration::from_secs(cfg.stall_timeout_secs));
     health.set_ready(consume::READY, false, "joining the consumer group");
 
-    let (ops_stop_tx, ops_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ops_addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), async move {
-        let _ = ops_stop_rx.await;
-    })
-    .await
-    .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
+    // The member's one stop signal (see `shutdown`). The ops endpoint outlives the
+    // drain: the supervisor aborts it last.
+    let stop = shutdown::CancellationToken::new();
+    let (ops_addr, ops_task) = ops::bind(cfg.listen, health.clone(), Arc::new(registry), std::future::pending())
+        .await
+        .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
     tracing::info!(%ops_addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
 
     let transactional_id = cfg.transactional_id.clone().unwrap_or_else(|| txn::default_transactional_id(&cfg.group_id));
@@ -220,9 +226,10 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     let codec = runtime::registry::codec(cfg.schema_registry.as_ref())
         .await
         .map_err(|e| ProcessorError::Registry(e.to_string()))?;
+    let fault = fault::Fault::from_config(&cfg.debug);
     // Notifiers (when configured): their own consumer groups on the alerts
     // topic, so a down receiver never holds up event processing.
-    let notifier = alerts::notify::start(&cfg.alerts, &base, &cfg.topics.alerts, cfg.create_topic_partitions, codec.clone(), notify_metrics).await?;
+    let notifier = alerts::notify::start(&cfg.alerts, &base, &cfg.topics.alerts, cfg.create_topic_partitions, codec.clone(), notify_metrics, stop.clone(), fault.clone()).await?;
     let shared = Arc::new(Shared {
         engine,
         producer,
@@ -235,56 +242,75 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         max_in_flight: cfg.max_in_flight,
         codec,
         metrics: metrics.clone(),
+        fault,
     });
-    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-    let stop = Arc::new(AtomicBool::new(false));
     let lp = consume::Loop::new(
         &consumer_config(&base, &cfg.group_id),
         shared.clone(),
         tokio::runtime::Handle::current(),
-        fatal_tx,
         cfg.drain_timeout(),
         cfg.commit_interval(),
         health,
         stop.clone(),
     )?;
-    let (loop_done_tx, loop_done_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
+    let guard = stop.clone();
+    let consume = std::thread::Builder::new()
         .name("kevents-consume".into())
         .spawn(move || {
-            lp.run();
-            let _ = loop_done_tx.send(());
+            // However the loop ends (a panic included), the member stops.
+            let _stop_all = guard.drop_guard();
+            lp.run()
         })
         .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
-
-    let done = tokio::spawn(async move {
-        let failure = tokio::select! {
-            _ = shutdown => None,
-            e = fatal_rx.recv() => e,
-        };
-        if failure.is_some() {
-            // A worker may have stopped in the middle of a batch whose first outputs
-            // are in the open transaction: the shutdown must not commit it.
-            shared.txn.poison();
-        }
-        stop.store(true, Ordering::Relaxed);
-        let panicked = loop_done_rx.await.is_err();
-        if let Some(n) = notifier {
-            n.shutdown().await;
-        }
-        let _ = ops_stop_tx.send(());
-        let _ = ops_task.await;
-        // Deliver whatever is still queued (nothing is, after a clean drain).
-        let _ = tokio::task::spawn_blocking(move || {
-            use rdkafka::producer::Producer;
-            shared.producer.flush(std::time::Duration::from_secs(5))
-        })
-        .await;
-        match (failure, panicked) {
-            (Some(e), _) => Err(e.into()),
-            (None, true) => Err(ProcessorError::LoopPanicked),
-            (None, false) => Ok(()),
-        }
-    });
+    let done = tokio::spawn(supervise(stop, shutdown, consume, notifier, ops_task, shared));
     Ok(Running { ops_addr, metrics, done })
+}
+
+/// Wait for the stop signal (or `shutdown`, which raises it), then join what runs
+/// and return the first error (see [`shutdown`]).
+async fn supervise(
+    stop: shutdown::CancellationToken,
+    requested: impl Future<Output = ()>,
+    consume: std::thread::JoinHandle<Result<(), ProcessorError>>,
+    notifier: Option<alerts::notify::Notifier>,
+    mut ops_task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+) -> Result<(), ProcessorError> {
+    // The ops endpoint ending by itself is a failure too: nobody would see the health.
+    let mut ops_failure = None;
+    tokio::select! {
+        _ = requested => tracing::info!("shutdown requested: draining"),
+        _ = stop.cancelled() => {}
+        r = &mut ops_task => {
+            let what = "the ops endpoint";
+            ops_failure = Some(shutdown::task_result::<ProcessorError>(what, r.map(Ok)).err().unwrap_or(ProcessorError::Ended { what: what.into() }));
+        }
+    }
+    stop.cancel();
+    let mut result = shutdown::join_thread("the consume loop", consume).await;
+    if let Some(n) = notifier {
+        let r = n.join().await;
+        result = result.and(r);
+    }
+    match ops_failure {
+        Some(e) => result = result.and(Err(e)),
+        None => {
+            ops_task.abort();
+            let _ = ops_task.await;
+        }
+    }
+    let failed = result.is_err();
+    let _ = tokio::task::spawn_blocking(move || {
+        use rdkafka::producer::Producer;
+        if failed {
+            // Nothing of the open transaction may be committed; aborting it now
+            // frees `read_committed` readers at once instead of at its timeout.
+            shared.txn.abort(&shared.producer);
+        } else {
+            // Deliver whatever is still queued (nothing is, after a clean drain).
+            let _ = shared.producer.flush(std::time::Duration::from_secs(5));
+        }
+    })
+    .await;
+    result
 }

@@ -68,6 +68,8 @@ pub struct Transactions {
     id: String,
     timeout: Duration,
     failed: std::sync::atomic::AtomicBool,
+    /// The open transaction was aborted already (or fenced: nothing to abort).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 /// The default `transactional.id`: stable across restarts of the same container
@@ -92,13 +94,33 @@ impl Transactions {
         producer.init_transactions(timeout).map_err(TxnError::Unsupported)?;
         producer.begin_transaction().map_err(TxnError::Unsupported)?;
         tracing::info!(transactional_id = %id, "transactions initialised");
-        Ok(Transactions { gate: Gate::new(()), id, timeout, failed: Default::default() })
+        Ok(Transactions { gate: Gate::new(()), id, timeout, failed: Default::default(), ended: Default::default() })
     }
 
     /// Commit nothing from now on (the member stops after a failure: the open
     /// transaction may hold part of a batch, and the broker aborts it).
     pub fn poison(&self) {
         self.failed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the member failed: nothing is committed any more.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// After a failure (the member stops): commit nothing more, and abort the open
+    /// transaction unless a failed commit already did (or the member was fenced), so
+    /// `read_committed` readers of the outputs are not held up until the transaction
+    /// times out. Blocking: up to the transaction timeout.
+    pub fn abort(&self, producer: &FutureProducer) {
+        self.poison();
+        if self.ended.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        match producer.abort_transaction(self.timeout) {
+            Ok(()) => tracing::info!("open transaction aborted"),
+            Err(e) => tracing::warn!(error = %e, "abort_transaction failed (the broker aborts it at the transaction timeout)"),
+        }
     }
 
     /// Commit the open transaction with the raw offsets `snapshot` returns
@@ -127,6 +149,7 @@ impl Transactions {
         let result = self.commit_quiet(producer, consumer, raw_topic, &next);
         if let Err(e) = &result {
             self.failed.store(true, Ordering::Release);
+            self.ended.store(true, Ordering::Release);
             tracing::error!(error = %e, "transaction failed");
             if !matches!(e, TxnError::Fenced { .. }) {
                 if let Err(abort) = producer.abort_transaction(self.timeout) {

@@ -154,6 +154,8 @@ pub struct Shared {
     /// Avro codec (ids from the schema registry or the built-in table).
     pub codec: Codec,
     pub metrics: Metrics,
+    /// Fault injection (`debug.panic_on_text`), off by default.
+    pub fault: crate::fault::Fault,
 }
 
 /// One output awaiting acknowledgement.
@@ -252,6 +254,7 @@ impl Worker {
     }
 
     async fn handle(&mut self, m: RawMsg<'_>) -> Result<(), WorkerError> {
+        self.shared.fault.check(crate::fault::FaultSite::Worker, m.payload, || format!("partition {} offset {}", self.partition, m.offset));
         self.next_offset = Some(m.offset + 1);
         self.state.counts.consumed += 1;
         let mut outs = std::mem::take(&mut self.outs);

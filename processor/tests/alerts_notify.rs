@@ -309,7 +309,8 @@ async fn grouping_retries_repeats_and_a_down_receiver() {
     let kafka = runtime::kafka::KafkaConfig { brokers: topics.bootstrap().into(), ..Default::default() };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = NotifyMetrics::register(&mut registry);
-    let notifier = kevents_processor::alerts::notify::start(&cfg, &kafka.client_config().unwrap(), topics.name("alerts"), 0, Codec::default(), metrics.clone())
+    let stop = kevents_processor::shutdown::CancellationToken::new();
+    let notifier = kevents_processor::alerts::notify::start(&cfg, &kafka.client_config().unwrap(), topics.name("alerts"), 0, Codec::default(), metrics.clone(), stop.clone(), Default::default())
         .await
         .unwrap()
         .expect("notifiers configured");
@@ -383,5 +384,6 @@ async fn grouping_retries_repeats_and_a_down_receiver() {
     assert!(failed("slack") >= 10, "slack failures recorded: {}", failed("slack"));
     assert!(slack_text.starts_with("*5 alerts* (5 firing, 0 resolved)"), "{slack_text}");
     assert_eq!(sent("hook"), 30, "10 firing + 10 repeats + 10 resolves");
-    notifier.shutdown().await;
+    stop.cancel();
+    notifier.join().await.expect("the notifiers stop cleanly");
 }

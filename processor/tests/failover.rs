@@ -10,59 +10,9 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use common::member::{metric, Member, Members};
 use std::time::Duration;
 use testkit::services::Services;
-
-fn spawn_member(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_processor-member"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn processor-member")
-}
-
-/// The ops address a member prints on its first stdout line (`ops ADDR`).
-fn ops_addr(child: &mut Child) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    line.trim().strip_prefix("ops ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string()
-}
-
-/// A counter's value from a member's /metrics (0 when absent or unreachable).
-fn metric(addr: &str, name: &str) -> f64 {
-    let body = testkit::services::http_request(&format!("http://{addr}"), "GET", "/metrics", "", Duration::from_secs(2))
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
-
-/// Kills every member still running when the test ends, pass or fail, so a
-/// failed assertion leaves no orphan processes behind.
-struct Members(Vec<Child>);
-
-impl Drop for Members {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            if matches!(c.try_wait(), Ok(None)) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
-    assert!(ok, "kill -TERM");
-    child.wait().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
@@ -78,8 +28,8 @@ async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
     cfg.transaction_timeout_ms = 30_000;
     std::fs::write(&cfg_path, serde_norway::to_string(&cfg).unwrap()).unwrap();
 
-    let mut members = Members((0..3).map(|_| spawn_member(&cfg_path)).collect());
-    let victim = ops_addr(&mut members.0[0]);
+    let mut members = Members((0..3).map(|_| Member::spawn(&cfg_path, None)).collect());
+    let victim = members.0[0].ops.clone();
     let p = producer(topics.bootstrap());
     let chunks: Vec<&[RawOut]> = w.records.chunks(w.records.len() / 10 + 1).collect();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -100,11 +50,11 @@ async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
                 }
                 assert!(std::time::Instant::now() < deadline, "the member to kill had no uncommitted outputs within 60 s");
             }
-            members.0[0].kill().unwrap();
-            members.0[0].wait().unwrap();
+            members.0[0].child.kill().unwrap();
+            members.0[0].child.wait().unwrap();
         }
         if i == 6 {
-            members.0.push(spawn_member(&cfg_path));
+            members.0.push(Member::spawn(&cfg_path, None));
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
@@ -131,7 +81,7 @@ async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
 
     // The survivors stop cleanly on SIGTERM (drain, commit, leave).
     for m in members.0.iter_mut().skip(1) {
-        let st = terminate(m);
+        let st = m.terminate();
         assert!(st.success(), "member exit status {st}");
     }
 }

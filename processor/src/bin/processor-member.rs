@@ -1,7 +1,8 @@
 //! A bare processor process for fault tests: `processor-member --config FILE`
 //! runs [`kevents_processor::run`] until SIGTERM/SIGINT. Tests spawn several of
 //! them and `kill -9` one to prove a crashed member loses nothing. (The product
-//! binary is `kevents processor`, wired in the cli crate.)
+//! binary is `kevents processor`, wired in the cli crate.) Logs go to stderr
+//! (`RUST_LOG`, default info); a member that failed (an error, a panic) exits 1.
 
 /// The same allocator as the `kevents` binary.
 #[global_allocator]
@@ -11,6 +12,8 @@ use std::path::PathBuf;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args: Vec<String> = std::env::args().collect();
     let path = match args.iter().position(|a| a == "--config") {
         Some(i) if i + 1 < args.len() => Some(PathBuf::from(&args[i + 1])),

@@ -3,6 +3,8 @@
 //! producer for the raw topic, and a reader of the output topics.
 #![allow(dead_code)]
 
+pub mod member;
+
 use kevents_processor::ProcessorConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;

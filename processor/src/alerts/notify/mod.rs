@@ -64,12 +64,12 @@ use runtime::kafka::FieldError;
 use runtime::secret::Secret;
 use schemas::records::{Alert, AlertSource};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{AlertsConfig, NotifierConfig, NotifierKind, LINK_VARS};
 use super::template::{url_encode, Template};
+use crate::fault::Fault;
+use crate::shutdown::{self, CancellationToken};
 use crate::ProcessorError;
 
 /// One alert version to notify (or a reminder of a firing one).
@@ -199,24 +199,23 @@ impl Target {
     }
 }
 
-/// The running notifiers of one process.
+/// The running notifiers of one process: their threads, which stop on the
+/// member's stop signal (see `crate::shutdown`) and raise it when they end.
 pub struct Notifier {
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    threads: Vec<(String, std::thread::JoinHandle<Result<(), ProcessorError>>)>,
 }
 
 impl Notifier {
-    /// Stop reading, send what is pending (up to [`pipeline::DRAIN`]), commit,
-    /// leave the groups.
-    pub async fn shutdown(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let threads = self.threads;
-        let _ = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        })
-        .await;
+    /// Wait for every notifier thread to end (each sends what is pending, up to
+    /// [`pipeline::DRAIN`], commits and leaves its group once the member's stop
+    /// signal is raised); the first error or panic.
+    pub async fn join(self) -> Result<(), ProcessorError> {
+        let mut result = Ok(());
+        for (what, t) in self.threads {
+            let r = shutdown::join_thread(&what, t).await;
+            result = result.and(r);
+        }
+        result
     }
 }
 
@@ -237,6 +236,7 @@ async fn ensure_sent_topic(base: &ClientConfig, topic: &str, partitions: i32) ->
 
 /// Start one pipeline thread per configured notifier; `None` when there are none.
 /// `create_partitions > 0` creates the sent topic if missing.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     cfg: &AlertsConfig,
     base: &ClientConfig,
@@ -244,6 +244,8 @@ pub async fn start(
     create_partitions: i32,
     codec: Codec,
     metrics: NotifyMetrics,
+    stop: CancellationToken,
+    fault: Fault,
 ) -> Result<Option<Notifier>, ProcessorError> {
     if cfg.notifiers.is_empty() {
         return Ok(None);
@@ -254,18 +256,25 @@ pub async fn start(
     if create_partitions > 0 {
         ensure_sent_topic(base, &cfg.sent_topic, create_partitions).await?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let producer: rdkafka::producer::FutureProducer = crate::producer_config(base).create()?;
     for (i, n) in cfg.notifiers.iter().enumerate() {
         let target = Target::from_config(n, i, cfg)?;
-        let p = pipeline::Pipeline::new(cfg, base, alerts_topic, target, codec.clone(), producer.clone(), metrics.clone(), tokio::runtime::Handle::current(), stop.clone())?;
+        let p = pipeline::Pipeline::new(cfg, base, alerts_topic, target, codec.clone(), producer.clone(), metrics.clone(), tokio::runtime::Handle::current(), stop.clone(), fault.clone())?;
         let name = format!("kevents-notify-{i}");
-        let t = std::thread::Builder::new().name(name).spawn(move || p.run()).map_err(|e| FieldError::new(format!("alerts.notifiers[{i}]"), format!("cannot start its thread: {e}")))?;
-        threads.push(t);
+        let guard = stop.clone();
+        let t = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                // However it ends (a panic included), the member stops.
+                let _stop_all = guard.drop_guard();
+                p.run()
+            })
+            .map_err(|e| FieldError::new(format!("alerts.notifiers[{i}]"), format!("cannot start its thread: {e}")))?;
+        threads.push((format!("notifier {}", n.name), t));
         tracing::info!(notifier = %n.name, kind = n.kind.as_str(), group = %format!("{}.{}", cfg.group_id, n.name), "notifier started");
     }
-    Ok(Some(Notifier { stop, threads }))
+    Ok(Some(Notifier { threads }))
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! Why a thread with a `BaseConsumer` (like the processor's consume loop): the
 //! revoke callback must wait for the request in flight before the partitions
 //! move, and it runs inside `poll`; blocking there must not block a runtime.
-//! The requests themselves run on the processor's tokio runtime.
+//! The requests themselves run on the processor's tokio runtime, one task at a
+//! time, whose handle this loop owns: a send task that panics stops the member
+//! (`crate::shutdown`), as does a panic of this thread.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,7 +22,6 @@ use rustc_hash::FxHashMap;
 use schemas::avro::Codec;
 use schemas::records::Alert;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,8 @@ use super::sent::{decide, key, Decision, Marker, MarkerReader, Outcome, SentLog}
 use super::group::Groups;
 use super::{alertmanager, slack, webhook, Group, Item, NotifyMetrics, Target};
 use crate::alerts::config::{AlertsConfig, NotifierKind};
+use crate::fault::{Fault, FaultSite};
+use crate::shutdown::{self, CancellationToken};
 use crate::ProcessorError;
 
 /// How long a revoke or shutdown waits for the request in flight.
@@ -85,7 +88,7 @@ struct InFlight {
     /// (alert id, version, firing, partition, offset) of each item, in marker order.
     items: Vec<(String, i64, bool, i32, Option<i64>)>,
     done: mpsc::Receiver<Vec<Marker>>,
-    abort: tokio::task::AbortHandle,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Everything the loop and the rebalance callbacks share.
@@ -107,7 +110,10 @@ pub struct Ctx {
     book: Mutex<Book>,
     reader: Mutex<MarkerReader>,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
+    fault: Fault,
+    /// A send task that panicked: the loop returns it.
+    failure: Mutex<Option<ProcessorError>>,
 }
 
 impl ClientContext for Ctx {
@@ -183,7 +189,7 @@ impl Ctx {
                 Err(e) => tracing::warn!(notifier = %self.shared.target.name, error = %e, "cannot read the sent-markers; not notifying until it works"),
             }
             drop(b);
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.is_cancelled() {
                 return false;
             }
             std::thread::sleep(Duration::from_secs(1));
@@ -214,10 +220,24 @@ impl Ctx {
         let Some(f) = self.book.lock().unwrap().inflight.take() else { return };
         match f.done.recv_timeout(wait) {
             Ok(markers) => self.record(f.items, markers),
-            Err(_) => {
-                f.abort.abort();
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                f.task.abort();
                 tracing::warn!(notifier = %self.shared.target.name, alerts = f.items.len(), "request still in flight after the drain timeout: abandoned, the next owner sends it");
             }
+            Err(mpsc::RecvTimeoutError::Disconnected) => self.task_ended(f.task),
+        }
+    }
+
+    /// The send task ended without an outcome: it panicked. The member stops.
+    fn task_ended(&self, task: tokio::task::JoinHandle<()>) {
+        let what = format!("notifier {}'s send task", self.shared.target.name);
+        let e = match self.shared.runtime.block_on(task) {
+            r @ Err(_) => shutdown::task_result::<ProcessorError>(&what, r.map(Ok)).err(),
+            Ok(()) => None,
+        };
+        let mut f = self.failure.lock().unwrap();
+        if f.is_none() {
+            *f = Some(e.unwrap_or(ProcessorError::Ended { what }));
         }
     }
 
@@ -233,8 +253,9 @@ impl Ctx {
             }
             Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => {
-                b.inflight = None;
-                tracing::error!(notifier = %self.shared.target.name, "send task ended without an outcome");
+                let f = b.inflight.take().expect("checked");
+                drop(b);
+                self.task_ended(f.task);
             }
         }
     }
@@ -259,11 +280,12 @@ impl Ctx {
     }
 
     fn on_message(&self, m: &BorrowedMessage<'_>) {
+        let (p, off) = (m.partition(), m.offset());
+        self.fault.check(FaultSite::Notifier, m.payload().unwrap_or_default(), || format!("notifier {} at alerts partition {p} offset {off}", self.shared.target.name));
         let mut b = self.book.lock().unwrap();
         if !b.markers_ok {
             return;
         }
-        let (p, off) = (m.partition(), m.offset());
         let Some(part) = b.parts.get_mut(&p) else { return };
         part.next = off + 1;
         let s = &self.shared;
@@ -327,7 +349,7 @@ impl Ctx {
             let markers = deliver(&shared, groups, suppressed).await;
             let _ = tx.send(markers);
         });
-        b.inflight = Some(InFlight { items, done: rx, abort: task.abort_handle() });
+        b.inflight = Some(InFlight { items, done: rx, task });
     }
 
     /// Queue reminders of firing alerts whose `repeat_interval` passed.
@@ -415,7 +437,7 @@ async fn deliver(s: &Shared, groups: Vec<Group>, suppressed: Vec<Item>) -> Vec<M
 /// One notifier's consumer and loop.
 pub struct Pipeline {
     consumer: BaseConsumer<Ctx>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 }
 
 impl Pipeline {
@@ -429,7 +451,8 @@ impl Pipeline {
         producer: FutureProducer,
         metrics: NotifyMetrics,
         runtime: tokio::runtime::Handle,
-        stop: Arc<AtomicBool>,
+        stop: CancellationToken,
+        fault: Fault,
     ) -> Result<Self, ProcessorError> {
         let policy = RetryPolicy::from_config(cfg);
         let name = target.name.clone();
@@ -477,21 +500,25 @@ impl Pipeline {
             markers_ok: false,
             paused: false,
         };
-        let ctx = Ctx { book: Mutex::new(book), reader: Mutex::new(reader), shared, stop: stop.clone() };
+        let ctx = Ctx { book: Mutex::new(book), reader: Mutex::new(reader), shared, stop: stop.clone(), fault, failure: Mutex::default() };
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
         consumer.subscribe(&[alerts_topic])?;
         Ok(Pipeline { consumer, stop })
     }
 
-    /// Poll, decide, group, send, release — until `stop`; then send what is
-    /// pending (up to [`DRAIN`]), commit and leave the group.
-    pub fn run(self) {
+    /// Poll, decide, group, send, release — until the stop signal; then send what
+    /// is pending (up to [`DRAIN`]), commit and leave the group. A send task that
+    /// panicked ends it at once with the error.
+    pub fn run(self) -> Result<(), ProcessorError> {
         let ctx = self.consumer.context();
         let s = ctx.shared.clone();
         let mut last_tick = Instant::now();
         let mut last_prune = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_cancelled() {
             ctx.poll_inflight();
+            if let Some(e) = ctx.failure.lock().unwrap().take() {
+                return Err(e);
+            }
             ctx.maybe_flush(false);
             match self.consumer.poll(ctx.poll_timeout()) {
                 Some(Ok(m)) => ctx.on_message(&m),
@@ -529,6 +556,7 @@ impl Pipeline {
         drop(b);
         commit_sync(&self.consumer, &s.target.name);
         self.consumer.unsubscribe();
+        ctx.failure.lock().unwrap().take().map_or(Ok(()), Err)
     }
 
     /// Stop fetching while `max_pending` alerts wait; resume at half.

@@ -157,7 +157,7 @@ pub struct ProcessorConfig {
     pub alerts: crate::alerts::AlertsConfig,
     /// Fault injection for tests (`panic_on_text`, `panic_in`): off by default,
     /// never for production. See `crate::fault`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "crate::fault::DebugConfig::is_off")]
     pub debug: crate::fault::DebugConfig,
 }
 

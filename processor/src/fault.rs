@@ -36,6 +36,13 @@ pub struct DebugConfig {
     pub panic_in: FaultSite,
 }
 
+impl DebugConfig {
+    /// Nothing is injected (the default).
+    pub fn is_off(&self) -> bool {
+        self.panic_on_text.is_none()
+    }
+}
+
 /// The compiled setting, checked per record where it applies (one `None` test
 /// per record when off).
 #[derive(Debug, Clone, Default)]

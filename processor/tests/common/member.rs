@@ -31,7 +31,11 @@ impl Member {
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let ops = line.trim().strip_prefix("ops ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let ops = line.trim().strip_prefix("ops ").map(str::to_string).unwrap_or_else(|| {
+            let _ = child.wait();
+            let log = log.map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default();
+            panic!("the member did not start (first line {line:?}); its log:\n{log}")
+        });
         Member { child, ops, _stdout: out.into_inner() }
     }
 

@@ -6,6 +6,7 @@ use schemas::model::{ClusterId, ObjectRef, Severity};
 use schemas::records::{Incident, RootCause, SourcePos, Status};
 use std::collections::BTreeMap;
 
+use super::late::Kept;
 use super::links::Key;
 use super::rules::Rule;
 
@@ -25,6 +26,8 @@ pub(crate) struct Open {
     pub rule: u32,
     pub cluster: ClusterId,
     pub root: RootCause,
+    /// The root event as correlation saw it (for a late cause to compare with).
+    pub root_kept: Box<Kept>,
     pub root_detail: String,
     pub severity: Severity,
     pub objects: Vec<ObjectRef>,
@@ -36,6 +39,12 @@ pub(crate) struct Open {
     pub last_seen_us: i64,
     /// Record time of the last member event.
     pub last_t: i64,
+    /// Record time the incident was opened (or re-rooted): a late cause may
+    /// re-root it within its rule's lookback.
+    pub opened_t: i64,
+    /// A new episode of an event that already had one: its start is not
+    /// before this (the event's own first time belongs to the old episode).
+    pub floor_us: i64,
     pub recovering_since: Option<i64>,
     pub deadline: i64,
     pub keys: FxHashSet<Key>,
@@ -97,6 +106,49 @@ impl Open {
             last_seen_us: self.last_seen_us,
             summary: self.summary(),
         }
+    }
+
+    /// The last version of this id when a late cause became the root: resolved,
+    /// with the new root as its root cause (its `event_id` is the incident's
+    /// new id), what it had gathered, and a summary saying so.
+    pub(crate) fn rerooted(&mut self, rule: &Rule, new_root: &RootCause, t: i64) -> Incident {
+        let mut inc = self.publish(rule, Status::Resolved, t);
+        inc.summary = format!("re-rooted at {} on {} (incident {}): {}", new_root.reason, new_root.object.display(), new_root.event_id, inc.summary);
+        inc.root_cause = new_root.clone();
+        inc
+    }
+
+    /// A new id starts its versions at 1, and publishes everything it has.
+    pub(crate) fn restart_versions(&mut self) {
+        self.version = 0;
+        self.published_events = 0;
+        self.published_occurrences = 0;
+        self.published_objects = 0;
+        self.published_severity = Severity::Info;
+        self.dirty = true;
+    }
+
+    /// Adds what another incident gathered (its keys and uids are moved by the caller).
+    pub(crate) fn absorb(&mut self, other: Open) {
+        for id in &other.object_ids {
+            self.object_ids.insert(*id);
+        }
+        for obj in other.objects {
+            if self.objects.len() < MAX_LISTED_OBJECTS && !self.objects.contains(&obj) {
+                self.objects.push(obj);
+            }
+        }
+        for (k, v) in other.reason_counts {
+            *self.reason_counts.entry(k).or_default() += v;
+        }
+        self.event_count += other.event_count;
+        self.occurrences += other.occurrences;
+        self.first_seen_us = self.first_seen_us.min(other.first_seen_us);
+        self.last_seen_us = self.last_seen_us.max(other.last_seen_us);
+        self.last_t = self.last_t.max(other.last_t);
+        self.severity = self.severity.max(other.severity);
+        self.floor_us = self.floor_us.min(other.floor_us);
+        self.dirty = true;
     }
 
     /// "FailedMount on Pod shop/cart-7d9 (volume data) caused 13 FailedMount,

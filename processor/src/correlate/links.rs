@@ -89,7 +89,7 @@ fn cluster_id(cluster: &str) -> u64 {
 }
 
 /// The identities of one event, computed once per event.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Identities {
     pub selves: Vec<u64>,
     pub ancestors: Vec<u64>,
@@ -255,6 +255,16 @@ pub fn identities_into(cluster: &str, ev: &NormalizedEvent, meta: &Metadata, lea
         kind = k;
         name = n;
     }
+    // A Job's pod `<job>-<5>` whose parent was not learned (the Job's "Created
+    // pod" event is missing or expired): the Job it may belong to, as a link
+    // only (no kind: `owner_kind: Job` needs the parent known).
+    if r.kind == "Pod" && !ids.ancestor_kinds.contains(&"Job") && guess_replica_set(&r.name).is_none() {
+        if let Some((job, suffix)) = r.name.rsplit_once('-') {
+            if !job.is_empty() && suffix.len() == 5 && suffix.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)) {
+                ids.ancestors.push(object_id(cluster, "Job", ns, job));
+            }
+        }
+    }
     let node = if r.kind == "Node" { Some(r.name.as_str()) } else { meta.get("node") };
     ids.node = node.filter(|n| !n.is_empty()).map(|n| node_id(cluster, n));
 }
@@ -300,7 +310,8 @@ mod tests {
     fn job_parents_are_learned_from_the_controller() {
         let mut l = LearnedParents::new(10);
         let pod = identities("c", &ev("Pod", "report-x2kqp", "BackOff"), &meta(&[]), &mut l);
-        assert!(pod.ancestors.is_empty(), "a Job pod's name says nothing");
+        assert!(pod.ancestor_kinds.is_empty(), "a Job pod's name says nothing sure");
+        assert_eq!(pod.ancestors, vec![object_id("c", "Job", "shop", "report")], "but may name its Job, as a link only");
         identities("c", &ev("Job", "report-28956720", "SuccessfulCreate"), &meta(&[("child", "report-28956720-x2kqp")]), &mut l);
         let pod = identities("c", &ev("Pod", "report-28956720-x2kqp", "BackOff"), &meta(&[]), &mut l);
         assert_eq!(pod.ancestor_kinds, vec!["Job"], "the chain stops at the Job: each CronJob run is its own story");

@@ -11,10 +11,12 @@
 //!   root cause) and the effects and recoveries that may follow.
 //!
 //! Layout: [`rules`] (YAML → compiled matchers), [`links`] (identities of an
-//! event), [`state`] (the per-partition state machine), [`incident`] (an open
+//! event), [`state`] (the per-partition state machine), [`late`] (causes that
+//! arrive after their effects: orphans and re-rooting), [`incident`] (an open
 //! incident, its versions and summary).
 
 pub mod incident;
+pub mod late;
 pub mod links;
 pub mod rules;
 pub mod state;
@@ -59,7 +61,7 @@ impl Default for CorrelationConfig {
 
 impl CorrelationConfig {
     pub fn limits(&self) -> Limits {
-        Limits { max_open: self.max_open_incidents, max_links: self.max_learned_links }
+        Limits { max_open: self.max_open_incidents, max_links: self.max_learned_links, ..Limits::default() }
     }
 
     pub fn validate(&self) -> Result<(), FieldError> {

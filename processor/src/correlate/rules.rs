@@ -91,6 +91,8 @@ struct RuleSpec {
     severity: Option<String>,
     #[serde(default)]
     detail: Option<OneOrMany>,
+    #[serde(default)]
+    lookback: Option<String>,
 }
 
 const RULE_FIELDS: &[(&str, FieldKind)] = &[
@@ -104,6 +106,7 @@ const RULE_FIELDS: &[(&str, FieldKind)] = &[
     ("stable", FieldKind::Str),
     ("severity", FieldKind::Str),
     ("detail", FieldKind::StrOrList),
+    ("lookback", FieldKind::Str),
 ];
 
 /// What an event must be (and how it must be linked) to play a part in a rule.
@@ -165,13 +168,26 @@ pub struct Rule {
     pub stable_us: i64,
     pub severity: Option<Severity>,
     pub detail: Vec<String>,
+    /// How late (record time) this rule's cause may arrive after its effects
+    /// and still become their root: effects that stood alone up to this long
+    /// before it are taken in, and an incident opened up to this long before
+    /// it whose root it causes is re-rooted at it.
+    pub lookback_us: i64,
 }
+
+/// `lookback` when a rule does not say: a cause and its effects are often
+/// written in the same second (core/v1 times have one-second resolution) and
+/// reach the processor in any order within a few seconds.
+pub const DEFAULT_LOOKBACK_US: i64 = 5_000_000;
 
 /// All rules, in priority order, plus a reason filter that lets the hot path
 /// skip events no rule can be about.
 #[derive(Debug)]
 pub struct Rules {
     pub rules: Vec<Rule>,
+    /// The longest `lookback` of any rule: how long stand-alone events are kept
+    /// for a late cause.
+    pub max_lookback_us: i64,
     reasons: rustc_hash::FxHashSet<Box<str>>,
     /// Some matcher has no exact reason: every event must be looked at.
     general: bool,
@@ -230,7 +246,8 @@ impl Rules {
                 }
             }
         }
-        Rules { rules, reasons, general, by_via }
+        let max_lookback_us = rules.iter().map(|r| r.lookback_us).max().unwrap_or(0);
+        Rules { rules, max_lookback_us, reasons, general, by_via }
     }
 
     /// Whether any matcher linking `via` can be about an event with this reason.
@@ -238,6 +255,12 @@ impl Rules {
     pub fn may_link(&self, via: Via, reason: &str) -> bool {
         let (reasons, general) = &self.by_via[via.bit().trailing_zeros() as usize];
         *general || reasons.contains(reason)
+    }
+
+    /// The first rule whose cause the event matches: the rule it would open an
+    /// incident with.
+    pub fn cause_rule(&self, v: &EventView<'_>) -> Option<usize> {
+        self.rules.iter().position(|r| r.cause.matches(v))
     }
 
     /// Whether any rule can be about an event with this reason.
@@ -299,6 +322,7 @@ fn compile_rule(at: &At<'_>, s: RuleSpec) -> Result<Rule, RuleError> {
         stable_us: duration(at, "stable", s.stable.as_deref())?.unwrap_or(2 * 60 * 1_000_000),
         severity,
         detail: s.detail.map(OneOrMany::into_vec).unwrap_or_default(),
+        lookback_us: duration(at, "lookback", s.lookback.as_deref())?.unwrap_or(DEFAULT_LOOKBACK_US),
     })
 }
 

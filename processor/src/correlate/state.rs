@@ -14,7 +14,13 @@
 //!    marks the incident recovering instead.
 //! 4. **Open**: otherwise the first rule whose cause matches opens an incident
 //!    with this event as the root cause; its id is the event's processed id.
-//! 5. Otherwise the event stands alone.
+//!    It takes in the stand-alone effects seen just before it (its rule's
+//!    `lookback`, see [`super::late`]).
+//! 5. Otherwise the event stands alone (and is kept for that lookback).
+//!
+//! Before 3 and 4, a cause that arrives just after its effects (within the
+//! lookback) becomes the root of the incident they opened: a **re-root**
+//! ([`super::late`]), so that the incidents do not depend on arrival order.
 //!
 //! Everything is a function of (state, input) with record time: a replay
 //! rebuilds the same incidents with the same ids and versions.
@@ -30,6 +36,7 @@ use schemas::metadata::Metadata;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::incident::{root_detail, Open, MAX_KEYS, MAX_UIDS};
+use super::late::{Kept, Orphans};
 use super::links::{identities_into, object_id, Identities, Key, LearnedParents, Via};
 use super::rules::{EventView, Rules};
 
@@ -38,11 +45,14 @@ use super::rules::{EventView, Rules};
 pub struct Limits {
     pub max_open: usize,
     pub max_links: usize,
+    /// How long (record time) a resolved incident is remembered by its
+    /// events' uids, for late reports and [`CorrelationState::member_of`].
+    pub closed_keep_us: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_open: 10_000, max_links: 200_000 }
+        Limits { max_open: 10_000, max_links: 200_000, closed_keep_us: CLOSED_KEEP_US }
     }
 }
 
@@ -67,6 +77,10 @@ pub struct CorrCounts {
     pub joined: u64,
     pub resolved: u64,
     pub evicted: u64,
+    /// Incidents whose root a late cause replaced.
+    pub rerooted: u64,
+    /// Stand-alone events a late cause took in.
+    pub adopted: u64,
 }
 
 /// A resolved incident, remembered by its events' uids for a while: emitters
@@ -81,8 +95,8 @@ struct Closed {
     quiet_us: i64,
 }
 
-/// Resolved incidents are remembered this long (record time) and at most this
-/// many uids.
+/// Resolved incidents are remembered this long (record time, by default) and
+/// at most this many uids.
 const CLOSED_KEEP_US: i64 = 3_600_000_000;
 const CLOSED_MAX: usize = 200_000;
 
@@ -90,16 +104,17 @@ const CLOSED_MAX: usize = 200_000;
 pub struct CorrelationState {
     closed: FxHashMap<u64, Closed>,
     closed_order: std::collections::VecDeque<(i64, u64)>,
-    slots: Vec<Option<Open>>,
-    free: Vec<u32>,
-    index: FxHashMap<Key, Vec<u32>>,
-    by_uid: FxHashMap<u64, u32>,
-    deadlines: BTreeSet<(i64, u32)>,
+    pub(super) slots: Vec<Option<Open>>,
+    pub(super) free: Vec<u32>,
+    pub(super) index: FxHashMap<Key, Vec<u32>>,
+    pub(super) by_uid: FxHashMap<u64, u32>,
+    pub(super) deadlines: BTreeSet<(i64, u32)>,
+    pub(super) orphans: Orphans,
     learned: LearnedParents,
     limits: Limits,
-    open: usize,
+    pub(super) open: usize,
     last_refresh_t: i64,
-    keys: Vec<Key>,
+    pub(super) keys: Vec<Key>,
     ids: Identities,
     pub counts: CorrCounts,
 }
@@ -118,6 +133,7 @@ impl CorrelationState {
             index: FxHashMap::default(),
             by_uid: FxHashMap::default(),
             deadlines: BTreeSet::new(),
+            orphans: Orphans::default(),
             learned: LearnedParents::new(limits.max_links),
             limits,
             open: 0,
@@ -140,6 +156,11 @@ impl CorrelationState {
 
     pub fn learned_links(&self) -> usize {
         self.learned.len()
+    }
+
+    /// Stand-alone events kept for a late cause now.
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
     }
 
     /// The open incident an event object already belongs to (for versions that
@@ -193,32 +214,17 @@ impl CorrelationState {
         identities_into(&input.cluster.uid, ev, input.metadata, &mut self.learned, ids);
         let ids = &*ids;
         let view = EventView { ev, category: input.category, severity: input.severity, ancestor_kinds: &ids.ancestor_kinds };
-        for via in Via::ALL {
-            if !rules.may_link(via, &ev.reason) {
-                continue;
-            }
-            ids.lookup_keys(via, &mut self.keys);
-            // (slot, joins, recovering): decided once, where the matcher was found.
-            let mut found: Option<(u32, bool, bool)> = None;
-            'keys: for k in &self.keys {
-                let Some(slots) = self.index.get(k) else { continue };
-                for &slot in slots.iter().rev() {
-                    let open = self.slots[slot as usize].as_ref().expect("indexed slots are open");
-                    let rule = &rules.rules[open.rule as usize];
-                    let since = input.t_us - open.last_t;
-                    let fits = |m: &super::rules::Matcher| m.via & via.bit() != 0 && m.within_us.is_none_or(|w| since <= w) && m.matches(&view);
-                    if fits(&rule.cause) || rule.effects.iter().any(fits) {
-                        // An effect that is also a sign of recovery (however linked).
-                        found = Some((slot, true, rule.recovery.iter().any(|m| m.matches(&view))));
-                        break 'keys;
-                    }
-                    if rule.recovery.iter().any(fits) {
-                        found = Some((slot, rule.recovery.iter().any(|m| fits(m) && m.member), true));
-                        break 'keys;
-                    }
+        let found = self.find(rules, input, ids, &view);
+        let cause = rules.cause_rule(&view);
+        if let Some(rc) = cause {
+            if !matches!(found, Some((_, false, _))) {
+                let absorb = self.absorbable(rules, rc, input, &view, ids, found.map(|f| f.0));
+                if !absorb.is_empty() {
+                    return Some(self.reroot(rules, rc as u32, input, uid, ids, absorb, out));
                 }
             }
-            let Some((slot, joins, recovering)) = found else { continue };
+        }
+        if let Some((slot, joins, recovering)) = found {
             if joins {
                 self.join(rules, slot, input, uid, Some(ids), out);
             }
@@ -227,15 +233,49 @@ impl CorrelationState {
             }
             return if joins { self.slots[slot as usize].as_ref().map(|o| o.id.clone()) } else { None };
         }
-        let rule_ix = rules.rules.iter().position(|r| r.cause.matches(&view))?;
-        Some(self.open_incident(rules, rule_ix as u32, input, uid, ids, out))
+        match cause {
+            Some(rc) => Some(self.open_incident(rules, rc as u32, input, uid, ids, out)),
+            None => {
+                self.keep_orphan(rules, input, uid, ids, &view);
+                None
+            }
+        }
+    }
+
+    /// The open incident the event joins or marks recovering: (slot, joins,
+    /// recovering), decided where the matcher was found, most specific link first.
+    fn find(&mut self, rules: &Rules, input: &CorrInput<'_>, ids: &Identities, view: &EventView<'_>) -> Option<(u32, bool, bool)> {
+        let ev = input.ev;
+        for via in Via::ALL {
+            if !rules.may_link(via, &ev.reason) {
+                continue;
+            }
+            ids.lookup_keys(via, &mut self.keys);
+            for k in &self.keys {
+                let Some(slots) = self.index.get(k) else { continue };
+                for &slot in slots.iter().rev() {
+                    let open = self.slots[slot as usize].as_ref().expect("indexed slots are open");
+                    let rule = &rules.rules[open.rule as usize];
+                    let since = input.t_us - open.last_t;
+                    let fits = |m: &super::rules::Matcher| m.via & via.bit() != 0 && m.within_us.is_none_or(|w| since <= w) && m.matches(view);
+                    if fits(&rule.cause) || rule.effects.iter().any(fits) {
+                        // An effect that is also a sign of recovery (however linked).
+                        return Some((slot, true, rule.recovery.iter().any(|m| m.matches(view))));
+                    }
+                    if rule.recovery.iter().any(fits) {
+                        return Some((slot, rule.recovery.iter().any(|m| fits(m) && m.member), true));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Time passed (every record, heartbeats too): resolve what expired, and
     /// publish incidents whose changes have waited a minute.
     pub fn advance(&mut self, rules: &Rules, t: i64, out: &mut Vec<Incident>) {
         while let Some(&(at, uid)) = self.closed_order.front() {
-            if at.saturating_add(CLOSED_KEEP_US) > t && self.closed_order.len() <= CLOSED_MAX {
+            if at.saturating_add(self.limits.closed_keep_us) > t && self.closed_order.len() <= CLOSED_MAX {
                 break;
             }
             self.closed_order.pop_front();
@@ -268,7 +308,9 @@ impl CorrelationState {
         let rule = &rules.rules[rule_ix as usize];
         let ev = input.ev;
         let t_ev = ev.effective_time_us();
-        let first = if ev.first_seen_us > 0 { ev.first_seen_us } else { t_ev };
+        // A new episode of an event that had one: it starts after the old one.
+        let floor = self.closed.get(&uid).map(|c| c.last_seen_us.min(t_ev)).unwrap_or(0);
+        let first = if ev.first_seen_us > 0 { ev.first_seen_us.max(floor) } else { t_ev };
         let open = Open {
             id: input.id.to_string(),
             rule: rule_ix,
@@ -281,6 +323,7 @@ impl CorrelationState {
                 object: ev.regarding.clone(),
                 note: ev.note.to_string(),
             },
+            root_kept: Box::new(Kept::new(input, uid, ids)),
             root_detail: root_detail(rule, input.metadata),
             severity: input.severity.max(rule.severity.unwrap_or(Severity::Info)),
             objects: Vec::new(),
@@ -291,6 +334,8 @@ impl CorrelationState {
             first_seen_us: first,
             last_seen_us: t_ev,
             last_t: input.t_us,
+            opened_t: input.t_us,
+            floor_us: floor,
             recovering_since: None,
             deadline: 0,
             keys: Default::default(),
@@ -318,7 +363,9 @@ impl CorrelationState {
         self.add_member(rules, slot, input, uid, Some(ids));
         let o = self.slots[slot as usize].as_mut().expect("just opened");
         out.push(o.publish(rule, Status::Open, input.t_us));
-        o.id.clone()
+        let id = o.id.clone();
+        self.adopt(rules, slot, input.t_us, out);
+        id
     }
 
     fn join(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>, out: &mut Vec<Incident>) {
@@ -336,7 +383,7 @@ impl CorrelationState {
 
     /// Adds an event version to an incident. `ids` is None for a repeat of a
     /// member (already linked and counted as an event).
-    fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>) {
+    pub(super) fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>) {
         let o = self.slots[slot as usize].as_mut().expect("open");
         let rule = &rules.rules[o.rule as usize];
         let ev = input.ev;
@@ -351,7 +398,7 @@ impl CorrelationState {
         o.severity = o.severity.max(input.severity);
         o.last_seen_us = o.last_seen_us.max(ev.effective_time_us());
         if ev.first_seen_us > 0 {
-            o.first_seen_us = o.first_seen_us.min(ev.first_seen_us);
+            o.first_seen_us = o.first_seen_us.min(ev.first_seen_us.max(o.floor_us));
         }
         o.last_t = o.last_t.max(input.t_us);
         o.dirty = true;
@@ -383,7 +430,7 @@ impl CorrelationState {
         }
     }
 
-    fn reschedule(&mut self, rules: &Rules, slot: u32) {
+    pub(super) fn reschedule(&mut self, rules: &Rules, slot: u32) {
         let o = self.slots[slot as usize].as_mut().expect("open");
         let rule = &rules.rules[o.rule as usize];
         let d = o.deadline(rule);
@@ -450,7 +497,7 @@ mod tests {
     #[test]
     fn memory_is_bounded_by_the_limits_it_evicts_not_grows() {
         let rules = Rules::builtin();
-        let mut st = CorrelationState::new(Limits { max_open: 100, max_links: 100 });
+        let mut st = CorrelationState::new(Limits { max_open: 100, max_links: 100, ..Limits::default() });
         let cluster = ClusterId { name: "c".into(), uid: "c".into() };
         let meta = Metadata::new();
         let mut out = Vec::new();

@@ -199,3 +199,41 @@ fn malformed_input_is_a_clear_error_never_a_panic() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }
+
+/// The real dumps under `testdata/dumps` (origins in its README) and what
+/// `analyze` concludes from them, checked in under `testdata/dumps/expected`:
+/// every incident (id, rule, root, member events, objects, counts, times,
+/// summary) and each event's incident. `KEVENTS_BLESS=1` rewrites the expected
+/// files after a deliberate change (review the diff).
+#[test]
+fn golden_real_dumps() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dumps");
+    let bless = std::env::var_os("KEVENTS_BLESS").is_some();
+    let mut dumps: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    dumps.sort();
+    let (mut events, mut incidents) = (0usize, 0usize);
+    for dump in &dumps {
+        let report = analyze_json(dump, &[]);
+        let got = serde_json::json!({
+            "incidents": report["incidents"],
+            "events": report["events"].as_array().unwrap().iter().map(|e| serde_json::json!({"uid": e["uid"], "reason": e["reason"], "category": e["category"], "correlation_id": e["correlation_id"]})).collect::<Vec<_>>(),
+        });
+        let expected_path = dir.join("expected").join(dump.file_name().unwrap());
+        if bless {
+            std::fs::create_dir_all(expected_path.parent().unwrap()).unwrap();
+            std::fs::write(&expected_path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+        }
+        let expected: Value = serde_json::from_slice(&std::fs::read(&expected_path).unwrap_or_else(|e| panic!("{}: {e} (run with KEVENTS_BLESS=1 to create it)", expected_path.display()))).unwrap();
+        assert_eq!(got, expected, "{}: analyze's conclusions changed", dump.display());
+        // No incident without member events; no two incidents with the same root.
+        let mut roots = BTreeSet::new();
+        for i in got["incidents"].as_array().unwrap() {
+            assert!(!i["event_uids"].as_array().unwrap().is_empty(), "{}: incident {} has no events", dump.display(), i["id"]);
+            assert!(roots.insert((i["root_cause"]["uid"].to_string(), i["first_seen"].to_string())), "{}: two incidents rooted at one episode", dump.display());
+        }
+        events += got["events"].as_array().unwrap().len();
+        incidents += got["incidents"].as_array().unwrap().len();
+    }
+    println!("golden: {} dumps, {events} events, {incidents} incidents", dumps.len());
+    assert!(dumps.len() >= 8 && events >= 60, "{} dumps, {events} events", dumps.len());
+}

@@ -6,8 +6,17 @@
 //! classification, metadata, correlation, patterns), as raw records of one
 //! cluster. A snapshot (`kubectl get events -o json`) holds each Event once,
 //! with its total count; it is replayed as the watch would have shown it: the
-//! first occurrence at `firstTimestamp`/`eventTime`, then the repeats at the
-//! last-seen time, in time order. A watch stream is replayed in its own order.
+//! first occurrence at `firstTimestamp`/`eventTime`, the repeats spread evenly
+//! up to the last-seen time (a version at least every half of the shortest
+//! correlation `quiet`, so that one episode stays one incident, as the
+//! watch's updates keep it), the last version at the last-seen time; all in
+//! event-time order (kubectl lists by namespace and name). A watch stream
+//! keeps each event's versions in their order and is sorted by event time too.
+//!
+//! An event's incident is the one it belongs to at the end (a late cause may
+//! re-root an incident or take in an event that stood alone: see
+//! `processor::correlate::late`); an incident id that was re-rooted is not
+//! listed (its last version names the incident that replaced it).
 //!
 //! Output: text for people (incidents first, then patterns, then counts) or
 //! JSON for tools ([`report`] documents the fields).
@@ -59,7 +68,7 @@ pub struct Analysis {
     pub source: String,
     /// The last processed version of each input event, in input order.
     pub events: Vec<ProcessedEvent>,
-    /// The last version of each incident, in order of opening.
+    /// The last version of each incident (re-rooted ids left out), by start then id.
     pub incidents: Vec<Incident>,
     /// The last version of each pattern episode, in order of first report.
     pub patterns: Vec<Pattern>,
@@ -116,14 +125,23 @@ pub fn engine(rules: &[PathBuf]) -> anyhow::Result<Engine> {
             _ => cfg.rules_files.push(p.clone()),
         }
     }
-    Ok(Engine::from_config(&cfg)?)
+    let mut engine = Engine::from_config(&cfg)?;
+    // A dump is read at once: every event's incident is remembered to the end.
+    engine.correlation_limits.closed_keep_us = i64::MAX / 4;
+    Ok(engine)
+}
+
+/// The longest gap between replayed versions of a repeated event: half the
+/// shortest `quiet` of the correlation rules (at least a minute).
+fn replay_step_us(engine: &Engine) -> i64 {
+    engine.correlation.rules.iter().map(|r| r.quiet_us / 2).min().unwrap_or(300_000_000).max(60_000_000)
 }
 
 /// One raw record to replay, with its sort key.
-struct Replay {
-    t: i64,
-    order: (usize, u8),
-    event: NormalizedEvent,
+pub struct Replay {
+    pub t: i64,
+    order: (usize, u32),
+    pub event: NormalizedEvent,
 }
 
 /// When an event first happened, as well as the object tells.
@@ -131,34 +149,63 @@ fn first_time(e: &NormalizedEvent) -> i64 {
     [e.event_time_us.unwrap_or(0), e.first_seen_us, e.created_us, e.last_seen_us].into_iter().find(|t| *t > 0).unwrap_or(0)
 }
 
-fn replays(shape: Shape, events: Vec<NormalizedEvent>) -> Vec<Replay> {
+/// The watch versions a snapshot or stream stands for, in replay order.
+/// `step_us`: the longest gap between the versions of a repeated event.
+pub fn replays(shape: Shape, events: Vec<NormalizedEvent>, step_us: i64) -> Vec<Replay> {
+    let step_us = step_us.max(1_000_000);
     let mut out = Vec::with_capacity(events.len() * 2);
+    let mut stream_last: std::collections::HashMap<String, i64> = Default::default();
     for (i, mut e) in events.into_iter().enumerate() {
         match shape {
             Shape::Stream => {
                 if e.resource_version.is_empty() {
                     e.resource_version = (i + 1).to_string().into();
                 }
-                out.push(Replay { t: e.effective_time_us(), order: (i, 0), event: e });
+                // A later version of an event is never replayed before an earlier one.
+                let t = stream_last.get(e.uid.as_str()).copied().unwrap_or(i64::MIN).max(e.effective_time_us());
+                stream_last.insert(e.uid.to_string(), t);
+                out.push(Replay { t, order: (i, 0), event: e });
             }
             Shape::Snapshot => {
                 let first = first_time(&e);
                 let last = e.effective_time_us().max(first);
+                // Versions of the object's own resourceVersion when it has one
+                // (ids then do not depend on where kubectl listed it).
+                let base = e.resource_version.parse::<u64>().ok().filter(|v| *v < u64::MAX / 1_000_000 - 1).unwrap_or(i as u64 + 1);
+                let rv = |j: u32| (base * 1_000_000 + j as u64).to_string();
+                let mut j = 0u32;
                 if e.count > 1 && last > first {
                     let mut head = e.clone();
                     head.count = 1;
                     head.last_seen_us = first;
-                    head.resource_version = (2 * i + 1).to_string().into();
-                    out.push(Replay { t: first, order: (i, 0), event: head });
+                    head.resource_version = rv(j).into();
+                    out.push(Replay { t: first, order: (i, j), event: head });
+                    // The repeats in between, as evenly spread as the count allows.
+                    let (n, span) = (e.count as i128, (last - first) as i128);
+                    let mut prev = 1i64;
+                    let mut t = first + step_us;
+                    while t < last && j < 999_998 {
+                        let count = 1 + ((n - 1) * (t - first) as i128 / span) as i64;
+                        if count > prev && count < e.count {
+                            j += 1;
+                            let mut mid = e.clone();
+                            mid.count = count;
+                            mid.last_seen_us = t;
+                            mid.resource_version = rv(j).into();
+                            out.push(Replay { t, order: (i, j), event: mid });
+                            prev = count;
+                        }
+                        t += step_us;
+                    }
+                    j += 1;
                 }
-                e.resource_version = (2 * i + 2).to_string().into();
-                out.push(Replay { t: last, order: (i, 1), event: e });
+                e.resource_version = rv(j).into();
+                out.push(Replay { t: last, order: (i, j), event: e });
             }
         }
     }
-    if shape == Shape::Snapshot {
-        out.sort_by_key(|r| (r.t, r.order));
-    }
+    // Stable: a stream's versions of one event keep their order.
+    out.sort_by_key(|r| (r.t, r.order));
     out
 }
 
@@ -182,7 +229,7 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
     let mut patterns: BTreeMap<String, (usize, Pattern)> = BTreeMap::new();
     let mut out = Vec::new();
     let mut end = 0i64;
-    let records = replays(shape, events);
+    let records = replays(shape, events, replay_step_us(engine));
     let n = records.len();
     let mut collect = |out: &mut Vec<Output>| {
         for o in out.drain(..) {
@@ -228,15 +275,27 @@ pub fn analyze(engine: &Engine, cluster_name: &str, shape: Shape, mut events: Ve
     state.finish(engine, n as i64, &mut out);
     collect(&mut out);
 
-    let events = input_order.iter().filter_map(|u| last.remove(u)).collect();
-    let mut incidents: Vec<(usize, Incident)> = incidents.into_values().collect();
-    incidents.sort_by_key(|(o, _)| *o);
+    // Each event's incident is the one it belongs to at the end (a late cause
+    // may have re-rooted it or taken it in).
+    let events = input_order
+        .iter()
+        .filter_map(|u| last.remove(u))
+        .map(|mut p| {
+            if let Some(id) = state.correlation().member_of(&cluster.uid, &p.event.uid) {
+                p.correlation_id = id;
+            }
+            p
+        })
+        .collect();
+    // A re-rooted id's last version names its new root, whose id it is not.
+    let mut incidents: Vec<Incident> = incidents.into_values().map(|(_, i)| i).filter(|i| i.root_cause.event_id == i.id).collect();
+    incidents.sort_by(|a, b| (a.first_seen_us, &a.id).cmp(&(b.first_seen_us, &b.id)));
     let mut patterns: Vec<(usize, Pattern)> = patterns.into_values().collect();
     patterns.sort_by_key(|(o, _)| *o);
     Analysis {
         source,
         events,
-        incidents: incidents.into_iter().map(|(_, i)| i).collect(),
+        incidents,
         patterns: patterns.into_iter().map(|(_, p)| p).collect(),
     }
 }

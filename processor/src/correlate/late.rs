@@ -200,7 +200,9 @@ impl CorrelationState {
 
     /// Makes this event the root of the incidents in `absorb` (merged into
     /// one): see the module doc. Returns the incident's (new) id.
-    pub(super) fn reroot(&mut self, rules: &Rules, rc: u32, input: &CorrInput<'_>, uid: u64, ids: &Identities, mut absorb: Vec<u32>, out: &mut Vec<Incident>) -> String {
+    pub(super) fn reroot(&mut self, rules: &Rules, rc: u32, root: Kept, mut absorb: Vec<u32>, out: &mut Vec<Incident>) -> String {
+        let input = &root.input();
+        let (uid, ids) = (root.uid, &root.ids);
         absorb.sort_by(|a, b| {
             let ka = self.slots[*a as usize].as_ref().map(|o| root_key(&o.root_kept.ev, &o.root_kept.id));
             let kb = self.slots[*b as usize].as_ref().map(|o| root_key(&o.root_kept.ev, &o.root_kept.id));
@@ -209,7 +211,7 @@ impl CorrelationState {
         let keep = absorb[0];
         let rule = &rules.rules[rc as usize];
         let ev = input.ev;
-        let root = RootCause {
+        let root_cause = RootCause {
             event_id: input.id.to_string(),
             event_uid: ev.uid.to_string(),
             reason: ev.reason.to_string(),
@@ -221,7 +223,7 @@ impl CorrelationState {
         for &slot in &absorb {
             let o = self.slots[slot as usize].as_mut().expect("absorbed slots are open");
             let old_rule = &rules.rules[o.rule as usize];
-            out.push(o.rerooted(old_rule, &root, input.t_us));
+            out.push(o.rerooted(old_rule, &root_cause, input.t_us));
         }
         for &slot in &absorb[1..] {
             self.merge_into(rules, slot, keep);
@@ -229,8 +231,7 @@ impl CorrelationState {
         let o = self.slots[keep as usize].as_mut().expect("kept slot is open");
         o.id = input.id.to_string();
         o.rule = rc;
-        o.root = root;
-        o.root_kept = Box::new(Kept::new(input, uid, ids));
+        o.root = root_cause;
         o.root_detail = root_detail(rule, input.metadata);
         o.severity = o.severity.max(input.severity).max(rule.severity.unwrap_or(Severity::Info));
         o.opened_t = input.t_us;
@@ -238,10 +239,12 @@ impl CorrelationState {
         self.counts.rerooted += 1;
         self.counts.joined += 1;
         self.add_member(rules, keep, input, uid, Some(ids));
+        let t = input.t_us;
         let o = self.slots[keep as usize].as_mut().expect("kept slot is open");
-        out.push(o.publish(rule, schemas::records::Status::Open, input.t_us));
+        out.push(o.publish(rule, schemas::records::Status::Open, t));
         let id = o.id.clone();
-        self.adopt(rules, keep, input.t_us, out);
+        *o.root_kept = root;
+        self.adopt(rules, keep, t, out);
         id
     }
 

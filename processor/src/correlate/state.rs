@@ -220,7 +220,7 @@ impl CorrelationState {
             if !matches!(found, Some((_, false, _))) {
                 let absorb = self.absorbable(rules, rc, input, &view, ids, found.map(|f| f.0));
                 if !absorb.is_empty() {
-                    return Some(self.reroot(rules, rc as u32, input, uid, ids, absorb, out));
+                    return Some(self.reroot(rules, rc as u32, Kept::new(input, uid, ids), absorb, out));
                 }
             }
         }

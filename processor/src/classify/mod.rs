@@ -1,5 +1,5 @@
 //! Where category and severity are decided: the ordered rule table of
-//! `rules/classify.yaml` (plus users' rule files) applied to each event.
+//! `rules/classify*.yaml` (plus users' rule files) applied to each event.
 //!
 //! Why rules look at more than the reason: the same reason means different
 //! things by emitter, type and message (kubelet `BackOff` Warning is a crash
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rules::{merge, parse_rule_file, CompiledRule, BUILTIN_NAME, BUILTIN_YAML};
+use rules::{merge, parse_builtin, parse_rule_file, CompiledRule};
 use select::ReasonIndex;
 
 static EMPTY_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -97,7 +97,7 @@ impl Classifier {
     }
 
     fn build(user: Vec<rules::ParsedFile>) -> Result<Self, RuleError> {
-        let builtin = parse_rule_file(BUILTIN_NAME, BUILTIN_YAML)?;
+        let builtin = parse_builtin()?;
         let (rules, categories) = merge(user, builtin)?;
         let index = ReasonIndex::build(rules.iter().map(|r| &r.selector));
         Ok(Classifier {

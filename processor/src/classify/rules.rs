@@ -1,5 +1,5 @@
-//! Classification rules: the YAML shape of `rules/classify.yaml` (and of users'
-//! rule files), its validation, and the compiled rule table.
+//! Classification rules: the YAML shape of `rules/classify*.yaml` (and of
+//! users' rule files), its validation, and the compiled rule table.
 //!
 //! A rule file has two lists: `categories` (names a rule may set, each with a
 //! one-line meaning) and `rules` (ordered; first match wins). User files are
@@ -18,10 +18,26 @@ use super::spec::{
     OneOrMany, RuleError, SelectorFields,
 };
 
-/// Name under which the embedded default rules are reported in errors.
+/// Name under which the embedded default rules, taken together, are merged.
 pub(crate) const BUILTIN_NAME: &str = "builtin:rules/classify.yaml";
-/// The default rules, compiled into the binary so a deployment needs no files.
-pub(crate) const BUILTIN_YAML: &str = include_str!("../../rules/classify.yaml");
+/// The default rules, compiled into the binary so a deployment needs no files:
+/// one table split by emitter into files of a readable size, in priority
+/// order (the fallbacks last). Each rule keeps its own file as `source`.
+pub(crate) const BUILTIN_FILES: &[(&str, &str)] = &[
+    (BUILTIN_NAME, include_str!("../../rules/classify.yaml")),
+    (
+        "builtin:rules/classify-controllers.yaml",
+        include_str!("../../rules/classify-controllers.yaml"),
+    ),
+    (
+        "builtin:rules/classify-node-problem-detector.yaml",
+        include_str!("../../rules/classify-node-problem-detector.yaml"),
+    ),
+    (
+        "builtin:rules/classify-fallbacks.yaml",
+        include_str!("../../rules/classify-fallbacks.yaml"),
+    ),
+];
 
 /// Category given to events no rule matches.
 pub const UNKNOWN_CATEGORY: &str = "unknown";
@@ -260,6 +276,31 @@ pub(crate) fn parse_rule_file(file: &str, text: &str) -> Result<ParsedFile, Rule
     })
 }
 
+/// The built-in files parsed and joined into one (named [`BUILTIN_NAME`]),
+/// in order; a rule name may appear in only one of them.
+pub(crate) fn parse_builtin() -> Result<ParsedFile, RuleError> {
+    let mut joined = ParsedFile {
+        categories: Vec::new(),
+        rules: Vec::new(),
+        file: BUILTIN_NAME.to_string(),
+    };
+    let mut names: HashMap<String, &str> = HashMap::new();
+    for (file, text) in BUILTIN_FILES {
+        let parsed = parse_rule_file(file, text)?;
+        for (label, rule) in &parsed.rules {
+            if let Some(other) = names.insert(rule.name.to_string(), file) {
+                return Err(At { file, rule: label }.err(
+                    "name",
+                    format!("duplicate rule name, already defined in {other}"),
+                ));
+            }
+        }
+        joined.categories.extend(parsed.categories);
+        joined.rules.extend(parsed.rules);
+    }
+    Ok(joined)
+}
+
 /// The merged rule table: user rules first (file order), then built-in rules
 /// not overridden by name. Also returns the known categories, in order.
 pub(crate) fn merge(
@@ -329,7 +370,7 @@ mod tests {
 
     #[test]
     fn builtin_rule_file_parses_and_every_rule_has_a_source_comment_group() {
-        let parsed = parse_rule_file(BUILTIN_NAME, BUILTIN_YAML).expect("built-in rules are valid");
+        let parsed = parse_builtin().expect("built-in rules are valid");
         assert!(
             parsed.rules.len() > 100,
             "only {} rules",
@@ -352,8 +393,9 @@ mod tests {
             );
         }
         // Every group of rules cites the source file it was learned from.
-        let cites = BUILTIN_YAML
-            .lines()
+        let cites = BUILTIN_FILES
+            .iter()
+            .flat_map(|(_, text)| text.lines())
             .filter(|l| l.trim_start().starts_with("# source:"))
             .count();
         assert!(cites >= 20, "only {cites} source citations");
@@ -362,7 +404,7 @@ mod tests {
     #[test]
     fn every_category_is_documented_in_docs_categories_md() {
         let doc = include_str!("../../../docs/categories.md");
-        let parsed = parse_rule_file(BUILTIN_NAME, BUILTIN_YAML).unwrap();
+        let parsed = parse_builtin().unwrap();
         let (_, cats) = merge(vec![], parsed).unwrap();
         for c in cats {
             assert!(
@@ -375,12 +417,9 @@ mod tests {
 
     fn err(text: &str) -> String {
         match parse_rule_file("user.yaml", text) {
-            Ok(p) => merge(
-                vec![p],
-                parse_rule_file(BUILTIN_NAME, BUILTIN_YAML).unwrap(),
-            )
-            .unwrap_err()
-            .to_string(),
+            Ok(p) => merge(vec![p], parse_builtin().unwrap())
+                .unwrap_err()
+                .to_string(),
             Err(e) => e.to_string(),
         }
     }
@@ -472,7 +511,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let builtin = parse_rule_file(BUILTIN_NAME, BUILTIN_YAML).unwrap();
+        let builtin = parse_builtin().unwrap();
         let builtin_len = builtin.rules.len();
         let (table, cats) = merge(vec![user], builtin).unwrap();
         assert_eq!(&*table[0].name, "kubelet-crashloop-backoff");

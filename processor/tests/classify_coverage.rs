@@ -16,7 +16,9 @@
 //!   and unseen reasons of each shape get the category and severity the
 //!   fallback promises.
 //!
-//! Run with `--nocapture` to see the coverage table.
+//! Run with `--nocapture` to see the coverage table: per reason file (emitter),
+//! the distinct (reason, component, kind) entries of each type and how they
+//! were classified.
 
 use kevents_processor::classify::{Classification, Classifier};
 use schemas::model::{NormalizedEvent, Severity};
@@ -184,7 +186,7 @@ fn every_standard_reason_is_classified_and_every_warning_by_an_explicit_rule() {
         "\nclassification coverage of the standard emitters' reasons (processor/testdata/reasons):"
     );
     println!(
-        "{:<26} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}",
+        "{:<31} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}",
         "emitter", "Warning", "explicit", "unknown", "Normal", "fallback", "unknown"
     );
     let (mut tw, mut te, mut tn, mut tf) = (0, 0, 0, 0);
@@ -192,7 +194,7 @@ fn every_standard_reason_is_classified_and_every_warning_by_an_explicit_rule() {
         let count =
             |m: &BTreeMap<String, Outcome>, o: Outcome| m.values().filter(|v| **v == o).count();
         println!(
-            "{:<26} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}",
+            "{:<31} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}",
             file,
             t.warning.len(),
             count(&t.warning, Outcome::Explicit),
@@ -207,7 +209,7 @@ fn every_standard_reason_is_classified_and_every_warning_by_an_explicit_rule() {
         tf += count(&t.normal, Outcome::Fallback);
     }
     println!(
-        "{:<26} {:>8} {:>9} {:>8} {:>8} {:>9}",
+        "{:<31} {:>8} {:>9} {:>8} {:>8} {:>9}",
         "total", tw, te, "", tn, tf
     );
     fallbacks.sort();

@@ -25,8 +25,8 @@ use schemas::model::{NormalizedEvent, Severity};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Warning reasons the rules file at `info`, and why: a probe that passed with
-/// a note (redirect), the kubelet suggesting a limit.
+/// Warning reasons the rules file at `info`, and why: `ProbeWarning` is a probe
+/// that succeeded with a remark (a redirect it did not follow, a body cut short).
 const WARNINGS_THAT_ARE_INFO: &[&str] = &["ProbeWarning"];
 
 /// One line of a reason file.

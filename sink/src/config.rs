@@ -46,6 +46,14 @@ pub struct ClickHouseConfig {
     /// counts as failed and is retried. Default 60.
     #[serde(default = "default_insert_timeout")]
     pub insert_timeout_secs: u64,
+    /// `/healthz` fails when work against ClickHouse (INSERTs, loading the progress
+    /// marks, the migrations at start) has been failing with retryable errors and
+    /// retried without success for this long, seconds; it passes again within a
+    /// second of the next success. Default 300: a restart (new connections, maybe
+    /// another node) is worth trying after five minutes, and short outages (a
+    /// ClickHouse restart, a burst of TOO_MANY_PARTS) pass without one.
+    #[serde(default = "default_unhealthy_after")]
+    pub unhealthy_after_secs: u64,
 }
 
 fn default_url() -> String {
@@ -63,6 +71,9 @@ fn default_ttl_days() -> u32 {
 fn default_insert_timeout() -> u64 {
     60
 }
+fn default_unhealthy_after() -> u64 {
+    300
+}
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
@@ -75,6 +86,7 @@ impl Default for ClickHouseConfig {
             cluster: None,
             ttl_days: default_ttl_days(),
             insert_timeout_secs: default_insert_timeout(),
+            unhealthy_after_secs: default_unhealthy_after(),
         }
     }
 }
@@ -322,6 +334,9 @@ impl SinkConfig {
         }
         if ch.insert_timeout_secs == 0 {
             return Err(FieldError::new("clickhouse.insert_timeout_secs", "must be at least 1"));
+        }
+        if ch.unhealthy_after_secs == 0 {
+            return Err(FieldError::new("clickhouse.unhealthy_after_secs", "must be at least 1"));
         }
         if let Some(c) = &ch.cluster {
             if c.is_empty() || c.contains('\'') {

@@ -2,30 +2,40 @@
 //! ClickHouse's acknowledgement.
 //!
 //! Guarantee: every record of the five result topics is stored exactly once, or
-//! dead-lettered once when it cannot be decoded. Precondition: the processor's
-//! `SourcePos` contract (positions grow per raw partition within a Kafka partition).
+//! dead-lettered when it cannot be decoded or ClickHouse rejects its row.
+//! Precondition: the processor's `SourcePos` contract (positions grow per raw
+//! partition within a Kafka partition).
 //! How:
 //! - offsets are committed only after the batch holding a partition's records was
-//!   acknowledged (and after any dead-lettered record was acknowledged by Kafka), so
-//!   a crash re-reads, never skips — at-least-once;
+//!   written (stored, or its rejected rows dead-lettered and acknowledged by Kafka),
+//!   so a crash re-reads, never skips — at-least-once;
 //! - re-read and replayed records are dropped against the high-water marks of
 //!   `sink_progress` (see `progress`), which the same INSERT writes — the "once";
 //! - a retried INSERT carries the same deduplication token (see `insert`).
 //!
-//! One task does everything in order: poll, decode into the open batch of the
-//! message's table, write batches that are full or older than `max_wait`, commit.
-//! While a batch cannot be written the loop does not poll (backpressure; memory is
-//! one batch per table). Rebalance callbacks only run inside a poll, so they never
-//! race an INSERT: a revoked partition's unwritten rows are dropped before anything
-//! else happens (the new owner reads them again from the committed offset), and a
-//! newly assigned partition's marks are loaded before its first record is looked at.
+//! Two threads share the work (see `writer`): this task polls, decodes into the open
+//! batch of the message's table and hands batches that are full or older than
+//! `max_wait` to the writer, which inserts them one after the other while this task
+//! decodes the next ones. At most one batch per table is with the writer: when the
+//! next one is due before the previous one is written, this task waits without
+//! polling (backpressure; memory is two batches per table).
+//!
+//! Rebalances: callbacks run inside a poll. A revocation first waits, in the
+//! callback, until the writer has finished every batch it holds (`InFlight`), so no
+//! INSERT of a revoked partition can land after its new owner loaded the marks; then
+//! the revoked partitions' unwritten rows are dropped (the new owner reads them again
+//! from the committed offset), and a newly assigned partition's marks are loaded
+//! before its first record is looked at.
 
+use crate::backoff::Backoff;
+use crate::batch::WriteCtx;
 use crate::config::SinkConfig;
 use crate::dlq;
 use crate::insert::{InsertCtx, InsertError};
 use crate::metrics::{Metrics, PartitionLabel, TopicLabel};
+use crate::retrying::Failing;
 use crate::tables::{Alerts, Events, Heartbeats, Incidents, Loader, Patterns, TableLoader};
-use crate::backoff::Backoff;
+use crate::writer::{Done, InFlight, Writer};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
@@ -51,6 +61,8 @@ pub enum ConsumeError {
     Config(#[from] runtime::kafka::FieldError),
     #[error("schema registry: {0}")]
     Registry(String),
+    #[error("starting the writer thread: {0}")]
+    Writer(#[from] std::io::Error),
 }
 
 #[derive(Debug)]
@@ -60,9 +72,11 @@ enum RebalanceEvent {
 }
 
 /// The consumer's context: records rebalances for the loop (which acts on them
-/// right after the poll that delivered them) and turns statistics into lag gauges.
+/// right after the poll that delivered them), holds a revocation until the writer
+/// is idle, and turns statistics into lag gauges.
 struct SinkContext {
     events: Arc<Mutex<Vec<RebalanceEvent>>>,
+    in_flight: InFlight,
     metrics: Metrics,
 }
 
@@ -96,6 +110,16 @@ impl ConsumerContext for SinkContext {
             }
         };
         tracing::info!(event = ?ev, "rebalance");
+        if let RebalanceEvent::Revoke(_) = ev {
+            // Before the partitions can go to another member: every INSERT that may
+            // hold their rows has landed (or the sink is stopping).
+            let n = self.in_flight.count();
+            if n > 0 {
+                let t = Instant::now();
+                self.in_flight.wait_idle();
+                tracing::info!(batches = n, waited_ms = t.elapsed().as_millis() as u64, "revocation waited for the writer");
+            }
+        }
         self.events.lock().unwrap().push(ev);
     }
 
@@ -115,6 +139,11 @@ struct Loop<'a> {
     producer: FutureProducer,
     events: Arc<Mutex<Vec<RebalanceEvent>>>,
     loaders: Vec<Box<dyn TableLoader>>,
+    writer: Writer,
+    /// Per loader: the offsets to commit when its batch with the writer is done
+    /// (None: no batch of that table is with the writer).
+    pending: Vec<Option<Vec<(i32, i64)>>>,
+    failing: Failing,
     by_topic: HashMap<String, usize>,
     /// (loader index, partition) currently assigned.
     assigned: BTreeSet<(usize, i32)>,
@@ -129,6 +158,7 @@ pub async fn run(
     client: &clickhouse::Client,
     metrics: Metrics,
     health: Health,
+    failing: Failing,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ConsumeError> {
     let codec = Arc::new(
@@ -147,6 +177,26 @@ pub async fn run(
     ];
     let by_topic = loaders.iter().enumerate().map(|(i, l)| (l.topic().to_string(), i)).collect();
     let events = Arc::new(Mutex::new(Vec::new()));
+    let producer: FutureProducer = cfg
+        .kafka
+        .client_config()?
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()?;
+    // The writer has its own connections: its runtime is its own thread's.
+    let writer = Writer::start(WriteCtx {
+        insert: InsertCtx {
+            client: cfg.clickhouse.client()?.with_database(&cfg.clickhouse.database),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            failing: failing.clone(),
+            max_backoff: Duration::from_millis(cfg.max_backoff_ms),
+            timeout: Duration::from_secs(cfg.clickhouse.insert_timeout_secs),
+            stop: stop.clone(),
+        },
+        producer: producer.clone(),
+        dlq_topic: cfg.topics.dlq.clone(),
+    })?;
     let mut base = cfg.kafka.client_config()?;
     if base.get("fetch.wait.max.ms").is_none() {
         // End-to-end latency: a fetch answers within 100 ms even when little is
@@ -164,15 +214,9 @@ pub async fn run(
         // Bounds what librdkafka prefetches while the loop is busy writing.
         .set("queued.max.messages.kbytes", "32768")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(SinkContext { events: events.clone(), metrics: metrics.clone() })?;
+        .create_with_context(SinkContext { events: events.clone(), in_flight: writer.in_flight(), metrics: metrics.clone() })?;
     let topics: Vec<&str> = loaders.iter().map(|l| l.topic()).collect();
     consumer.subscribe(&topics)?;
-    let producer: FutureProducer = cfg
-        .kafka
-        .client_config()?
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()?;
     health.probe(PROBE, Duration::from_secs(cfg.stall_timeout_secs));
     health.set_ready(READY_PARTITIONS, false, "waiting for a partition assignment");
     tracing::info!(?topics, group = %cfg.group_id, "consuming");
@@ -182,7 +226,10 @@ pub async fn run(
         consumer,
         producer,
         events,
+        pending: loaders.iter().map(|_| None).collect(),
         loaders,
+        writer,
+        failing,
         by_topic,
         assigned: BTreeSet::new(),
         metrics,
@@ -195,13 +242,18 @@ pub async fn run(
 impl Loop<'_> {
     async fn run(&mut self) -> Result<(), ConsumeError> {
         loop {
-            // Write what is due, before reading more.
+            // Commit what the writer finished; hand over what is due.
+            while let Some(done) = self.writer.try_done() {
+                if !self.finished(done, CommitMode::Async) {
+                    return Ok(()); // stopped while ClickHouse was failing
+                }
+            }
             let now = Instant::now();
             for i in 0..self.loaders.len() {
                 let l = &self.loaders[i];
                 let due = l.is_full() || l.deadline().is_some_and(|d| d <= now);
-                if due && !self.flush(i).await {
-                    return Ok(()); // stopped while ClickHouse was failing
+                if due && !self.hand_over(i, CommitMode::Async).await {
+                    return Ok(());
                 }
             }
             if *self.stop.borrow() {
@@ -239,13 +291,24 @@ impl Loop<'_> {
             }
             self.health.touch(PROBE);
         }
-        // Graceful shutdown: write the open batches (one attempt each if
-        // ClickHouse fails now), commit synchronously.
+        // Graceful shutdown: hand over the open batches (one attempt each if
+        // ClickHouse fails now), wait for the writer, commit synchronously.
         for i in 0..self.loaders.len() {
-            if !self.flush_with(i, CommitMode::Sync).await {
+            if self.loaders[i].is_open() && !self.hand_over(i, CommitMode::Sync).await {
                 break;
             }
         }
+        while self.pending.iter().any(Option::is_some) {
+            match self.writer.next_done().await {
+                Some(done) => {
+                    if !self.finished(done, CommitMode::Sync) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        self.failing.stop();
         tracing::info!("sink stopped");
         Ok(())
     }
@@ -259,7 +322,7 @@ impl Loop<'_> {
             return true; // fetched before a revocation; the new owner reads it
         }
         let result = match m.payload() {
-            Some(bytes) => self.loaders[i].push(p, off, bytes).map(|_| ()).map_err(|e| e.to_string()),
+            Some(bytes) => self.loaders[i].push(p, off, m.key(), bytes).map(|_| ()).map_err(|e| e.to_string()),
             None => Err("empty message (no value)".to_string()),
         };
         if let Err(reason) = result {
@@ -276,31 +339,46 @@ impl Loop<'_> {
         true
     }
 
-    async fn flush(&mut self, i: usize) -> bool {
-        self.flush_with(i, CommitMode::Async).await
+    /// Give loader `i`'s open batch to the writer, after its previous batch is
+    /// written (one per table with the writer: rows land in order). Waits without
+    /// polling. False when stopped.
+    async fn hand_over(&mut self, i: usize, mode: CommitMode) -> bool {
+        while self.pending[i].is_some() {
+            let Some(done) = self.writer.next_done().await else { return false };
+            if !self.finished(done, mode) {
+                return false;
+            }
+        }
+        let taken = self.loaders[i].take();
+        self.pending[i] = Some(taken.commit);
+        self.writer.submit(i, taken.job);
+        true
     }
 
-    /// Write loader `i`'s batch and commit its offsets. False when stopped.
-    async fn flush_with(&mut self, i: usize, mode: CommitMode) -> bool {
-        let mut ctx = InsertCtx {
-            client: self.client,
-            metrics: &self.metrics,
-            health: &self.health,
-            max_backoff: Duration::from_millis(self.cfg.max_backoff_ms),
-            timeout: Duration::from_secs(self.cfg.clickhouse.insert_timeout_secs),
-            stop: self.stop.clone(),
-        };
-        let flushed = match self.loaders[i].flush(&mut ctx).await {
-            Ok(f) => f,
+    /// A batch the writer finished: commit its offsets for the partitions still
+    /// assigned. False when it ended because the sink is stopping.
+    fn finished(&mut self, done: Done, mode: CommitMode) -> bool {
+        let i = done.loader;
+        let commit = self.pending[i].take().unwrap_or_default();
+        match done.result {
+            Ok(written) => {
+                if written.rejected > 0 {
+                    tracing::warn!(table = self.loaders[i].table(), stored = written.stored, rejected = written.rejected, "batch written; rejected rows dead-lettered");
+                }
+            }
             Err(InsertError::Stopped { table, last }) => {
                 tracing::warn!(%table, error = %last, "stopping with an unwritten batch; its offsets stay uncommitted");
                 return false;
             }
-        };
-        drop(ctx);
+            Err(InsertError::Rejected { table, message, .. }) => {
+                // `batch` turns rejections into dead letters; a rejection here is a bug.
+                tracing::error!(%table, %message, "a rejected batch reached the loop; its offsets stay uncommitted");
+                return false;
+            }
+        }
         let mut tpl = TopicPartitionList::new();
         let topic = self.loaders[i].topic().to_string();
-        for (p, next) in &flushed.commit {
+        for (p, next) in &commit {
             if self.assigned.contains(&(i, *p)) {
                 let _ = tpl.add_partition_offset(&topic, *p, Offset::Offset(*next));
             }
@@ -330,10 +408,12 @@ impl Loop<'_> {
                 RebalanceEvent::Assign(parts) => {
                     for (i, ps) in self.group(&parts) {
                         let mut backoff = Backoff::up_to(Duration::from_millis(self.cfg.max_backoff_ms));
+                        let mut streak = None;
                         loop {
                             match self.loaders[i].assign(self.client, &ps).await {
                                 Ok(()) => break,
                                 Err(e) => {
+                                    streak.get_or_insert_with(|| self.failing.streak());
                                     let delay = backoff.next_delay();
                                     tracing::warn!(table = self.loaders[i].table(), error = %e, "loading high-water marks failed; retrying");
                                     self.health.set_ready(crate::insert::READY_CLICKHOUSE, false, format!("loading marks: {e}"));

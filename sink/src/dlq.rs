@@ -1,7 +1,9 @@
-//! The dead-letter topic: records the sink cannot decode go there once, with why
-//! and where they came from, and are never retried (retrying cannot make bad bytes
-//! good). The consume loop waits for Kafka's acknowledgement before it counts the
-//! record as consumed, so a dead-lettered record is never lost either.
+//! The dead-letter topic: records the sink cannot decode, and rows ClickHouse rejects
+//! with a permanent error (see `batch`), go there with why and where they came from,
+//! and are never retried (retrying cannot make bad bytes good). The sink waits for
+//! Kafka's acknowledgement before it counts the record as consumed, so a
+//! dead-lettered record is never lost; a crash between that acknowledgement and the
+//! offset commit can send it a second time (the headers say which record it is).
 //!
 //! Headers: `kevents.dlq.reason`, `kevents.dlq.topic`, `kevents.dlq.partition`,
 //! `kevents.dlq.offset`, `kevents.dlq.stage` (= `sink`). Key and value are the

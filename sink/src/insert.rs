@@ -11,13 +11,13 @@
 //! `tests/exactly_once.rs`.) Across restarts the batches differ, and the marks of
 //! `progress` do that job instead.
 //!
-//! While this loops the consume loop does not poll Kafka: consumption pauses and
-//! memory stays at one batch per table. (librdkafka leaves the group after
-//! `max.poll.interval.ms`, 300 s by default, without a poll; the partitions are then
-//! re-assigned and their marks reloaded, so nothing is lost or doubled by it.)
+//! Retryable errors are retried; a permanent one (see `classify`) is returned to the
+//! caller, which bisects the batch (see `batch`).
 
 use crate::backoff::Backoff;
+use crate::classify::{Class, Rules};
 use crate::metrics::Metrics;
+use crate::retrying::Failing;
 use clickhouse::{Row, RowOwned, RowWrite};
 use runtime::ops::Health;
 use std::time::{Duration, Instant};
@@ -30,13 +30,19 @@ pub enum InsertError {
     /// reads (and, thanks to the marks, skips or inserts) them again.
     #[error("stopped while retrying an insert into {table}: {last}")]
     Stopped { table: String, last: String },
+    /// ClickHouse refuses these rows (a permanent error, see `classify`): retrying
+    /// cannot help. `message` is the server's.
+    #[error("ClickHouse rejects the rows for {table}: {message}")]
+    Rejected { table: String, code: Option<u32>, message: String },
 }
 
-/// Settings of one INSERT that the retry loop needs.
-pub struct InsertCtx<'a> {
-    pub client: &'a clickhouse::Client,
-    pub metrics: &'a Metrics,
-    pub health: &'a Health,
+/// What an INSERT needs: the client and the retry settings. Cheap to clone.
+#[derive(Clone)]
+pub struct InsertCtx {
+    pub client: clickhouse::Client,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub failing: Failing,
     pub max_backoff: Duration,
     pub timeout: Duration,
     pub stop: watch::Receiver<bool>,
@@ -45,7 +51,7 @@ pub struct InsertCtx<'a> {
 /// The readiness condition that says whether ClickHouse takes our inserts.
 pub const READY_CLICKHOUSE: &str = "clickhouse";
 
-async fn attempt<R>(ctx: &InsertCtx<'_>, table: &str, rows: &[R], token: &str) -> Result<(), clickhouse::error::Error>
+async fn attempt<R>(ctx: &InsertCtx, table: &str, rows: &[R], token: &str) -> Result<(), clickhouse::error::Error>
 where
     R: Row + RowOwned + RowWrite + serde::Serialize,
 {
@@ -62,16 +68,18 @@ where
     insert.end().await
 }
 
-/// Insert `rows` into `table`, retrying until acknowledged (or stopped).
-pub async fn insert_batch<R>(ctx: &mut InsertCtx<'_>, table: &str, rows: &[R], token: &str) -> Result<(), InsertError>
+/// Insert `rows` into `table`, retrying retryable errors until acknowledged (or
+/// stopped); a permanent error returns [`InsertError::Rejected`] at once.
+pub async fn insert_batch<R>(ctx: &mut InsertCtx, table: &str, rows: &[R], token: &str) -> Result<(), InsertError>
 where
     R: Row + RowOwned + RowWrite + serde::Serialize,
 {
     let label = Metrics::table(table);
     let mut backoff = Backoff::up_to(ctx.max_backoff);
+    let mut streak = None;
     loop {
         let started = Instant::now();
-        match attempt(ctx, table, rows, token).await {
+        let e = match attempt(ctx, table, rows, token).await {
             Ok(()) => {
                 ctx.metrics.insert_latency.get_or_create(&label).observe(started.elapsed().as_secs_f64());
                 ctx.metrics.batch_rows.get_or_create(&label).observe(rows.len() as f64);
@@ -79,20 +87,27 @@ where
                 ctx.health.set_ready(READY_CLICKHOUSE, true, "inserts acknowledged");
                 return Ok(());
             }
-            Err(e) => {
-                ctx.metrics.insert_retries.get_or_create(&label).inc();
-                ctx.health.set_ready(READY_CLICKHOUSE, false, format!("insert into {table} failing: {e}"));
-                let delay = backoff.next_delay();
-                tracing::warn!(table, rows = rows.len(), error = %e, retry_in_ms = delay.as_millis() as u64, "insert failed; retrying the same batch");
-                // Still alive: retrying is progress of a kind the operator sees in
-                // logs, metrics and /readyz, not a silent stall.
-                ctx.health.touch(crate::consume::PROBE);
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = ctx.stop.wait_for(|s| *s) => {
-                        return Err(InsertError::Stopped { table: table.to_string(), last: e.to_string() });
-                    }
-                }
+            Err(e) => e,
+        };
+        let failure = Rules::builtin().classify(&e);
+        if failure.class == Class::Permanent {
+            ctx.metrics.insert_rejections.get_or_create(&label).inc();
+            tracing::warn!(table, rows = rows.len(), code = ?failure.code, error = %failure.message, "ClickHouse rejects the batch (permanent)");
+            return Err(InsertError::Rejected { table: table.to_string(), code: failure.code, message: failure.message });
+        }
+        streak.get_or_insert_with(|| ctx.failing.streak());
+        ctx.metrics.insert_retries.get_or_create(&label).inc();
+        ctx.health.set_ready(READY_CLICKHOUSE, false, format!("insert into {table} failing: {e}"));
+        let delay = backoff.next_delay();
+        tracing::warn!(table, rows = rows.len(), code = ?failure.code, error = %e, retry_in_ms = delay.as_millis() as u64, "insert failed (retryable); retrying the same batch");
+        // Still alive: retrying is progress of a kind the operator sees in logs,
+        // metrics and /readyz, not a silent stall; the `clickhouse` probe (see
+        // `retrying`) fails /healthz when it lasts too long.
+        ctx.health.touch(crate::consume::PROBE);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctx.stop.wait_for(|s| *s) => {
+                return Err(InsertError::Stopped { table: table.to_string(), last: e.to_string() });
             }
         }
     }

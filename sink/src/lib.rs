@@ -3,7 +3,8 @@
 //! Guarantee: each record of `kevents.processed`, `kevents.heartbeats`,
 //! `kevents.incidents`, `kevents.patterns` and `kevents.alerts` is stored once in its
 //! table — across sink crashes, processor replays, Kafka re-deliveries and ClickHouse
-//! outages — or, when it cannot be decoded, sent once to the dead-letter topic.
+//! outages — or, when it cannot be decoded or ClickHouse rejects its row, sent to the
+//! dead-letter topic with the reason.
 //! [`consume`] says how; [`progress`] holds the idea (high-water marks written by the
 //! same INSERT as the rows).
 //!
@@ -16,16 +17,22 @@
 //! Layout (the data flows top to bottom):
 //! - [`config`]: the `SinkConfig` and its validation.
 //! - [`migrate`]: versioned, idempotent schema migrations.
-//! - [`consume`]: the loop — poll, batch, write, commit; rebalances.
-//! - [`tables`]: the five tables and the per-table batch.
+//! - [`consume`]: the loop — poll, decode, batch, hand over, commit; rebalances.
+//! - [`tables`]: the five tables and the per-table open batch.
 //! - [`rows`]: row structs converted from the records.
 //! - [`progress`]: high-water marks — what makes loading exactly-once.
-//! - [`insert`]: one batch into ClickHouse, retried with the same dedup token.
+//! - [`writer`]: the thread that writes batches while the loop decodes the next.
+//! - [`batch`]: a batch's rows and original records; bisection of rejected batches.
+//! - [`insert`]: one INSERT, retried with the same dedup token while retryable.
+//! - [`classify`]: retryable or permanent, from ClickHouse's error code (rules in YAML).
+//! - [`retrying`]: the `clickhouse` liveness probe — how long retrying has failed.
 //! - [`dlq`]: the dead-letter topic.
 //! - [`backoff`]: the one backoff every retry uses.
 //! - [`metrics`]: every metric name.
 
 pub mod backoff;
+pub mod batch;
+pub mod classify;
 pub mod config;
 pub mod consume;
 pub mod dlq;
@@ -33,8 +40,10 @@ pub mod insert;
 pub mod metrics;
 pub mod migrate;
 pub mod progress;
+pub mod retrying;
 pub mod rows;
 pub mod tables;
+pub mod writer;
 
 pub use config::SinkConfig;
 
@@ -89,9 +98,11 @@ async fn run_inner(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), SinkError> {
     let server = cfg.clickhouse.client()?;
+    let failing = retrying::Failing::start(&health, std::time::Duration::from_secs(cfg.clickhouse.unhealthy_after_secs));
     health.set_ready(READY_MIGRATIONS, false, "not applied yet");
     health.set_ready(insert::READY_CLICKHOUSE, false, "not reached yet");
     let mut backoff = backoff::Backoff::up_to(std::time::Duration::from_millis(cfg.max_backoff_ms));
+    let mut streak = None;
     loop {
         let result = if cfg.migrate {
             migrate::apply(&server, &cfg.clickhouse.render_options()).await
@@ -106,19 +117,29 @@ async fn run_inner(
             // Unreachable or failing server: wait for it. A statement ClickHouse
             // rejects or missing migrations: an operator must act.
             Err(migrate::MigrateError::ClickHouse(e)) => {
+                streak.get_or_insert_with(|| failing.streak());
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ClickHouse not reachable for migrations; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                    _ = stop.wait_for(|s| *s) => {
+                        failing.stop();
+                        return Ok(());
+                    }
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                failing.stop();
+                return Err(e.into());
+            }
         }
     }
+    drop(streak);
     health.set_ready(READY_MIGRATIONS, true, "all known migrations present");
     health.set_ready(insert::READY_CLICKHOUSE, true, "reachable");
     let client = server.with_database(&cfg.clickhouse.database);
-    consume::run(cfg, &client, metrics, health, stop).await?;
+    let result = consume::run(cfg, &client, metrics, health, failing.clone(), stop).await;
+    failing.stop();
+    result?;
     Ok(())
 }

@@ -47,9 +47,12 @@ pub struct Metrics {
     pub insert_latency: HistFamily,
     /// Failed INSERT attempts that were retried, by table.
     pub insert_retries: Family<TableLabel, Counter>,
+    /// INSERTs ClickHouse refused with a permanent error (each bisected), by table.
+    pub insert_rejections: Family<TableLabel, Counter>,
     /// Messages behind the partition's end, from librdkafka statistics.
     pub consumer_lag: Family<PartitionLabel, Gauge>,
-    /// Records sent to the dead-letter topic, by source topic.
+    /// Records sent to the dead-letter topic (undecodable, or rows ClickHouse
+    /// rejects), by source topic.
     pub dead_lettered: Family<TopicLabel, Counter>,
     /// Offset commits that failed (harmless for correctness: a replay is skipped).
     pub commit_failures: Counter,
@@ -63,6 +66,7 @@ impl Metrics {
             batch_rows: Family::new_with_constructor(batch_histogram),
             insert_latency: Family::new_with_constructor(latency_histogram),
             insert_retries: Default::default(),
+            insert_rejections: Default::default(),
             consumer_lag: Default::default(),
             dead_lettered: Default::default(),
             commit_failures: Default::default(),
@@ -73,8 +77,9 @@ impl Metrics {
         r.register("batch_rows", "Rows per INSERT by table", m.batch_rows.clone());
         r.register("insert_latency_seconds", "INSERT attempt to acknowledgement by table", m.insert_latency.clone());
         r.register("insert_retries", "Failed INSERT attempts that were retried by table", m.insert_retries.clone());
+        r.register("insert_rejections", "INSERTs refused with a permanent error (then bisected) by table", m.insert_rejections.clone());
         r.register("consumer_lag", "Messages behind the end of the partition", m.consumer_lag.clone());
-        r.register("dead_lettered", "Undecodable records sent to the dead-letter topic by source topic", m.dead_lettered.clone());
+        r.register("dead_lettered", "Records sent to the dead-letter topic (undecodable, or rejected by ClickHouse) by source topic", m.dead_lettered.clone());
         r.register("commit_failures", "Kafka offset commits that failed", m.commit_failures.clone());
         m
     }

@@ -5,16 +5,15 @@
 //! One [`Table`] impl per table ties a topic's record type to its row type; the
 //! consume loop holds the loaders as `dyn TableLoader` and never names a record type.
 
-use crate::insert::{self, InsertCtx, InsertError};
+use crate::batch::{Batch, BoxFuture, Job, Originals};
+use crate::insert;
 use crate::progress::{self, Marks, Verdict};
 use crate::rows::{AlertRow, EventRow, HeartbeatRow, IncidentRow, PatternRow, Positioned};
 use clickhouse::{Row, RowOwned, RowWrite};
 use schemas::avro::{AvroRecord, Codec, CodecError};
 use schemas::records::{Alert, ClusterHeartbeat, Incident, Pattern, ProcessedEvent};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// A table: its name (in ClickHouse and in `sink_progress`), record and row types.
@@ -45,8 +44,6 @@ table!(Patterns, "patterns", Pattern, PatternRow);
 table!(Alerts, "alerts", Alert, AlertRow);
 table!(Heartbeats, "cluster_heartbeats", ClusterHeartbeat, HeartbeatRow);
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
 /// What happened to one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -55,11 +52,10 @@ pub enum Pushed {
     Replay,
 }
 
-/// A batch that ClickHouse acknowledged: the offsets to commit, per partition
-/// (the next offset to read).
-#[derive(Debug, Default)]
-pub struct Flushed {
-    pub rows: usize,
+/// The open batch, taken for the writer: the job, and the offsets to commit once
+/// it is written, per partition (the next offset to read).
+pub struct Taken {
+    pub job: Box<dyn Job>,
     pub commit: Vec<(i32, i64)>,
 }
 
@@ -67,18 +63,22 @@ pub struct Flushed {
 pub trait TableLoader: Send {
     fn table(&self) -> &'static str;
     fn topic(&self) -> &str;
-    /// Decode and buffer one message (or recognise it as a replay). A decode
-    /// error is permanent: the caller dead-letters the message and calls
+    /// Decode and buffer one message (or recognise it as a replay), keeping its
+    /// key and bytes for the dead-letter topic should ClickHouse reject the row. A
+    /// decode error is permanent: the caller dead-letters the message and calls
     /// [`TableLoader::consumed`] for it.
-    fn push(&mut self, partition: i32, offset: i64, payload: &[u8]) -> Result<Pushed, CodecError>;
+    fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<Pushed, CodecError>;
     /// Note a message that produced no row (dead-lettered), so its offset is committed
     /// with the next batch.
     fn consumed(&mut self, partition: i32, offset: i64);
     /// When the open batch must be written (None: nothing open).
     fn deadline(&self) -> Option<Instant>;
     fn is_full(&self) -> bool;
-    /// Write the open batch (retrying) and return the offsets it covers.
-    fn flush<'a>(&'a mut self, ctx: &'a mut InsertCtx<'_>) -> BoxFuture<'a, Result<Flushed, InsertError>>;
+    /// Whether anything was consumed since the last [`TableLoader::take`].
+    fn is_open(&self) -> bool;
+    /// Take the open batch (possibly without rows: offsets of replays and
+    /// dead-lettered records to commit in order behind the batches before it).
+    fn take(&mut self) -> Taken;
     /// Load the marks of newly assigned partitions.
     fn assign<'a>(
         &'a mut self,
@@ -96,6 +96,8 @@ pub struct Loader<T: Table> {
     codec: std::sync::Arc<Codec>,
     marks: Marks,
     rows: Vec<T::Row>,
+    /// The record behind each row, in row order.
+    originals: Originals,
     /// Per partition: first and last offset consumed since the last flush.
     ranges: BTreeMap<i32, (i64, i64)>,
     opened: Option<Instant>,
@@ -118,6 +120,7 @@ impl<T: Table> Loader<T> {
             codec,
             marks: Marks::default(),
             rows: Vec::new(),
+            originals: Originals::default(),
             ranges: BTreeMap::new(),
             opened: None,
             max_rows,
@@ -145,13 +148,14 @@ impl<T: Table> TableLoader for Loader<T> {
         &self.topic
     }
 
-    fn push(&mut self, partition: i32, offset: i64, payload: &[u8]) -> Result<Pushed, CodecError> {
+    fn push(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> Result<Pushed, CodecError> {
         let record: T::Record = self.codec.decode(payload)?;
         self.note(partition, offset);
         let row = T::row(record, partition);
         match self.marks.accept(partition, row.source()) {
             Verdict::Accept => {
                 self.rows.push(row);
+                self.originals.push(partition, offset, key, payload);
                 Ok(Pushed::Buffered)
             }
             Verdict::Replay => {
@@ -173,22 +177,25 @@ impl<T: Table> TableLoader for Loader<T> {
         self.rows.len() >= self.max_rows
     }
 
-    fn flush<'a>(&'a mut self, ctx: &'a mut InsertCtx<'_>) -> BoxFuture<'a, Result<Flushed, InsertError>> {
-        Box::pin(async move {
-            if !self.rows.is_empty() {
-                let ranges: Vec<(i32, i64, i64)> = self.ranges.iter().map(|(p, (a, b))| (*p, *a, *b)).collect();
-                let token = insert::token(T::NAME, &self.topic, &ranges, self.rows.len());
-                insert::insert_batch(ctx, T::NAME, &self.rows, &token).await?;
-            }
-            let flushed = Flushed {
-                rows: self.rows.len(),
-                commit: self.ranges.iter().map(|(p, (_, last))| (*p, last + 1)).collect(),
-            };
-            self.rows.clear();
-            self.ranges.clear();
-            self.opened = None;
-            Ok(flushed)
-        })
+    fn is_open(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
+    fn take(&mut self) -> Taken {
+        let ranges: Vec<(i32, i64, i64)> = self.ranges.iter().map(|(p, (a, b))| (*p, *a, *b)).collect();
+        let rows = std::mem::take(&mut self.rows);
+        let token = insert::token(T::NAME, &self.topic, &ranges, rows.len());
+        let commit = ranges.iter().map(|(p, _, last)| (*p, last + 1)).collect();
+        self.ranges.clear();
+        self.opened = None;
+        let job = Box::new(Batch {
+            table: T::NAME,
+            topic: self.topic.clone(),
+            token,
+            rows,
+            originals: std::mem::take(&mut self.originals),
+        });
+        Taken { job, commit }
     }
 
     fn assign<'a>(
@@ -211,7 +218,13 @@ impl<T: Table> TableLoader for Loader<T> {
             self.marks.forget(*p);
             self.ranges.remove(p);
         }
-        self.rows.retain(|r| !partitions.contains(&r.kafka_partition()));
+        let keep: Vec<bool> = self.rows.iter().map(|r| !partitions.contains(&r.kafka_partition())).collect();
+        let mut i = 0;
+        self.rows.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        self.originals.retain_by(&keep);
         if self.ranges.is_empty() {
             self.opened = None;
         }

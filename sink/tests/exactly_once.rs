@@ -101,9 +101,10 @@ async fn a_retried_batch_with_the_same_token_is_stored_once() {
     let health = runtime::ops::Health::default();
     let (_tx, stop) = tokio::sync::watch::channel(false);
     let mut ctx = InsertCtx {
-        client: &db.client,
-        metrics: &metrics,
-        health: &health,
+        client: db.client.clone(),
+        metrics,
+        health,
+        failing: sink::retrying::Failing::detached(),
         max_backoff: Duration::from_secs(1),
         timeout: Duration::from_secs(30),
         stop,

@@ -16,53 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use testkit::services::{OwnedClickHouse, Services};
 
-fn outage() -> Duration {
-    let secs = std::env::var("KEVENTS_SINK_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
-    Duration::from_secs(secs)
-}
-
 /// Events per second the flow produces.
 const RATE: i64 = 5_000;
 
-/// Produce `RATE` events per second (and a heartbeat every 100 events) until
-/// `stop`, paced by the clock: each round sends what is due by now, so waiting
-/// for acknowledgements makes the next batch bigger, not the rate lower.
-/// Returns (events, occurrences, heartbeats) produced.
-async fn flow(bootstrap: String, processed: String, heartbeats: String, stop: Arc<AtomicBool>) -> (i64, i64, i64) {
-    let producer = producer(&bootstrap);
-    let base = now_us();
-    let (mut n, mut occ, mut hb) = (0i64, 0i64, 0i64);
-    let mut raw_offset = 0i64;
-    let start = std::time::Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let due = start.elapsed().as_millis() as i64 * RATE / 1000;
-        let mut evs = Vec::with_capacity(((due - n).max(0) + 2) as usize);
-        let mut hbs = Vec::new();
-        while n + (evs.len() as i64) < due {
-            let rp = (raw_offset % 3) as i32;
-            for seq in 0..2 {
-                let e = event(rp, raw_offset, seq, base);
-                occ += e.occurrences;
-                evs.push((rp, e));
-            }
-            if raw_offset % 50 == 0 {
-                let hp = (raw_offset % 2) as i32;
-                hbs.push((hp, heartbeat(hp, raw_offset, base)));
-                hb += 1;
-            }
-            raw_offset += 1;
-        }
-        n += evs.len() as i64;
-        if !hbs.is_empty() {
-            produce(&producer, &heartbeats, encode(&hbs)).await;
-        }
-        produce(&producer, &processed, encode(&evs)).await;
-    }
-    eprintln!("flow: {n} events in {:.1} s = {:.0} events/s", start.elapsed().as_secs_f64(), n as f64 / start.elapsed().as_secs_f64());
-    (n, occ, hb)
+fn outage() -> Duration {
+    let secs = std::env::var("KEVENTS_SINK_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    Duration::from_secs(secs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,6 +36,7 @@ async fn crash_and_clickhouse_outage_lose_and_double_nothing() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let producer = tokio::spawn(flow(
+        RATE,
         s.kafka_bootstrap(),
         topics.name("processed").to_string(),
         topics.name("heartbeats").to_string(),

@@ -12,6 +12,8 @@ use schemas::avro::Codec;
 use schemas::records::{ClusterHeartbeat, CollectorMeta, ProcessedEvent, SourcePos, WatchKind};
 use schemas::{ClusterId, Severity};
 use sink::SinkConfig;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -266,4 +268,45 @@ impl EventCounts {
             "occurrences in raw rows and rollups"
         );
     }
+}
+
+/// Produce `rate` events per second (and a heartbeat every 100 events) until
+/// `stop`, paced by the clock: each round sends what is due by now, so waiting
+/// for acknowledgements makes the next batch bigger, not the rate lower.
+/// Returns (events, occurrences, heartbeats) produced.
+pub async fn flow(rate: i64, bootstrap: String, processed: String, heartbeats: String, stop: Arc<AtomicBool>) -> (i64, i64, i64) {
+    let producer = producer(&bootstrap);
+    let base = now_us();
+    let (mut n, mut occ, mut hb) = (0i64, 0i64, 0i64);
+    let mut raw_offset = 0i64;
+    let start = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let due = start.elapsed().as_millis() as i64 * rate / 1000;
+        let mut evs = Vec::with_capacity(((due - n).max(0) + 2) as usize);
+        let mut hbs = Vec::new();
+        while n + (evs.len() as i64) < due {
+            let rp = (raw_offset % 3) as i32;
+            for seq in 0..2 {
+                let e = event(rp, raw_offset, seq, base);
+                occ += e.occurrences;
+                evs.push((rp, e));
+            }
+            if raw_offset % 50 == 0 {
+                let hp = (raw_offset % 2) as i32;
+                hbs.push((hp, heartbeat(hp, raw_offset, base)));
+                hb += 1;
+            }
+            raw_offset += 1;
+        }
+        n += evs.len() as i64;
+        if !hbs.is_empty() {
+            produce(&producer, &heartbeats, encode(&hbs)).await;
+        }
+        produce(&producer, &processed, encode(&evs)).await;
+    }
+    eprintln!("flow: {n} events in {:.1} s = {:.0} events/s", start.elapsed().as_secs_f64(), n as f64 / start.elapsed().as_secs_f64());
+    (n, occ, hb)
 }

@@ -19,6 +19,7 @@ KEVENTS_SERVICES_ENV="${KEVENTS_SERVICES_ENV:-$KEVENTS_DIR/services.env}"
 
 # Pinned versions. KAFKA_VERSION must match tools/kafka/pom.xml.
 KAFKA_VERSION="4.1.1"
+CARGO_FUZZ_VERSION="0.13.2"
 CHDB_VERSION="26.9.0"
 
 # The broker's jars (tools/kafka/pom.xml resolved by Maven) and Maven's own repository,

@@ -129,9 +129,10 @@ macro_rules! insert {
                 let _ = tx.send(true);
             });
             let mut ctx = InsertCtx {
-                client: &db.client,
-                metrics: &metrics,
-                health: &health,
+                client: db.client.clone(),
+                metrics,
+                health,
+                failing: sink::retrying::Failing::detached(),
                 max_backoff: Duration::from_secs(2),
                 timeout: Duration::from_secs(60),
                 stop,

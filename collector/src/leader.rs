@@ -22,7 +22,7 @@ use kube::api::{Api, PostParams};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use crate::config::LeaderElectionConfig;
 
 /// The settings with durations resolved.

@@ -17,14 +17,12 @@
 //! - [`watch`]: the per-scope watch state machine (relist, watch, 410, empty 200,
 //!   idle timeout), a pure `step`; [`watch::driver`] runs it with the drop rules,
 //!   metrics and the bounded channel to the publisher.
-//! - [`backoff`]: the one backoff every retry path uses.
 //! - [`publish`]: ordered, acknowledged publishing with bounded memory.
 //! - [`cursor`]: reading where to resume from the raw topic.
 //! - [`leader`]: Lease-based leader election and the leader epoch.
 //! - [`pipeline`]: wires watches, heartbeats and the publisher for one leadership term.
 //! - [`metrics`]: every metric name.
 
-pub mod backoff;
 pub mod config;
 pub mod cursor;
 pub mod leader;

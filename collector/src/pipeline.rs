@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch as signal};
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use crate::config::CollectorConfig;
 use crate::cursor::{read_cursor, CursorError};
 use crate::leader::Elector;
@@ -119,7 +119,10 @@ pub async fn supervise(
         let (kafka, topic, n) = (cfg.kafka.clone(), cfg.topic.clone(), cfg.create_topic_partitions);
         if retry("creating the raw topic", &mut stop, || {
             let (kafka, topic) = (kafka.clone(), topic.clone());
-            async move { crate::publish::ensure_topic(&kafka, &topic, n).await }
+            async move {
+                let client = kafka.client_config().map_err(|e| e.to_string())?;
+                runtime::kafka::ensure_topic(&client, &topic, n, &[]).await.map_err(|e| e.to_string())
+            }
         })
         .await
         .is_none()

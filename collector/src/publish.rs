@@ -102,27 +102,6 @@ pub fn producer_config(kafka: &KafkaConfig, max_in_flight: usize) -> Result<Clie
     Ok(c)
 }
 
-/// Create `topic` with `partitions` partitions if it does not exist yet.
-pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), PublishError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = kafka
-        .client_config()
-        .map_err(|e| PublishError::Config(e.to_string()))?
-        .create()?;
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
-    let res = admin.create_topics([&t], &AdminOptions::new()).await?;
-    for r in res {
-        match r {
-            Ok(_) => tracing::info!(%topic, partitions, "created the raw topic"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(PublishError::Config(format!("creating topic {name}: {code}")));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Number of partitions of `topic`.
 pub fn partitions_of(producer: &FutureProducer, topic: &str) -> Result<i32, PublishError> {
     let md = producer

@@ -340,7 +340,7 @@ fn producer(bootstrap: &str) -> FutureProducer {
 }
 
 async fn create(bootstrap: &str, topic: &str, partitions: i32) {
-    kevents_processor::ensure_topic(&base(bootstrap), topic, partitions).await.unwrap();
+    runtime::kafka::ensure_topic(&base(bootstrap), topic, partitions, &[]).await.unwrap();
     let c: BaseConsumer = base(bootstrap).create().unwrap();
     for _ in 0..200 {
         if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) {

@@ -89,6 +89,15 @@ pub enum ProcessorError {
     Ended { what: String },
 }
 
+impl From<runtime::kafka::TopicError> for ProcessorError {
+    fn from(e: runtime::kafka::TopicError) -> Self {
+        match e {
+            runtime::kafka::TopicError::Kafka(e) => ProcessorError::Kafka(e),
+            runtime::kafka::TopicError::Refused { topic, message } => ProcessorError::Topic { topic, message },
+        }
+    }
+}
+
 /// A started processor: where its ops endpoint listens, its metrics, and the
 /// handle to wait for it.
 pub struct Running {
@@ -169,21 +178,6 @@ fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
     }
 }
 
-/// Create `topic` with `partitions` partitions if it does not exist yet.
-pub async fn ensure_topic(base: &ClientConfig, topic: &str, partitions: i32) -> Result<(), ProcessorError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = base.create()?;
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
-    for r in admin.create_topics([&t], &AdminOptions::new()).await? {
-        match r {
-            Ok(_) => tracing::info!(%topic, partitions, "created output topic"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(ProcessorError::Topic { topic: name, message: code.to_string() }),
-        }
-    }
-    Ok(())
-}
-
 /// Start the processor: validate, load rules, create output topics if asked,
 /// bind the ops endpoint, join the group. Returns once started.
 pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, ProcessorError> {
@@ -194,7 +188,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     let base = cfg.kafka.client_config()?;
     if cfg.create_topic_partitions > 0 {
         for t in OutputTopics::from_config(&cfg.topics).all() {
-            ensure_topic(&base, t, cfg.create_topic_partitions).await?;
+            runtime::kafka::ensure_topic(&base, t, cfg.create_topic_partitions, &[]).await?;
         }
     }
     let mut registry = Registry::default();

@@ -310,6 +310,38 @@ impl rdkafka::ClientContext for PreflightContext {
     }
 }
 
+/// Why a topic could not be made sure of.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The admin client could not be built or could not reach the cluster.
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused to create it (not allowed, bad settings…).
+    #[error("creating topic {topic}: {message}")]
+    Refused { topic: String, message: String },
+}
+
+/// Create `topic` with `partitions` partitions and the given topic configs (e.g.
+/// `("cleanup.policy", "compact")`) if it does not exist yet; an existing topic is
+/// left as it is. The replication factor is the broker's default. Every stage that
+/// may create its topics (`create_topic_partitions` > 0) goes through here.
+pub async fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> Result<(), TopicError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = client.create()?;
+    let mut t = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    for r in admin.create_topics([&t], &AdminOptions::new()).await? {
+        match r {
+            Ok(_) => tracing::info!(%topic, partitions, "created topic"),
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(TopicError::Refused { topic: name, message: code.to_string() }),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

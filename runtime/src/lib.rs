@@ -9,9 +9,11 @@
 //! - [`config`]: YAML config files with `KEVENTS__…` env overrides; errors name the field.
 //! - [`ops`]: the ops HTTP endpoint (`/healthz` from progress probes, `/readyz`,
 //!   `/metrics`).
+//! - [`backoff`]: the one retry backoff (doubling, jitter, cap, `Retry-After`, reset).
 //! - [`secret`]: [`secret::Secret`], a password that never reaches a log.
 //! - [`registry`]: the optional Confluent schema-registry client for the Avro ids.
 
+pub mod backoff;
 pub mod config;
 pub mod kafka;
 pub mod ops;

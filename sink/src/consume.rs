@@ -27,7 +27,7 @@
 //! from the committed offset), and a newly assigned partition's marks are loaded
 //! before its first record is looked at.
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use crate::batch::WriteCtx;
 use crate::config::SinkConfig;
 use crate::dlq;
@@ -414,7 +414,7 @@ impl Loop<'_> {
                                 Ok(()) => break,
                                 Err(e) => {
                                     streak.get_or_insert_with(|| self.failing.streak());
-                                    let delay = backoff.next_delay();
+                                    let delay = backoff.next_delay(None);
                                     tracing::warn!(table = self.loaders[i].table(), error = %e, "loading high-water marks failed; retrying");
                                     self.health.set_ready(crate::insert::READY_CLICKHOUSE, false, format!("loading marks: {e}"));
                                     self.health.touch(PROBE);

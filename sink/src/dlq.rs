@@ -9,7 +9,7 @@
 //! `kevents.dlq.offset`, `kevents.dlq.stage` (= `sink`). Key and value are the
 //! original bytes.
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::Duration;
@@ -60,7 +60,7 @@ pub async fn send(
             Ok(_) => return Ok(()),
             Err((e, _)) => e,
         };
-        let delay = backoff.next_delay();
+        let delay = backoff.next_delay(None);
         tracing::warn!(error = %err, topic = dlq_topic, "dead-letter send failed; retrying");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}

@@ -14,7 +14,7 @@
 //! Retryable errors are retried; a permanent one (see `classify`) is returned to the
 //! caller, which bisects the batch (see `batch`).
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use crate::classify::{Class, Rules};
 use crate::metrics::Metrics;
 use crate::retrying::Failing;
@@ -98,7 +98,7 @@ where
         streak.get_or_insert_with(|| ctx.failing.streak());
         ctx.metrics.insert_retries.get_or_create(&label).inc();
         ctx.health.set_ready(READY_CLICKHOUSE, false, format!("insert into {table} failing: {e}"));
-        let delay = backoff.next_delay();
+        let delay = backoff.next_delay(None);
         tracing::warn!(table, rows = rows.len(), code = ?failure.code, error = %e, retry_in_ms = delay.as_millis() as u64, "insert failed (retryable); retrying the same batch");
         // Still alive: retrying is progress of a kind the operator sees in logs,
         // metrics and /readyz, not a silent stall; the `clickhouse` probe (see

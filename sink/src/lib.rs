@@ -27,10 +27,8 @@
 //! - [`classify`]: retryable or permanent, from ClickHouse's error code (rules in YAML).
 //! - [`retrying`]: the `clickhouse` liveness probe — how long retrying has failed.
 //! - [`dlq`]: the dead-letter topic.
-//! - [`backoff`]: the one backoff every retry uses.
 //! - [`metrics`]: every metric name.
 
-pub mod backoff;
 pub mod batch;
 pub mod classify;
 pub mod config;
@@ -101,7 +99,7 @@ async fn run_inner(
     let failing = retrying::Failing::start(&health, std::time::Duration::from_secs(cfg.clickhouse.unhealthy_after_secs));
     health.set_ready(READY_MIGRATIONS, false, "not applied yet");
     health.set_ready(insert::READY_CLICKHOUSE, false, "not reached yet");
-    let mut backoff = backoff::Backoff::up_to(std::time::Duration::from_millis(cfg.max_backoff_ms));
+    let mut backoff = runtime::backoff::Backoff::up_to(std::time::Duration::from_millis(cfg.max_backoff_ms));
     let mut streak = None;
     loop {
         let result = if cfg.migrate {
@@ -118,7 +116,7 @@ async fn run_inner(
             // rejects or missing migrations: an operator must act.
             Err(migrate::MigrateError::ClickHouse(e)) => {
                 streak.get_or_insert_with(|| failing.streak());
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay(None);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ClickHouse not reachable for migrations; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}

@@ -58,7 +58,7 @@ use schemas::records::WatchKind;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use runtime::backoff::Backoff;
 use crate::source::{Change, ChangeStream, Source, SourceError};
 
 /// Empty watches in a row that mean "desynchronized": relist.

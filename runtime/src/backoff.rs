@@ -1,7 +1,9 @@
-//! Backoff for every retry path: 800 ms → 30 s, doubling, with jitter, reset after
-//! a quiet period — client-go's and kube-runtime's defaults. One type, used by the
-//! watch state machine, leader election and the pipeline's start-up retries, so no
-//! retry loop can spin.
+//! The one backoff every retry path of every stage uses: doubling, with ±50 % jitter
+//! (so a fleet of collectors or sinks does not retry in lock-step against a
+//! recovering server), capped, honouring a server's `Retry-After`, and reset after a
+//! quiet period. The default (800 ms → 30 s, reset after 2 minutes) is client-go's
+//! and kube-runtime's: the collector's watch, leader election and start-up retries
+//! use it; the sink's INSERTs and dead-letter writes start at 200 ms ([`Backoff::up_to`]).
 //!
 //! Time is tokio's clock, so the quiet-period reset runs under a paused test clock.
 
@@ -34,6 +36,12 @@ impl Backoff {
             current: initial,
             last_failure: None,
         }
+    }
+
+    /// From 200 ms up to `max`, reset after a quiet period of four times `max`
+    /// (at least a minute): the sink's retries (ClickHouse, the dead-letter topic).
+    pub fn up_to(max: Duration) -> Self {
+        Backoff::new(Duration::from_millis(200), max, (max * 4).max(Duration::from_secs(60)))
     }
 
     /// The delay before the next attempt after a failure: the current step with

@@ -264,8 +264,24 @@ impl Default for Codec {
     }
 }
 
+/// The most apache-avro may allocate for one string, byte array, or one block of a
+/// map or array while it decodes an older writer schema. Its own default (512 MiB) is
+/// a count, not bytes: a corrupt map count of 500 M made it reserve 43 GB for the map
+/// and abort the process (found by the `avro_decode` fuzz target). No field of a Kafka
+/// message can be longer than the message (1 MiB by Kafka's default
+/// `message.max.bytes`), so 1 MiB costs nothing real and bounds a poison message to a
+/// decode error.
+pub const MAX_DECODE_ALLOCATION: usize = 1 << 20;
+
+/// Set apache-avro's allocation bound (a process-wide value that the first caller
+/// fixes: every decode calls this before apache-avro runs).
+fn bound_avro_allocations() -> usize {
+    apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION)
+}
+
 impl Codec {
     pub fn new(ids: SchemaIds) -> Self {
+        bound_avro_allocations();
         Codec { ids: std::sync::Arc::new(ids) }
     }
 
@@ -316,6 +332,7 @@ impl Codec {
             }
         }
         let reader = current_schema(T::TYPE);
+        bound_avro_allocations();
         let value = from_avro_datum(&known.schema, &mut datum, Some(reader))
             .map_err(|e| CodecError::Avro(e.to_string()))?;
         if !datum.is_empty() {

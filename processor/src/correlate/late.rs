@@ -23,15 +23,11 @@
 use schemas::model::{ClusterId, NormalizedEvent, Severity};
 use schemas::metadata::Metadata;
 use schemas::records::{Incident, RootCause};
-use std::collections::VecDeque;
 
 use super::incident::root_detail;
-use super::links::{Identities, Via};
+use super::links::{Identities, Key, Via};
 use super::rules::{EventView, Rule, Rules};
 use super::state::{CorrInput, CorrelationState};
-
-/// Orphans kept at most (the oldest go first).
-pub(crate) const MAX_ORPHANS: usize = 4096;
 
 /// A correlation input kept for a while (an orphan, an incident's root): what
 /// it takes to look at it again.
@@ -120,28 +116,17 @@ fn takes(rule: &Rule, effect: &EventView<'_>, effect_ids: &Identities, cause_ids
     })
 }
 
-/// Stand-alone events a late cause may still take in, oldest first.
-#[derive(Debug, Default)]
-pub(crate) struct Orphans {
-    list: VecDeque<Kept>,
-}
-
-impl Orphans {
-    pub(crate) fn len(&self) -> usize {
-        self.list.len()
-    }
-}
-
 impl CorrelationState {
     /// Whether the open incident in `slot` would take this event now (the
     /// join rule of [`CorrelationState::observe`] for one incident).
-    pub(super) fn fits_slot(&mut self, rules: &Rules, slot: u32, view: &EventView<'_>, ids: &Identities, t_us: i64) -> bool {
+    pub(super) fn fits_slot(&self, rules: &Rules, slot: u32, view: &EventView<'_>, ids: &Identities, t_us: i64) -> bool {
         let Some(o) = self.slots[slot as usize].as_ref() else { return false };
         let rule = &rules.rules[o.rule as usize];
         let since = t_us - o.last_t;
+        let mut keys = Vec::new();
         for via in Via::ALL {
-            ids.lookup_keys(via, &mut self.keys);
-            if !self.keys.iter().any(|k| o.keys.contains(k)) {
+            ids.lookup_keys(via, &mut keys);
+            if !keys.iter().any(|k| o.keys.contains(k)) {
                 continue;
             }
             let fits = |m: &super::rules::Matcher| m.via & via.bit() != 0 && m.within_us.is_none_or(|w| since <= w) && m.matches(view);
@@ -244,7 +229,8 @@ impl CorrelationState {
         out.push(o.publish(rule, schemas::records::Status::Open, t));
         let id = o.id.clone();
         *o.root_kept = root;
-        self.adopt(rules, keep, t, out);
+        let keys: Vec<Key> = o.keys.iter().copied().collect();
+        self.adopt(rules, keep, keys, t, out);
         id
     }
 
@@ -290,42 +276,45 @@ impl CorrelationState {
             return;
         }
         self.prune_orphans(rules, input.t_us);
-        if self.orphans.list.len() >= MAX_ORPHANS {
-            self.orphans.list.pop_front();
-        }
-        self.orphans.list.push_back(Kept::new(input, uid, ids));
+        self.orphans.push(Kept::new(input, uid, ids));
     }
 
     fn prune_orphans(&mut self, rules: &Rules, t_us: i64) {
-        while self.orphans.list.front().is_some_and(|o| t_us - o.t_us > rules.max_lookback_us) {
-            self.orphans.list.pop_front();
+        while self.orphans.oldest_t().is_some_and(|t| t_us.saturating_sub(t) > rules.max_lookback_us) {
+            self.orphans.pop_front();
         }
     }
 
-    /// The orphans the incident in `slot` takes in: those it would have taken
-    /// had they come after its root, within its rule's lookback.
-    pub(super) fn adopt(&mut self, rules: &Rules, slot: u32, t_us: i64, out: &mut Vec<Incident>) {
+    /// The orphans the incident in `slot` takes in now that it registered
+    /// `keys` (a new root or member): those it would have taken had they come
+    /// after, within its rule's lookback; and, through what they link, the
+    /// orphans those reach (a pod's `Killing` through its `Evicted`).
+    pub(super) fn adopt(&mut self, rules: &Rules, slot: u32, mut keys: Vec<Key>, t_us: i64, out: &mut Vec<Incident>) {
         self.prune_orphans(rules, t_us);
-        if self.orphans.list.is_empty() {
+        if self.orphans.len() == 0 {
             return;
         }
         let Some(o) = self.slots[slot as usize].as_ref() else { return };
         let lookback = rules.rules[o.rule as usize].lookback_us;
-        let list = std::mem::take(&mut self.orphans.list);
-        let mut kept = VecDeque::with_capacity(list.len());
         let mut adopted = false;
-        for orphan in list {
-            let fresh = t_us - orphan.t_us <= lookback && !self.by_uid.contains_key(&orphan.uid);
-            if fresh && self.fits_slot(rules, slot, &orphan.view(), &orphan.ids, orphan.t_us) {
+        while let Some(key) = keys.pop() {
+            for seq in self.orphans.linked(key) {
+                let Some(orphan) = self.orphans.get(seq) else { continue };
+                if t_us - orphan.t_us > lookback || self.by_uid.contains_key(&orphan.uid) {
+                    continue;
+                }
+                if !self.fits_slot(rules, slot, &orphan.view(), &orphan.ids, orphan.t_us) {
+                    continue;
+                }
+                let orphan = self.orphans.take(seq).expect("just found");
                 self.counts.joined += 1;
                 self.counts.adopted += 1;
+                self.fresh_keys.clear();
                 self.add_member(rules, slot, &orphan.input(), orphan.uid, Some(&orphan.ids));
+                keys.append(&mut self.fresh_keys);
                 adopted = true;
-            } else {
-                kept.push_back(orphan);
             }
         }
-        self.orphans.list = kept;
         if adopted {
             if let Some(o) = self.slots[slot as usize].as_mut() {
                 let rule = &rules.rules[o.rule as usize];

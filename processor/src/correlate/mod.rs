@@ -18,6 +18,7 @@
 pub mod incident;
 pub mod late;
 pub mod links;
+pub mod orphans;
 pub mod rules;
 pub mod state;
 

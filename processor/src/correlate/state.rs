@@ -36,7 +36,8 @@ use schemas::metadata::Metadata;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::incident::{root_detail, Open, MAX_KEYS, MAX_UIDS};
-use super::late::{Kept, Orphans};
+use super::late::Kept;
+use super::orphans::Orphans;
 use super::links::{identities_into, object_id, Identities, Key, LearnedParents, Via};
 use super::rules::{EventView, Rules};
 
@@ -115,6 +116,8 @@ pub struct CorrelationState {
     pub(super) open: usize,
     last_refresh_t: i64,
     pub(super) keys: Vec<Key>,
+    /// Keys the last [`Self::add_member`] registered for the first time.
+    pub(super) fresh_keys: Vec<Key>,
     ids: Identities,
     pub counts: CorrCounts,
 }
@@ -139,6 +142,7 @@ impl CorrelationState {
             open: 0,
             last_refresh_t: i64::MIN,
             keys: Vec::new(),
+            fresh_keys: Vec::new(),
             ids: Identities::default(),
             counts: CorrCounts::default(),
         }
@@ -227,6 +231,8 @@ impl CorrelationState {
         if let Some((slot, joins, recovering)) = found {
             if joins {
                 self.join(rules, slot, input, uid, Some(ids), out);
+                let keys = std::mem::take(&mut self.fresh_keys);
+                self.adopt(rules, slot, keys, input.t_us, out);
             }
             if recovering {
                 self.recovering(rules, slot, input.t_us);
@@ -364,7 +370,8 @@ impl CorrelationState {
         let o = self.slots[slot as usize].as_mut().expect("just opened");
         out.push(o.publish(rule, Status::Open, input.t_us));
         let id = o.id.clone();
-        self.adopt(rules, slot, input.t_us, out);
+        let keys = std::mem::take(&mut self.fresh_keys);
+        self.adopt(rules, slot, keys, input.t_us, out);
         id
     }
 
@@ -384,6 +391,7 @@ impl CorrelationState {
     /// Adds an event version to an incident. `ids` is None for a repeat of a
     /// member (already linked and counted as an event).
     pub(super) fn add_member(&mut self, rules: &Rules, slot: u32, input: &CorrInput<'_>, uid: u64, ids: Option<&Identities>) {
+        self.fresh_keys.clear();
         let o = self.slots[slot as usize].as_mut().expect("open");
         let rule = &rules.rules[o.rule as usize];
         let ev = input.ev;
@@ -416,6 +424,7 @@ impl CorrelationState {
                 }
                 if o.keys.insert(*k) {
                     self.index.entry(*k).or_default().push(slot);
+                    self.fresh_keys.push(*k);
                 }
             }
         }

@@ -234,9 +234,6 @@ impl RealApiServer {
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("pki/ca.crt")
     }
-    pub fn ca_pem(&self) -> String {
-        std::fs::read_to_string(self.ca_path()).unwrap_or_default()
-    }
     /// Token of `kevents-admin` (group `system:masters`).
     pub fn admin_token(&self) -> &str {
         &self.token

@@ -152,7 +152,8 @@ pub struct ProcessorConfig {
     /// Ops endpoint (`/healthz`, `/readyz`, `/metrics`). Default 127.0.0.1:9471.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Alert rules and notifiers (see `crate::alerts::config`).
+    /// Alert rules and notifiers (see `crate::alerts::config`; the notifier
+    /// fields are `notify::NotifyConfig`).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
     /// Fault injection for tests (`panic_on_text`, `panic_in`): off by default,

@@ -18,7 +18,9 @@ pub enum FaultSite {
     Worker,
     /// The consume loop's thread, as it hands the record over.
     ConsumeLoop,
-    /// Each notifier's thread, as it reads an alert record (`alerts.notifiers`).
+    /// Each notifier's thread, as it reads an alert record (`alerts.notifiers`;
+    /// the notifiers call it through the `notify::RecordHook` `crate::start`
+    /// gives them).
     Notifier,
 }
 
@@ -59,6 +61,11 @@ impl Fault {
         Fault { armed }
     }
 
+    /// Armed for `site`: `crate::start` hooks the notifiers only then.
+    pub fn armed_at(&self, site: FaultSite) -> bool {
+        matches!(&self.armed, Some((at, _)) if *at == site)
+    }
+
     /// Panics when armed for `site` and `payload` contains the text; `what` says
     /// where (partition, offset) in the panic message.
     pub fn check(&self, site: FaultSite, payload: &[u8], what: impl FnOnce() -> String) {
@@ -79,6 +86,7 @@ mod tests {
         off.check(FaultSite::Worker, b"anything", String::new);
         let cfg: DebugConfig = serde_norway::from_str("{panic_on_text: poison, panic_in: consume_loop}").unwrap();
         let f = Fault::from_config(&cfg);
+        assert!(f.armed_at(FaultSite::ConsumeLoop) && !f.armed_at(FaultSite::Notifier) && !off.armed_at(FaultSite::Worker));
         f.check(FaultSite::Worker, b"a poison record", String::new);
         f.check(FaultSite::ConsumeLoop, b"a clean record", String::new);
         let r = std::panic::catch_unwind(|| f.check(FaultSite::ConsumeLoop, b"a poison record", || "partition 3 offset 7".into()));

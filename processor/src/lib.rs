@@ -27,8 +27,9 @@
 //!   `rules/classify.yaml` plus users' rule files (where severity is decided).
 //! - `metadata`: facts pulled out of each event (container, image, node, exit
 //!   code, scheduling breakdown, owner, ...), extractors in `rules/metadata.yaml`.
-//! - `alerts`: alert rules and engine (per partition), and the notifiers
-//!   (webhook, Slack, Alertmanager) that read the alerts topic.
+//! - `alerts`: alert rules and engine (per partition). The notifiers (webhook,
+//!   Slack, Alertmanager) that read the alerts topic are the `kevents-notify`
+//!   crate (`notify`), which [`start`] starts with the member's stop signal.
 //! - `memo`: the bounded per-worker memo both of them cache results in.
 //! - [`fault`]: the fault-injection setting the panic tests use (off by default).
 
@@ -83,6 +84,9 @@ pub enum ProcessorError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Worker(#[from] WorkerError),
+    /// The notifiers could not start, or one of them failed or panicked.
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
     #[error("{what} panicked: {message}")]
     Panicked { what: String, message: String },
     #[error("{what} ended unexpectedly")]
@@ -120,7 +124,8 @@ pub async fn run(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send
 }
 
 /// An idempotent producer (acks=all) that never gives up on a delivery: a broker
-/// outage is backpressure, not loss. The notifiers' sent-markers use it as it is.
+/// outage is backpressure, not loss. (The notifiers' sent-markers producer has
+/// the same settings: `notify::kafka`.)
 pub fn producer_config(base: &ClientConfig) -> ClientConfig {
     let mut c = base.clone();
     c.set("enable.idempotence", "true")
@@ -193,7 +198,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     }
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let notify_metrics = alerts::NotifyMetrics::register(&mut registry);
+    let notify_metrics = notify::NotifyMetrics::register(&mut registry);
     let health = Health::default();
     health.probe(consume::PROBE, std::time::Duration::from_secs(cfg.stall_timeout_secs));
     health.set_ready(consume::READY, false, "joining the consumer group");
@@ -222,8 +227,14 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         .map_err(|e| ProcessorError::Registry(e.to_string()))?;
     let fault = fault::Fault::from_config(&cfg.debug);
     // Notifiers (when configured): their own consumer groups on the alerts
-    // topic, so a down receiver never holds up event processing.
-    let notifier = alerts::notify::start(&cfg.alerts, &base, &cfg.topics.alerts, cfg.create_topic_partitions, codec.clone(), notify_metrics, stop.clone(), fault.clone()).await?;
+    // topic, so a down receiver never holds up event processing. They stop on
+    // the member's signal and raise it when they end; the fault setting reaches
+    // them as a hook on every alert record they read.
+    let on_record: Option<notify::RecordHook> = fault.armed_at(fault::FaultSite::Notifier).then(|| {
+        let fault = fault.clone();
+        std::sync::Arc::new(move |payload: &[u8], what: &dyn Fn() -> String| fault.check(fault::FaultSite::Notifier, payload, what)) as notify::RecordHook
+    });
+    let notifier = notify::start(&cfg.alerts.notify, &base, &cfg.topics.alerts, cfg.create_topic_partitions, codec.clone(), notify_metrics, stop.clone(), on_record).await?;
     let shared = Arc::new(Shared {
         engine,
         producer,
@@ -266,7 +277,7 @@ async fn supervise(
     stop: shutdown::CancellationToken,
     requested: impl Future<Output = ()>,
     consume: std::thread::JoinHandle<Result<(), ProcessorError>>,
-    notifier: Option<alerts::notify::Notifier>,
+    notifier: Option<notify::Notifier>,
     mut ops_task: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
 ) -> Result<(), ProcessorError> {
@@ -283,7 +294,7 @@ async fn supervise(
     stop.cancel();
     let mut result = shutdown::join_thread("the consume loop", consume).await;
     if let Some(n) = notifier {
-        let r = n.join().await;
+        let r = n.join().await.map_err(ProcessorError::from);
         result = result.and(r);
     }
     match ops_failure {

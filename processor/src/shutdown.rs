@@ -10,7 +10,10 @@
 //! - the end of a thread, by any path, panics included: the consume loop's and each
 //!   notifier's thread hold a [`DropGuard`](tokio_util::sync::DropGuard) of it, so a
 //!   thread that unwinds takes the member down with it instead of leaving it
-//!   half-alive with a green `/healthz`.
+//!   half-alive with a green `/healthz`. (The notifiers are the `kevents-notify`
+//!   crate: `crate::start` passes them this token, the same type, and they hold
+//!   their guards and check it themselves; their errors and panics come back as
+//!   `notify::NotifyError`, wrapped in [`ProcessorError::Notify`].)
 //!
 //! Everyone who runs checks it: the consume loop and the notifier threads test
 //! [`CancellationToken::is_cancelled`] on every round (their blocking `poll`s last
@@ -18,7 +21,7 @@
 //!
 //! Who owns which handle:
 //! - the supervisor owns the consume thread's, the notifier threads' (through
-//!   `alerts::notify::Notifier`) and the ops endpoint's; once `stop` is cancelled it
+//!   `notify::Notifier`) and the ops endpoint's; once `stop` is cancelled it
 //!   joins them in that order, keeps the first error (a panic becomes
 //!   [`ProcessorError::Panicked`] with the panic's message), and returns it: the
 //!   binary exits non-zero, the supervisor (Kubernetes) restarts it and the group

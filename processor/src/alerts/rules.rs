@@ -16,7 +16,7 @@ use serde_norway::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use super::template::Template;
+use notify::template::Template;
 use crate::classify::spec::{entry_label, parse_file, At, OneOrMany, RuleError, RuleList};
 
 /// Name under which the embedded default rules are reported in errors.

@@ -13,7 +13,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{origin_str, rfc3339, Group, Target};
+use crate::{origin_str, rfc3339, Group, Target};
 
 /// Alertmanager's (Prometheus') label name syntax: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn label_name(k: &str) -> String {
@@ -60,9 +60,9 @@ pub fn body(target: &Target, groups: &[&Group], now_us: i64) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{alert, group, target};
+    use crate::target::tests::{alert, group, target};
     use super::*;
-    use crate::alerts::config::NotifierKind;
+    use crate::config::NotifierKind;
 
     #[test]
     fn postable_alerts_per_the_openapi() {

@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::{rfc3339, status, Group, Target};
+use crate::{rfc3339, status, Group, Target};
 
 /// The body for one group.
 pub fn body(target: &Target, group: &Group) -> Value {
@@ -54,9 +54,9 @@ pub fn body(target: &Target, group: &Group) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{alert, group, target};
+    use crate::target::tests::{alert, group, target};
     use super::*;
-    use crate::alerts::config::NotifierKind;
+    use crate::config::NotifierKind;
 
     #[test]
     fn carries_every_field_the_stable_id_and_status() {

@@ -11,8 +11,8 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
 use std::time::Duration;
 
-use super::Target;
-use crate::alerts::config::AlertsConfig;
+use crate::Target;
+use crate::config::NotifyConfig;
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn from_config(c: &AlertsConfig) -> Self {
+    pub fn from_config(c: &NotifyConfig) -> Self {
         RetryPolicy { max_retries: c.max_retries, initial: Duration::from_millis(c.backoff_initial_ms), max: Duration::from_secs(c.backoff_max_secs) }
     }
 
@@ -122,9 +122,9 @@ pub async fn post(target: &Target, body: &Value, policy: &RetryPolicy, counters:
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::target_at;
+    use crate::target::tests::target_at;
     use super::*;
-    use crate::alerts::config::NotifierKind;
+    use crate::config::NotifierKind;
     use testkit::receiver::{Receiver, Reply};
 
     fn policy(max_retries: u32) -> RetryPolicy {

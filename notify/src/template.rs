@@ -1,7 +1,8 @@
-//! `{{name}}` templates: alert summaries (rules) and notifier links. Compiled once
-//! at start-up against the names the caller allows, so a typo in a placeholder
-//! stops start-up with the field named instead of rendering an empty string at
-//! 3 a.m.
+//! `{{name}}` templates: notifier links (`link_template`) here, and the alert
+//! rules' summaries in the processor, which uses this module rather than a copy
+//! (the processor depends on this crate, never the reverse). Compiled once at
+//! start-up against the names the caller allows, so a typo in a placeholder stops
+//! start-up with the field named instead of rendering an empty string at 3 a.m.
 
 /// A parsed template: literal text and placeholders, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

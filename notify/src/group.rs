@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{group_value, Group, Item};
+use crate::{group_value, Group, Item};
 
 struct Pending {
     labels: BTreeMap<String, String>,
@@ -61,7 +61,7 @@ impl Groups {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::alert;
+    use crate::target::tests::alert;
     use super::*;
 
     fn item(id: &str, rule: &str, cluster: &str) -> Item {

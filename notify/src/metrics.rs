@@ -1,5 +1,5 @@
 //! The notifiers' metrics, all labelled by notifier name, under
-//! `kevents_notifier_*` in the processor's registry. A down receiver shows as
+//! `kevents_notifier_*` in the caller's registry (the processor's `/metrics`). A down receiver shows as
 //! `retries` and `failed` growing and `lag` rising while the other notifiers'
 //! stay flat.
 

@@ -5,7 +5,7 @@
 //!
 //! The topic is keyed `<notifier>/<alert id>`, so compaction keeps the latest
 //! marker of each alert per notifier, which is all the decision needs. The
-//! writer half is in [`super::pipeline`] (a marker is produced after the
+//! writer half is in [`crate::pipeline`] (a marker is produced after the
 //! request and the alerts offset is released only when its ack came back).
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -217,7 +217,7 @@ impl MarkerReader {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::alert;
+    use crate::target::tests::alert;
     use super::*;
 
     fn marker(id: &str, version: i64, firing: bool, at_ms: i64) -> Marker {

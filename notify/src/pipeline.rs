@@ -1,15 +1,16 @@
 //! One notifier's loop: a dedicated thread polls the alerts topic in the
-//! notifier's own consumer group, decides per alert version (see [`super::sent`]),
+//! notifier's own consumer group, decides per alert version (see [`crate::sent`]),
 //! groups what is to be sent, hands due groups to one async send at a time, and
 //! releases offsets behind the sent-markers' acknowledgements. The guarantee and
-//! its window are stated in [`super`].
+//! its window are stated in the crate doc.
 //!
 //! Why a thread with a `BaseConsumer` (like the processor's consume loop): the
 //! revoke callback must wait for the request in flight before the partitions
 //! move, and it runs inside `poll`; blocking there must not block a runtime.
-//! The requests themselves run on the processor's tokio runtime, one task at a
-//! time, whose handle this loop owns: a send task that panics stops the member
-//! (`crate::shutdown`), as does a panic of this thread.
+//! The requests themselves run on the caller's tokio runtime, one task at a
+//! time, whose handle this loop owns: a send task that panics ends this loop
+//! with the error, and the thread's end (a panic too) raises the caller's stop
+//! signal (the drop guard in [`crate::start`]).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,14 +26,13 @@ use std::collections::BTreeSet;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::send::{self, Counters, Delivery, RetryPolicy};
-use super::sent::{decide, key, Decision, Marker, MarkerReader, Outcome, SentLog};
-use super::group::Groups;
-use super::{alertmanager, slack, webhook, Group, Item, NotifyMetrics, Target};
-use crate::alerts::config::{AlertsConfig, NotifierKind};
-use crate::fault::{Fault, FaultSite};
-use crate::shutdown::{self, CancellationToken};
-use crate::ProcessorError;
+use crate::send::{self, Counters, Delivery, RetryPolicy};
+use crate::sent::{decide, key, Decision, Marker, MarkerReader, Outcome, SentLog};
+use crate::group::Groups;
+use crate::{alertmanager, slack, webhook, Group, Item, NotifyMetrics, Target};
+use crate::config::{NotifierKind, NotifyConfig};
+use crate::error::{self, NotifyError};
+use crate::{CancellationToken, RecordHook};
 
 /// How long a revoke or shutdown waits for the request in flight.
 pub const DRAIN: Duration = Duration::from_secs(15);
@@ -111,9 +111,10 @@ pub struct Ctx {
     reader: Mutex<MarkerReader>,
     shared: Arc<Shared>,
     stop: CancellationToken,
-    fault: Fault,
+    /// Called on every alert record before it is decoded (`crate::RecordHook`).
+    on_record: Option<RecordHook>,
     /// A send task that panicked: the loop returns it.
-    failure: Mutex<Option<ProcessorError>>,
+    failure: Mutex<Option<NotifyError>>,
 }
 
 impl ClientContext for Ctx {
@@ -215,7 +216,7 @@ impl Ctx {
     }
 
     /// Wait up to `wait` for the request in flight and record its outcome; after
-    /// that, abandon it (see the guarantee in [`super`]).
+    /// that, abandon it (see the guarantee in the crate doc).
     fn finish_inflight(&self, wait: Duration) {
         let Some(f) = self.book.lock().unwrap().inflight.take() else { return };
         match f.done.recv_timeout(wait) {
@@ -228,16 +229,13 @@ impl Ctx {
         }
     }
 
-    /// The send task ended without an outcome: it panicked. The member stops.
+    /// The send task ended without an outcome: it panicked. The caller stops.
     fn task_ended(&self, task: tokio::task::JoinHandle<()>) {
         let what = format!("notifier {}'s send task", self.shared.target.name);
-        let e = match self.shared.runtime.block_on(task) {
-            r @ Err(_) => shutdown::task_result::<ProcessorError>(&what, r.map(Ok)).err(),
-            Ok(()) => None,
-        };
+        let e = error::task_result(&what, self.shared.runtime.block_on(task)).err();
         let mut f = self.failure.lock().unwrap();
         if f.is_none() {
-            *f = Some(e.unwrap_or(ProcessorError::Ended { what }));
+            *f = Some(e.unwrap_or(NotifyError::Ended { what }));
         }
     }
 
@@ -281,7 +279,9 @@ impl Ctx {
 
     fn on_message(&self, m: &BorrowedMessage<'_>) {
         let (p, off) = (m.partition(), m.offset());
-        self.fault.check(FaultSite::Notifier, m.payload().unwrap_or_default(), || format!("notifier {} at alerts partition {p} offset {off}", self.shared.target.name));
+        if let Some(hook) = &self.on_record {
+            hook(m.payload().unwrap_or_default(), &|| format!("notifier {} at alerts partition {p} offset {off}", self.shared.target.name));
+        }
         let mut b = self.book.lock().unwrap();
         if !b.markers_ok {
             return;
@@ -443,7 +443,7 @@ pub struct Pipeline {
 impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        cfg: &AlertsConfig,
+        cfg: &NotifyConfig,
         base: &ClientConfig,
         alerts_topic: &str,
         target: Target,
@@ -452,11 +452,11 @@ impl Pipeline {
         metrics: NotifyMetrics,
         runtime: tokio::runtime::Handle,
         stop: CancellationToken,
-        fault: Fault,
-    ) -> Result<Self, ProcessorError> {
+        on_record: Option<RecordHook>,
+    ) -> Result<Self, NotifyError> {
         let policy = RetryPolicy::from_config(cfg);
         let name = target.name.clone();
-        let mut cc = crate::consumer_config(base, &format!("{}.{}", cfg.group_id, name));
+        let mut cc = crate::kafka::consumer_config(base, &format!("{}.{}", cfg.group_id, name));
         // Eager assignment: a revoke takes every partition, which the
         // revoke handling above relies on.
         cc.set("partition.assignment.strategy", "range,roundrobin")
@@ -500,7 +500,7 @@ impl Pipeline {
             markers_ok: false,
             paused: false,
         };
-        let ctx = Ctx { book: Mutex::new(book), reader: Mutex::new(reader), shared, stop: stop.clone(), fault, failure: Mutex::default() };
+        let ctx = Ctx { book: Mutex::new(book), reader: Mutex::new(reader), shared, stop: stop.clone(), on_record, failure: Mutex::default() };
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
         consumer.subscribe(&[alerts_topic])?;
         Ok(Pipeline { consumer, stop })
@@ -509,7 +509,7 @@ impl Pipeline {
     /// Poll, decide, group, send, release — until the stop signal; then send what
     /// is pending (up to [`DRAIN`]), commit and leave the group. A send task that
     /// panicked ends it at once with the error.
-    pub fn run(self) -> Result<(), ProcessorError> {
+    pub fn run(self) -> Result<(), NotifyError> {
         let ctx = self.consumer.context();
         let s = ctx.shared.clone();
         let mut last_tick = Instant::now();

@@ -12,7 +12,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Group, Target};
+use crate::{Group, Target};
 
 /// Alerts listed in one message; the rest are counted.
 pub const MAX_LINES: usize = 20;
@@ -80,9 +80,9 @@ pub fn body(target: &Target, group: &Group) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{alert, group, target};
+    use crate::target::tests::{alert, group, target};
     use super::*;
-    use crate::alerts::config::NotifierKind;
+    use crate::config::NotifierKind;
 
     #[test]
     fn one_alert_reads_like_a_page() {

@@ -16,9 +16,9 @@ pub enum NotifyError {
     /// Creating a consumer, producer or admin client, or subscribing, failed.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// The broker refused to create the sent-markers topic.
-    #[error("creating topic {topic}: {message}")]
-    Topic { topic: String, message: String },
+    /// The sent-markers topic could not be created (`create_topic_partitions`).
+    #[error("sent-markers topic: {0}")]
+    Topic(#[from] runtime::kafka::TopicError),
     /// A notifier thread or its send task panicked: a bug, logged loudly.
     #[error("{what} panicked: {message}")]
     Panicked { what: String, message: String },

@@ -1,13 +1,12 @@
 //! The notifiers' Kafka clients: the consumer settings of each notifier's group on
-//! the alerts topic, the producer of sent-markers, and the compacted sent topic.
+//! the alerts topic and the producer of sent-markers. (The compacted sent topic is
+//! created with `runtime::kafka::ensure_topic`, in [`crate::start`].)
 //! The same settings the processor's own clients start from (the processor's
 //! `consumer_config`/`producer_config`), stated here because this crate does not
 //! depend on the processor; the notifier-specific ones are in
 //! [`crate::pipeline`] and [`crate::sent`].
 
 use rdkafka::ClientConfig;
-
-use crate::NotifyError;
 
 /// An idempotent producer (acks=all) that never gives up on a delivery: a broker
 /// outage delays the sent-markers (and so the offsets behind them), it never
@@ -46,21 +45,6 @@ fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
     if c.get(key).is_none() {
         c.set(key, value);
     }
-}
-
-/// Create the compacted sent-markers topic if it does not exist.
-pub async fn ensure_sent_topic(base: &ClientConfig, topic: &str, partitions: i32) -> Result<(), NotifyError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = base.create()?;
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    for r in admin.create_topics([&t], &AdminOptions::new()).await? {
-        match r {
-            Ok(_) => tracing::info!(%topic, partitions, "created sent-markers topic (compacted)"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(NotifyError::Topic { topic: name, message: code.to_string() }),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

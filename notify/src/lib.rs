@@ -49,7 +49,7 @@
 //! - [`config`]: `NotifyConfig`, the notifier fields of the processor's `alerts:`
 //!   section (the processor flattens it into its `NotifyConfig`), and validation.
 //! - [`template`]: `{{placeholder}}` links (and the processor's alert summaries).
-//! - [`kafka`]: the consumer and producer settings, the compacted sent topic.
+//! - [`kafka`]: the consumer and producer settings.
 //! - [`pipeline`]: one notifier's thread: the consumer loop, rebalances, offsets.
 //! - [`sent`]: sent-markers, reading them back, the dedup decision.
 //! - [`group`]: grouping by `group_by` labels within `group_wait_secs`.
@@ -142,7 +142,8 @@ pub async fn start(
         return Err(FieldError::new("alerts.sent_topic", "must differ from topics.alerts").into());
     }
     if create_partitions > 0 {
-        kafka::ensure_sent_topic(base, &cfg.sent_topic, create_partitions).await?;
+        // Compacted: only the newest marker per (notifier, alert) matters.
+        runtime::kafka::ensure_topic(base, &cfg.sent_topic, create_partitions, &[("cleanup.policy", "compact")]).await?;
     }
     let mut threads = Vec::new();
     let producer: rdkafka::producer::FutureProducer = kafka::producer_config(base).create()?;

@@ -139,7 +139,6 @@ impl Target {
     }
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -29,6 +29,10 @@ use super::links::{Identities, Key, Via};
 use super::rules::{EventView, Rule, Rules};
 use super::state::{CorrInput, CorrelationState};
 
+/// Incidents opened within the lookback that a late cause may re-root, at
+/// most (a storm opening more in a few seconds keeps the latest).
+pub(crate) const MAX_RECENT: usize = 1024;
+
 /// A correlation input kept for a while (an orphan, an incident's root): what
 /// it takes to look at it again.
 #[derive(Debug, Clone)]
@@ -144,27 +148,13 @@ impl CorrelationState {
     /// among them, the event joins it and re-roots nothing.
     pub(super) fn absorbable(&mut self, rules: &Rules, rc: usize, input: &CorrInput<'_>, view: &EventView<'_>, ids: &Identities, joins: Option<u32>) -> Vec<u32> {
         let rule_c = &rules.rules[rc];
-        let mut candidates: Vec<u32> = Vec::new();
-        for via in Via::ALL {
-            if rule_c.uses & via.bit() == 0 {
-                continue;
-            }
-            ids.lookup_keys(via, &mut self.keys);
-            for k in &self.keys {
-                if let Some(slots) = self.index.get(k) {
-                    for s in slots {
-                        if !candidates.contains(s) {
-                            candidates.push(*s);
-                        }
-                    }
-                }
-            }
-        }
+        // Only incidents opened within the lookback can be re-rooted: the few
+        // in `recent` (pruned by the caller), not every incident the event links to.
         let me = root_key(input.ev, input.id);
         let mut out = Vec::new();
-        for slot in candidates {
+        for &(opened, slot) in &self.recent {
             let Some(o) = self.slots[slot as usize].as_ref() else { continue };
-            if input.t_us - o.opened_t > rule_c.lookback_us {
+            if o.opened_t != opened || input.t_us - opened > rule_c.lookback_us || out.contains(&slot) {
                 continue;
             }
             let p = &o.root_kept;
@@ -220,6 +210,8 @@ impl CorrelationState {
         o.root_detail = root_detail(rule, input.metadata);
         o.severity = o.severity.max(input.severity).max(rule.severity.unwrap_or(Severity::Info));
         o.opened_t = input.t_us;
+        self.note_recent(input.t_us, keep);
+        let o = self.slots[keep as usize].as_mut().expect("kept slot is open");
         o.restart_versions();
         self.counts.rerooted += 1;
         self.counts.joined += 1;
@@ -232,6 +224,22 @@ impl CorrelationState {
         let keys: Vec<Key> = o.keys.iter().copied().collect();
         self.adopt(rules, keep, keys, t, out);
         id
+    }
+
+    /// Forgets the incidents opened longer than every lookback ago.
+    pub(super) fn prune_recent(&mut self, rules: &Rules, t_us: i64) {
+        while self.recent.front().is_some_and(|(t, _)| t_us.saturating_sub(*t) > rules.max_lookback_us) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Remembers an incident opened (or re-rooted) at `t` as one a late cause
+    /// may re-root; at most [`MAX_RECENT`] are remembered.
+    pub(super) fn note_recent(&mut self, t: i64, slot: u32) {
+        if self.recent.len() >= MAX_RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((t, slot));
     }
 
     /// Moves everything incident `from` gathered into incident `to`, and frees `from`.
@@ -276,7 +284,8 @@ impl CorrelationState {
             return;
         }
         self.prune_orphans(rules, input.t_us);
-        self.orphans.push(Kept::new(input, uid, ids));
+        let reason = &input.ev.reason;
+        self.orphans.push(Kept::new(input, uid, ids), |via| matches!(via, Via::Object | Via::Owner) || rules.may_link(via, reason));
     }
 
     fn prune_orphans(&mut self, rules: &Rules, t_us: i64) {
@@ -323,5 +332,59 @@ impl CorrelationState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::state::Limits;
+    use schemas::model::ObjectRef;
+    use schemas::records::Status;
+
+    fn pod_event(uid: &str, reason: &str, note: &str, t: i64) -> NormalizedEvent {
+        NormalizedEvent {
+            uid: uid.into(),
+            name: format!("init-demo.{:x}", t * 1000).into(),
+            namespace: "shop".into(),
+            event_type: "Warning".into(),
+            reason: reason.into(),
+            note: note.into(),
+            regarding: ObjectRef { kind: "Pod".into(), namespace: "shop".into(), name: "init-demo".into(), ..Default::default() },
+            first_seen_us: t,
+            last_seen_us: t,
+            count: 1,
+            ..Default::default()
+        }
+    }
+
+    fn input<'a>(cluster: &'a ClusterId, meta: &'a Metadata, id: &'a str, ev: &'a NormalizedEvent, t: i64) -> CorrInput<'a> {
+        CorrInput { cluster, id, ev, category: "container-crash", severity: Severity::Error, metadata: meta, occurrences: 1, t_us: t }
+    }
+
+    #[test]
+    fn a_late_cause_re_roots_and_the_old_id_says_so() {
+        let rules = Rules::builtin();
+        let mut st = CorrelationState::new(Limits::default());
+        let (cluster, meta) = (ClusterId { name: "c".into(), uid: "c".into() }, Metadata::new());
+        let mut out = Vec::new();
+        let t = 1_790_000_000_000_000;
+        let shim = "Error: failed to create containerd task: failed to create shim task: OCI runtime create failed: unknown";
+        let backoff = pod_event("b", "BackOff", "Back-off restarting failed container helper in pod init-demo_shop(1)", t);
+        assert_eq!(st.observe(&rules, &input(&cluster, &meta, "id-b", &backoff, t), &mut out).as_deref(), Some("id-b"));
+        // The failure that caused it, read 1 s later with the same second's time.
+        let failed = pod_event("f", "Failed", shim, t);
+        assert_eq!(st.observe(&rules, &input(&cluster, &meta, "id-f", &failed, t + 1_000_000), &mut out).as_deref(), Some("id-f"));
+        let old = out.iter().rfind(|i| i.id == "id-b").unwrap();
+        assert_eq!((old.status, old.root_cause.event_id.as_str(), old.version), (Status::Resolved, "id-f", 2));
+        assert!(old.summary.starts_with("re-rooted at Failed on Pod shop/init-demo (incident id-f)"), "{}", old.summary);
+        let new = out.iter().rfind(|i| i.id == "id-f").unwrap();
+        assert_eq!((new.version, new.rule.as_str(), new.event_count), (1, "container-start-failure", 2));
+        assert_eq!(st.member_of("c", "b").as_deref(), Some("id-f"));
+        assert_eq!((st.counts.rerooted, st.open_incidents()), (1, 1));
+        // Beyond the lookback, a cause joins as an effect instead.
+        let later = pod_event("f2", "Failed", shim, t + 60_000_000);
+        assert_eq!(st.observe(&rules, &input(&cluster, &meta, "id-f2", &later, t + 60_000_000), &mut out).as_deref(), Some("id-f"));
+        assert_eq!(st.counts.rerooted, 1);
     }
 }

@@ -111,6 +111,9 @@ pub struct CorrelationState {
     pub(super) by_uid: FxHashMap<u64, u32>,
     pub(super) deadlines: BTreeSet<(i64, u32)>,
     pub(super) orphans: Orphans,
+    /// (record time, slot) of incidents opened or re-rooted lately, oldest
+    /// first: the ones a late cause may re-root.
+    pub(super) recent: std::collections::VecDeque<(i64, u32)>,
     learned: LearnedParents,
     limits: Limits,
     pub(super) open: usize,
@@ -137,6 +140,7 @@ impl CorrelationState {
             by_uid: FxHashMap::default(),
             deadlines: BTreeSet::new(),
             orphans: Orphans::default(),
+            recent: Default::default(),
             learned: LearnedParents::new(limits.max_links),
             limits,
             open: 0,
@@ -219,7 +223,10 @@ impl CorrelationState {
         let ids = &*ids;
         let view = EventView { ev, category: input.category, severity: input.severity, ancestor_kinds: &ids.ancestor_kinds };
         let found = self.find(rules, input, ids, &view);
-        let cause = rules.cause_rule(&view);
+        // Which rule the event is a cause of: needed to open an incident, or to
+        // re-root one opened lately (none: skip the cause matchers).
+        self.prune_recent(rules, input.t_us);
+        let cause = if found.is_none() || !self.recent.is_empty() { rules.cause_rule(&view) } else { None };
         if let Some(rc) = cause {
             if !matches!(found, Some((_, false, _))) {
                 let absorb = self.absorbable(rules, rc, input, &view, ids, found.map(|f| f.0));
@@ -366,6 +373,7 @@ impl CorrelationState {
         };
         self.open += 1;
         self.counts.opened += 1;
+        self.note_recent(input.t_us, slot);
         self.add_member(rules, slot, input, uid, Some(ids));
         let o = self.slots[slot as usize].as_mut().expect("just opened");
         out.push(o.publish(rule, Status::Open, input.t_us));

@@ -9,9 +9,15 @@
 //!    with a bare kube-rs watch that only counts (watch + decode cost, no Kafka), so
 //!    the ratio says what publishing costs. Median of 3.
 //! 2. Soak: R events/s for S seconds (default 5,000/s for 300 s); the collector's RSS
-//!    sampled every second from /proc; prints median and max, and the lag at the end.
+//!    sampled every second from /proc; prints median and max, then waits (at most
+//!    120 s) until Kafka acknowledged every event written and prints what is missing.
+//!    `--broker-stop-secs D` stops the broker for D seconds in the middle of the soak
+//!    (SIGTERM, then a start on the same data): the watch must pause without memory
+//!    growing past the in-flight budget, and lose nothing.
 //!
-//! Uses a private Apache Kafka broker (testkit `OwnedBroker`).
+//! `--throughput-rounds 0` skips part 1; env `KEVENTS_BENCH_BIN` runs another copy of
+//! the `kevents` binary (e.g. one saved before a change). Uses a private Apache Kafka broker (testkit
+//! `OwnedBroker`, durable log on disk).
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, ObjectReference};
@@ -69,13 +75,27 @@ fn published(port: u16) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
+/// One line of `/proc/PID/status`, KiB.
+fn status_kib(status: &str, field: &str) -> u64 {
+    status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+/// RSS, and its anonymous (heap, stacks) and file-backed (the binary's pages) parts, MiB.
+#[derive(Clone, Copy, Default)]
+struct Rss {
+    total: f64,
+    anon: f64,
+    file: f64,
+}
+
+fn rss(pid: u32) -> Rss {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mib = |f: &str| status_kib(&s, f) as f64 / 1024.0;
+    Rss { total: mib("VmRSS:"), anon: mib("RssAnon:"), file: mib("RssFile:") }
 }
 
 
@@ -104,7 +124,9 @@ fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_kevents"))
+    // KEVENTS_BENCH_BIN: a copy of the binary to measure (the target dir may be shared).
+    let bin = std::env::var("KEVENTS_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kevents").into());
+    let child = Command::new(bin)
         .args(["collector", "--config"])
         .arg(&cfg)
         .env("KEVENTS_LOG", "warn")
@@ -189,18 +211,22 @@ async fn main() {
     let n = arg("--events", 100_000);
     let soak_secs = arg("--soak-secs", 300);
     let soak_rate = arg("--soak-rate", 5_000);
-    let broker = OwnedBroker::spawn().expect("memory broker");
+    let rounds = arg("--throughput-rounds", 3);
+    let broker_stop_secs = arg("--broker-stop-secs", 0);
+    let mut broker = OwnedBroker::spawn().expect("private broker");
     let brokers = broker.bootstrap();
 
     let mut base = Vec::new();
     let mut ours = Vec::new();
-    for round in 0..3 {
+    for round in 0..rounds as u32 {
         base.push(baseline_watch(n).await);
         ours.push(collector_throughput(n, &brokers, &broker, round).await);
         println!("round {round}: bare watch {:.0} ev/s, collector watch→Kafka ack {:.0} ev/s", base[round as usize], ours[round as usize]);
     }
-    let (b, o) = (median(base), median(ours));
-    println!("throughput ({n} events, median of 3): collector {o:.0} ev/s; bare kube-rs watch {b:.0} ev/s; ratio {:.2}", o / b);
+    if rounds > 0 {
+        let (b, o) = (median(base), median(ours));
+        println!("throughput ({n} events, median of {rounds}): collector {o:.0} ev/s; bare kube-rs watch {b:.0} ev/s; ratio {:.2}", o / b);
+    }
 
     if soak_secs == 0 {
         return;
@@ -211,6 +237,19 @@ async fn main() {
     let c = start_collector(dir.path(), &server, &brokers, topics.name("raw"));
     let pid = c.child.id();
     let store = server.store();
+    // The broker outage, in the middle of the soak, on its own thread (stop and start block).
+    let outage = (broker_stop_secs > 0).then(|| {
+        let at = Duration::from_secs(soak_secs.saturating_sub(broker_stop_secs) / 2);
+        std::thread::spawn(move || {
+            std::thread::sleep(at);
+            println!("  broker stopped at {at:?}");
+            broker.stop();
+            std::thread::sleep(Duration::from_secs(broker_stop_secs));
+            let took = broker.start().expect("broker restart");
+            println!("  broker back after {broker_stop_secs} s (+{took:.1?} to start)");
+            broker
+        })
+    });
     let mut samples = Vec::new();
     let mut written = 0u64;
     let t0 = Instant::now();
@@ -222,19 +261,37 @@ async fn main() {
         write_burst(&store, written, per_tick);
         written += per_tick;
         if t0.elapsed() >= next_sample {
-            samples.push(rss_kib(pid) as f64 / 1024.0);
+            samples.push(rss(pid));
             next_sample += Duration::from_secs(1);
             if samples.len() % 30 == 0 {
-                println!("  soak {:>4}s: RSS {:.1} MiB, published {} of {written}", samples.len(), samples.last().unwrap(), published(c.port));
+                let r = samples.last().unwrap();
+                println!("  soak {:>4}s: RSS {:.1} MiB (anon {:.1}, file {:.1}), published {} of {written}", samples.len(), r.total, r.anon, r.file, published(c.port));
             }
         }
     }
-    let lag = written - published(c.port);
-    let max = samples.iter().cloned().fold(0.0, f64::max);
+    let lag = written.saturating_sub(published(c.port));
+    // Nothing lost: wait for Kafka to acknowledge the backlog, sampling RSS meanwhile.
+    let _broker = outage.map(|t| t.join().expect("outage thread"));
+    let soaked = samples.len();
+    let drain = Instant::now();
+    while published(c.port) < written && drain.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push(rss(pid));
+    }
+    let acked = published(c.port);
     // Steady state: skip the first 30 s of warm-up.
-    let steady: Vec<f64> = samples.iter().skip(30).cloned().collect();
+    let steady: Vec<Rss> = samples[..soaked].iter().skip(30).copied().collect();
+    let steady = if steady.is_empty() { samples.clone() } else { steady };
+    let med = |f: fn(&Rss) -> f64| median(steady.iter().map(f).collect());
+    let max = |f: fn(&Rss) -> f64| samples.iter().map(f).fold(0.0, f64::max);
     println!(
-        "soak {soak_rate} ev/s for {soak_secs} s: RSS median {:.1} MiB (steady, after 30 s), max {max:.1} MiB; {written} written, {lag} not yet acknowledged at the end",
-        median(if steady.is_empty() { samples.clone() } else { steady })
+        "soak {soak_rate} ev/s for {soak_secs} s (broker stopped {broker_stop_secs} s): RSS median {:.1} MiB (steady, after 30 s; anon {:.1}, file {:.1}), max {:.1} MiB (anon {:.1}); {written} written, {lag} not yet acknowledged when writing stopped, {} missing after {:.0?} more ({acked} acknowledged)",
+        med(|r| r.total),
+        med(|r| r.anon),
+        med(|r| r.file),
+        max(|r| r.total),
+        max(|r| r.anon),
+        written.saturating_sub(acked),
+        drain.elapsed(),
     );
 }

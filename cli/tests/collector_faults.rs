@@ -5,11 +5,14 @@
 //! checks that every (uid, resourceVersion) the API server served is in it exactly
 //! once.
 //!
+//! While Kafka is down, the collector's in-flight budget in bytes (set small here) must
+//! bind: what waits for acknowledgement stays within `max_in_flight_bytes`.
+//!
 //! `KEVENTS_TEST_KAFKA_DOWN_SECS` sets how long Kafka stays down (default 60).
 
 mod collector_proc;
 
-use collector_proc::{published_async, wait_ready, Collector};
+use collector_proc::{ops_get, published_async, wait_ready, Collector};
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::path::{Path, PathBuf};
@@ -147,6 +150,18 @@ async fn kill9_and_restart_lose_and_double_nothing() {
     eprintln!("kill -9 ×3: {n} served changes, each exactly once in the topic (log: {})", log.display());
 }
 
+/// A gauge or counter from the collector's `/metrics` (0 when absent).
+async fn metric(port: u16, name: &str) -> f64 {
+    let body = ops_get(port, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
+    body.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The in-flight budget of the broker test: 64 KiB, about a hundred records.
+const BUDGET_BYTES: f64 = 65536.0;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     let down = Duration::from_secs(
@@ -157,7 +172,7 @@ async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     let (brokers, topic) = (broker.bootstrap(), topics.name("raw").to_string());
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let (cfg, port) = write_config(dir.path(), "c0", &server, &brokers, &topic, "");
+    let (cfg, port) = write_config(dir.path(), "c0", &server, &brokers, &topic, &format!("max_in_flight_bytes: {BUDGET_BYTES}\n"));
     let log = log_path("broker");
     let mut c = Collector::start(&cfg, &log);
     wait_ready(port).await;
@@ -167,7 +182,21 @@ async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     broker.restart().expect("broker restarts");
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.stop();
-    tokio::time::sleep(down).await;
+    // While Kafka is down the budget fills and binds: bytes, not the record cap (4096).
+    let mut peak = (0.0, 0.0);
+    let until = tokio::time::Instant::now() + down;
+    while tokio::time::Instant::now() + Duration::from_secs(1) < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (bytes, records) = (metric(port, "kevents_collector_queue_bytes").await, metric(port, "kevents_collector_queue_depth").await);
+        assert!(bytes <= BUDGET_BYTES, "{bytes} bytes in flight, over the budget");
+        if bytes > peak.0 {
+            peak = (bytes, records);
+        }
+    }
+    tokio::time::sleep_until(until).await;
+    let (bytes, records) = peak;
+    assert!(bytes > BUDGET_BYTES - 4096.0, "the budget filled while Kafka was down: {bytes} bytes");
+    assert!(records > 10.0 && records < 1000.0, "{records} records in flight: the byte budget binds");
     broker.start().expect("broker starts again");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _ = stop_tx.send(true);
@@ -175,7 +204,7 @@ async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     let n = assert_exactly_once(&server.store(), &brokers, &topic).await;
     c.stop();
     eprintln!(
-        "broker restart + {}s down: {n} served changes ({applied} applied), each exactly once (log: {})",
+        "broker restart + {}s down: {n} served changes ({applied} applied), each exactly once; at most {bytes} bytes in {records} records in flight (log: {})",
         down.as_secs(),
         log.display()
     );

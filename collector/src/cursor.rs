@@ -7,9 +7,12 @@
 //! Because the producer is idempotent and in order, everything before that record
 //! is in the topic too, so watching from that resourceVersion loses nothing and
 //! repeats nothing. Heartbeats every few seconds keep the scan short.
+//!
+//! The consumer's prefetch is capped at the collector's in-flight budget in bytes
+//! (librdkafka's default would buffer up to 64 MiB of a busy partition at takeover).
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::avro::Codec;
 use runtime::kafka::KafkaConfig;
 use schemas::records::RawRecord;
@@ -50,9 +53,25 @@ pub fn scope_of(rec: &RawRecord, scoped_by_namespace: bool) -> String {
     }
 }
 
-/// Read the cursor of `cluster_uid` for `scopes` from `topic`/`partition`.
+/// The cursor reader's consumer settings: no group offsets, end-of-partition events,
+/// and a prefetch of at most one chunk and `prefetch_bytes` (at least one fetch of
+/// librdkafka's default 1 MiB per partition).
+pub fn consumer_config(kafka: &KafkaConfig, prefetch_bytes: usize) -> Result<ClientConfig, CursorError> {
+    let mut cfg = kafka.client_config().map_err(|e| CursorError::Config(e.to_string()))?;
+    let prefetch = prefetch_bytes.max(1 << 20);
+    cfg.set("group.id", "kevents-collector-cursor")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("queued.min.messages", CHUNK.to_string())
+        .set("queued.max.messages.kbytes", prefetch.div_ceil(1024).to_string())
+        .set("fetch.max.bytes", prefetch.to_string());
+    Ok(cfg)
+}
+
+/// Read the cursor of `cluster_uid` for `scopes` from `topic`/`partition`, with a
+/// consumer made from `cfg` ([`consumer_config`]).
 pub fn read_cursor(
-    kafka: &KafkaConfig,
+    cfg: ClientConfig,
     topic: &str,
     partition: i32,
     cluster_uid: &str,
@@ -60,10 +79,6 @@ pub fn read_cursor(
     scoped_by_namespace: bool,
     codec: &Codec,
 ) -> Result<Cursor, CursorError> {
-    let mut cfg = kafka.client_config().map_err(|e| CursorError::Config(e.to_string()))?;
-    cfg.set("group.id", "kevents-collector-cursor")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = cfg.create()?;
     let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
     let mut cursor = Cursor::default();

@@ -44,8 +44,11 @@ pub struct Metrics {
     pub publish_latency: Histogram,
     /// Seconds from the event's last-seen time to its acknowledgement.
     pub end_to_end_lag: Histogram,
-    /// Watch events waiting for Kafka acknowledgement.
+    /// Records waiting for Kafka acknowledgement.
     pub queue_depth: Gauge,
+    /// Bytes (value + key) of the records waiting for Kafka acknowledgement; at most
+    /// `max_in_flight_bytes` (plus one record larger than it).
+    pub queue_bytes: Gauge,
     /// Unix seconds of the last bookmark seen.
     pub last_bookmark: Gauge<f64, AtomicU64>,
     /// Relists from a known cursor (after 410 or desync): each is a window in which
@@ -69,6 +72,7 @@ impl Metrics {
             publish_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             end_to_end_lag: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             queue_depth: Default::default(),
+            queue_bytes: Default::default(),
             last_bookmark: Default::default(),
             possible_gaps: Default::default(),
             leader: Default::default(),
@@ -85,6 +89,7 @@ impl Metrics {
         r.register("publish_latency_seconds", "Send to Kafka acknowledgement", m.publish_latency.clone());
         r.register("end_to_end_lag_seconds", "Event last-seen time to Kafka acknowledgement", m.end_to_end_lag.clone());
         r.register("queue_depth", "Records waiting for Kafka acknowledgement", m.queue_depth.clone());
+        r.register("queue_bytes", "Bytes of the records waiting for Kafka acknowledgement", m.queue_bytes.clone());
         r.register("last_bookmark_timestamp_seconds", "Unix time of the last bookmark", m.last_bookmark.clone());
         r.register("possible_gaps", "Relists from a known cursor: windows where events may be missing", m.possible_gaps.clone());
         r.register("leader", "1 while this replica publishes", m.leader.clone());

@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, watch as signal};
 
 use runtime::backoff::Backoff;
 use crate::config::CollectorConfig;
-use crate::cursor::{read_cursor, CursorError};
+use crate::cursor::{consumer_config, read_cursor, CursorError};
 use crate::leader::Elector;
 use crate::metrics::Metrics;
-use crate::publish::{now_us, partition_for, partitions_of, producer_config, PublishError, Publisher};
+use crate::publish::{now_us, partition_for, partitions_of, producer_config, Budget, PublishError, Publisher};
 use crate::source::EventSource;
 use crate::watch::{Item, Machine, ScopeWatch};
 
@@ -112,7 +112,8 @@ pub async fn supervise(
         Some(c) => c,
         None => return Ok(()),
     };
-    let producer: FutureProducer = producer_config(&cfg.kafka, cfg.max_in_flight)?
+    let budget = Budget { records: cfg.max_in_flight, bytes: cfg.max_in_flight_bytes };
+    let producer: FutureProducer = producer_config(&cfg.kafka, budget)?
         .create()
         .map_err(PublishError::from)?;
     if cfg.create_topic_partitions > 0 {
@@ -182,7 +183,7 @@ pub async fn supervise(
             client: client.clone(),
             cluster: cluster.clone(),
             meta: CollectorMeta { instance: instance.clone(), leader_epoch: epoch },
-            publisher: Publisher::new(producer.clone(), &cfg.topic, partition, cfg.max_in_flight, codec.clone(), metrics.clone()),
+            publisher: Publisher::new(producer.clone(), &cfg.topic, partition, budget, codec.clone(), metrics.clone()),
             codec: codec.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
@@ -238,14 +239,14 @@ impl Term<'_> {
         let scopes: Vec<String> = if scoped { cfg.namespaces.clone() } else { vec![String::new()] };
         let cursor = {
             let codec = self.codec.clone();
-            let (kafka, topic, partition, uid, scopes) = (
-                cfg.kafka.clone(),
+            let consumer = consumer_config(&cfg.kafka, cfg.max_in_flight_bytes)?;
+            let (topic, partition, uid, scopes) = (
                 cfg.topic.clone(),
                 self.publisher.partition(),
                 self.cluster.uid.clone(),
                 scopes.clone(),
             );
-            tokio::task::spawn_blocking(move || read_cursor(&kafka, &topic, partition, &uid, &scopes, scoped, &codec))
+            tokio::task::spawn_blocking(move || read_cursor(consumer, &topic, partition, &uid, &scopes, scoped, &codec))
                 .await
                 .expect("cursor task")?
         };

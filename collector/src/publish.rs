@@ -3,10 +3,11 @@
 //!
 //! Guarantee: at-least-once, in order, per cluster. The producer is idempotent
 //! (acks=all, no reordering, no duplicates from its own retries) and retries
-//! forever (`message.timeout.ms=0`): while Kafka is down, sends pile up to
-//! `max_in_flight`, then the semaphore stops the publisher loop, the bounded
+//! forever (`message.timeout.ms=0`): while Kafka is down, sends pile up to the
+//! in-flight budget ([`Budget`]: `max_in_flight` records, `max_in_flight_bytes`
+//! bytes), then the publisher loop waits for acknowledgements, the bounded
 //! channel fills, and the watch stops reading — backpressure all the way to the
-//! API server, memory bounded, nothing dropped. A delivery that fails anyway
+//! API server, memory bounded in bytes, nothing dropped. A delivery that fails anyway
 //! (message too large, authorization) is fatal: the collector stops and the next
 //! start resumes from the cursor in the topic, so nothing is skipped.
 //!
@@ -23,9 +24,7 @@ use schemas::avro::Codec;
 use runtime::kafka::KafkaConfig;
 use schemas::records::RawRecord;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::Metrics;
 
@@ -89,16 +88,54 @@ fn murmur2(data: &[u8]) -> u32 {
     h
 }
 
-/// The producer settings the guarantee depends on.
-pub fn producer_config(kafka: &KafkaConfig, max_in_flight: usize) -> Result<ClientConfig, PublishError> {
+/// What may be sent to Kafka and not yet acknowledged, at most: the one bound on
+/// the collector's memory between the watch and Kafka (`CollectorConfig`'s
+/// `max_in_flight` and `max_in_flight_bytes`). librdkafka's own limits are derived
+/// from it ([`producer_config`]), so its queue never holds more than the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub records: usize,
+    /// Encoded value + key bytes (what librdkafka counts against its queue).
+    pub bytes: usize,
+}
+
+/// librdkafka's largest record (`message.max.bytes`, its default): room for one record
+/// of that size beyond the budget, since a record larger than the budget goes alone.
+const MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+impl Budget {
+    /// `queue.buffering.max.kbytes`: the budget plus one maximum-size record, so
+    /// librdkafka's queue never refuses what the budget admitted.
+    pub fn queue_kbytes(&self) -> usize {
+        (self.bytes + MESSAGE_MAX_BYTES).div_ceil(1024)
+    }
+
+    /// `queue.buffering.max.messages`: the record budget plus heartbeats' headroom.
+    pub fn queue_messages(&self) -> usize {
+        self.records + 1000
+    }
+
+    /// `batch.size`: an eighth of the budget, so several batches are in flight (the
+    /// producer pipelines up to 5 requests), within 16 KiB..1 MB (librdkafka's default).
+    pub fn batch_bytes(&self) -> usize {
+        (self.bytes / 8).clamp(16 << 10, MESSAGE_MAX_BYTES)
+    }
+}
+
+/// The producer settings the guarantee depends on, with librdkafka's memory derived
+/// from the in-flight budget.
+pub fn producer_config(kafka: &KafkaConfig, budget: Budget) -> Result<ClientConfig, PublishError> {
     let mut c = kafka.client_config().map_err(|e| PublishError::Config(e.to_string()))?;
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "0")
-        .set("queue.buffering.max.messages", (max_in_flight * 2 + 1000).to_string())
-        .set("queue.buffering.max.kbytes", "65536");
+        .set("message.max.bytes", MESSAGE_MAX_BYTES.to_string())
+        .set("queue.buffering.max.messages", budget.queue_messages().to_string())
+        .set("queue.buffering.max.kbytes", budget.queue_kbytes().to_string())
+        .set("batch.size", budget.batch_bytes().to_string())
+        .set("batch.num.messages", budget.records.clamp(1, 10_000).to_string());
     Ok(c)
 }
 
@@ -125,8 +162,9 @@ struct Pending {
     sent: Instant,
     /// Event last-seen time (µs), for the end-to-end lag metric; 0 for heartbeats.
     event_us: i64,
+    /// Value + key bytes, given back to the budget on acknowledgement.
+    bytes: usize,
     delivery: rdkafka::producer::DeliveryFuture,
-    _permit: OwnedSemaphorePermit,
 }
 
 /// Sends records in order and reports acknowledgements in order.
@@ -135,28 +173,24 @@ pub struct Publisher {
     codec: Codec,
     topic: String,
     partition: i32,
-    permits: Arc<Semaphore>,
+    budget: Budget,
     pending: VecDeque<Pending>,
+    /// Sum of `bytes` over `pending`.
+    pending_bytes: usize,
     buf: Vec<u8>,
     metrics: Metrics,
 }
 
 impl Publisher {
-    pub fn new(
-        producer: FutureProducer,
-        topic: &str,
-        partition: i32,
-        max_in_flight: usize,
-        codec: Codec,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(producer: FutureProducer, topic: &str, partition: i32, budget: Budget, codec: Codec, metrics: Metrics) -> Self {
         Publisher {
             producer,
             codec,
             topic: topic.into(),
             partition,
-            permits: Arc::new(Semaphore::new(max_in_flight)),
+            budget,
             pending: VecDeque::new(),
+            pending_bytes: 0,
             buf: Vec::with_capacity(2048),
             metrics,
         }
@@ -171,20 +205,25 @@ impl Publisher {
         self.pending.len()
     }
 
+    /// Bytes (value + key) sent and not yet acknowledged.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.pending_bytes
+    }
 
-    /// Encode and send. Waits for a permit first when `max_in_flight` records are
-    /// unacknowledged — that wait is the backpressure.
+    /// Encode and send. First waits for acknowledgements while the record would not
+    /// fit the budget — that wait is the backpressure. A record alone may exceed the
+    /// byte budget (it is sent when nothing else is in flight).
     pub async fn send(&mut self, rec: &RawRecord, kind: &'static str) -> Result<(), PublishError> {
-        let permit = loop {
-            match self.permits.clone().try_acquire_owned() {
-                Ok(p) => break p,
-                Err(_) => self.ack_one().await?,
-            }
-        };
         self.buf.clear();
         self.codec.encode_into(rec, &mut self.buf)?;
         let event_us = rec.event.as_ref().map(|e| e.event.effective_time_us()).unwrap_or(0);
         let key = rec.key().as_bytes();
+        let bytes = self.buf.len() + key.len();
+        while !self.pending.is_empty()
+            && (self.pending.len() >= self.budget.records || self.pending_bytes + bytes > self.budget.bytes)
+        {
+            self.ack_one().await?;
+        }
         loop {
             let record = FutureRecord::to(&self.topic)
                 .key(key)
@@ -192,14 +231,10 @@ impl Publisher {
                 .partition(self.partition);
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.pending.push_back(Pending {
-                        kind,
-                        sent: Instant::now(),
-                        event_us,
-                        delivery,
-                        _permit: permit,
-                    });
+                    self.pending.push_back(Pending { kind, sent: Instant::now(), event_us, bytes, delivery });
+                    self.pending_bytes += bytes;
                     self.metrics.queue_depth.set(self.pending.len() as i64);
+                    self.metrics.queue_bytes.set(self.pending_bytes as i64);
                     return Ok(());
                 }
                 Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
@@ -240,7 +275,9 @@ impl Publisher {
         p: Pending,
         res: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
     ) -> Result<(), PublishError> {
+        self.pending_bytes -= p.bytes;
         self.metrics.queue_depth.set(self.pending.len() as i64);
+        self.metrics.queue_bytes.set(self.pending_bytes as i64);
         match res {
             Ok(Ok(_)) => {
                 self.metrics.published(p.kind);
@@ -286,6 +323,18 @@ pub fn now_us() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// librdkafka's limits follow the budget: its queue holds the budget plus one
+    /// maximum-size record, batches are an eighth of it within 16 KiB..1 MB.
+    #[test]
+    fn librdkafka_limits_derive_from_the_budget() {
+        let b = Budget { records: 4096, bytes: 4 << 20 };
+        assert_eq!((b.queue_kbytes(), b.queue_messages(), b.batch_bytes()), (5073, 5096, 524_288));
+        let small = Budget { records: 10, bytes: 64 << 10 };
+        assert_eq!((small.queue_kbytes(), small.batch_bytes()), (1041, 16 << 10));
+        let big = Budget { records: 4096, bytes: 64 << 20 };
+        assert_eq!(big.batch_bytes(), 1_000_000);
+    }
 
     #[test]
     fn murmur2_matches_kafka() {

@@ -1,5 +1,5 @@
-//! One notification request, with retries: exponential backoff with jitter,
-//! bounded by `max_retries`, per notifier (each notifier runs its own loop, so
+//! One notification request, with retries: the runtime's backoff (doubling, jitter,
+//! `Retry-After`), bounded by `max_retries`, per notifier (each notifier runs its own loop, so
 //! one receiver's retries never delay another's).
 //!
 //! Retryable: connection errors, timeouts, 408, 429 and 5xx (a `Retry-After` in
@@ -9,6 +9,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
+use runtime::backoff::Backoff;
 use std::time::Duration;
 
 use crate::Target;
@@ -27,19 +28,16 @@ impl RetryPolicy {
         RetryPolicy { max_retries: c.max_retries, initial: Duration::from_millis(c.backoff_initial_ms), max: Duration::from_secs(c.backoff_max_secs) }
     }
 
-    /// The delay before retry `n` (1-based): `initial × 2^(n-1)` capped at `max`,
-    /// scaled by `jitter` ∈ [0, 1) into [half, all] of it, so members retrying
-    /// against one recovering receiver spread out.
-    pub fn delay(&self, n: u32, jitter: f64) -> Duration {
-        let full = self.initial.saturating_mul(1u32 << (n.saturating_sub(1)).min(20)).min(self.max);
-        full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    /// A fresh backoff for one request's retries: `initial` doubling up to `max`,
+    /// jittered, so members retrying against one recovering receiver spread out.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial, self.max, self.max * 4)
     }
 
     /// The longest a request can take with every retry (for the consumer's
-    /// poll interval): attempts × timeout + delays.
+    /// poll interval): attempts × timeout + the longest delays.
     pub fn budget(&self, timeout: Duration) -> Duration {
-        let delays: Duration = (1..=self.max_retries).map(|n| self.delay(n, 1.0)).sum();
-        timeout * (self.max_retries + 1) + delays
+        timeout * (self.max_retries + 1) + self.backoff().longest_total(self.max_retries)
     }
 }
 
@@ -101,6 +99,7 @@ async fn attempt(target: &Target, body: &[u8]) -> Attempt {
 pub async fn post(target: &Target, body: &Value, policy: &RetryPolicy, counters: &Counters) -> Delivery {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut attempts = 0;
+    let mut backoff = policy.backoff();
     loop {
         attempts += 1;
         counters.requests.inc();
@@ -111,7 +110,7 @@ pub async fn post(target: &Target, body: &Value, policy: &RetryPolicy, counters:
                 if attempts > policy.max_retries {
                     return Delivery::Failed { attempts, reason: format!("{reason} (gave up after {attempts} attempts)") };
                 }
-                let wait = policy.delay(attempts, rand::random::<f64>()).max(after.unwrap_or_default().min(policy.max));
+                let wait = backoff.next_delay(after.map(|a| a.min(policy.max)));
                 tracing::warn!(notifier = %target.name, %reason, attempt = attempts, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
                 counters.retried.inc();
                 tokio::time::sleep(wait).await;
@@ -134,13 +133,12 @@ mod tests {
     #[test]
     fn backoff_doubles_is_capped_and_jittered() {
         let p = RetryPolicy { max_retries: 6, initial: Duration::from_millis(500), max: Duration::from_secs(30) };
-        assert_eq!(p.delay(1, 1.0), Duration::from_millis(500));
-        assert_eq!(p.delay(2, 1.0), Duration::from_secs(1));
-        assert_eq!(p.delay(4, 1.0), Duration::from_secs(4));
-        assert_eq!(p.delay(7, 1.0), Duration::from_secs(30));
-        assert_eq!(p.delay(40, 1.0), Duration::from_secs(30));
-        assert_eq!(p.delay(2, 0.0), Duration::from_millis(500), "jitter keeps at least half");
-        assert_eq!(p.budget(Duration::from_secs(10)), Duration::from_millis(70_000 + 500 + 1000 + 2000 + 4000 + 8000 + 16000));
+        let mut b = p.backoff();
+        let first = b.next_delay(None);
+        assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(750), "{first:?}");
+        assert_eq!(b.next_delay(Some(Duration::from_secs(20))), Duration::from_secs(20), "Retry-After raises the floor");
+        // Seven attempts of 10 s, and the six longest delays: 750 + 1500 + 3000 + 6000 + 12000 + 24000 ms.
+        assert_eq!(p.budget(Duration::from_secs(10)), Duration::from_millis(70_000 + 47_250));
         assert_eq!(classify_status(204, None), Attempt::Ok);
         assert_eq!(classify_status(404, None), Attempt::Permanent("HTTP 404".into()));
         assert!(matches!(classify_status(429, Some(Duration::from_secs(2))), Attempt::Retry { after: Some(_), .. }));

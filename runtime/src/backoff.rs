@@ -64,6 +64,19 @@ impl Backoff {
         }
     }
 
+    /// The longest the first `retries` delays of a fresh backoff can add up to (each
+    /// step at its full +50 % jitter, capped): for a caller that must bound how long
+    /// all its retries may take.
+    pub fn longest_total(&self, retries: u32) -> Duration {
+        let mut step = self.initial;
+        let mut total = Duration::ZERO;
+        for _ in 0..retries {
+            total += Duration::from_millis(step.mul_f64(1.5).min(self.max).as_millis() as u64);
+            step = (step * 2).min(self.max);
+        }
+        total
+    }
+
     /// Forget past failures (call after real progress).
     pub fn reset(&mut self) {
         self.current = self.initial;
@@ -90,6 +103,18 @@ mod tests {
         // ...a longer quiet period starts again from 800 ms.
         tokio::time::advance(Duration::from_secs(121)).await;
         assert!(b.next_delay(None) <= Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn longest_total_bounds_every_sequence() {
+        let b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30), Duration::from_secs(120));
+        // 750 + 1500 + 3000 + 6000 + 12000 + 24000 ms
+        assert_eq!(b.longest_total(6), Duration::from_millis(47_250));
+        for _ in 0..50 {
+            let mut run = b.clone();
+            let total: Duration = (0..6).map(|_| run.next_delay(None)).sum();
+            assert!(total <= b.longest_total(6), "{total:?}");
+        }
     }
 
     #[test]

@@ -423,7 +423,7 @@ impl Loop {
             // retries of a paused partition take and copy nothing).
             match h.tx.try_reserve() {
                 Ok(slot) => {
-                    slot.send(Cmd::Records(batch.take()));
+                    slot.send(Cmd::Records(batch.take(&ctx.shared.batches)));
                     if paused.remove(p) {
                         self.pause_resume(*p, false);
                     }

@@ -18,6 +18,7 @@
 //! - [`consume`]: the group consumer thread, rebalances, when to commit.
 //! - [`txn`]: the member's transactions (outputs and offsets committed together).
 //! - [`worker`]: one task per raw partition: ordered, acknowledged output.
+//! - [`deliveries`]: the member's producer and its delivery reports, counted per worker.
 //! - [`restore`]: rebuilding a partition's state by replay.
 //! - [`step`]: the per-record step (pure): decide, classify, extract, build.
 //! - [`occurrence`]: occurrence counting, duplicates, leader epochs, eviction.
@@ -38,6 +39,7 @@ pub mod classify;
 pub mod config;
 pub mod consume;
 pub mod correlate;
+pub mod deliveries;
 pub mod fault;
 pub mod memo;
 pub mod metadata;
@@ -212,8 +214,8 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
     tracing::info!(%ops_addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
 
     let transactional_id = cfg.transactional_id.clone().unwrap_or_else(|| txn::default_transactional_id(&cfg.group_id));
-    let producer: rdkafka::producer::FutureProducer =
-        transactional_producer_config(&base, &transactional_id, cfg.transaction_timeout_ms).create()?;
+    let producer: deliveries::MemberProducer =
+        transactional_producer_config(&base, &transactional_id, cfg.transaction_timeout_ms).create_with_context(deliveries::Deliveries)?;
     let txn = {
         let producer = producer.clone();
         let timeout = cfg.transaction_timeout();
@@ -247,6 +249,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         max_in_flight: cfg.max_in_flight,
         codec,
         metrics: metrics.clone(),
+        batches: Default::default(),
         fault,
     });
     let lp = consume::Loop::new(

@@ -32,7 +32,9 @@
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
+
+use crate::deliveries::MemberProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
@@ -90,7 +92,7 @@ impl Transactions {
     /// Register the producer's `transactional.id` with the broker (fencing an older
     /// producer of the same id and aborting its open transaction) and begin the first
     /// transaction. Blocking: up to `timeout`.
-    pub fn init(producer: &FutureProducer, id: String, timeout: Duration) -> Result<Transactions, TxnError> {
+    pub fn init(producer: &MemberProducer, id: String, timeout: Duration) -> Result<Transactions, TxnError> {
         producer.init_transactions(timeout).map_err(TxnError::Unsupported)?;
         producer.begin_transaction().map_err(TxnError::Unsupported)?;
         tracing::info!(transactional_id = %id, "transactions initialised");
@@ -112,7 +114,7 @@ impl Transactions {
     /// transaction unless a failed commit already did (or the member was fenced), so
     /// `read_committed` readers of the outputs are not held up until the transaction
     /// times out. Blocking: up to the transaction timeout.
-    pub fn abort(&self, producer: &FutureProducer) {
+    pub fn abort(&self, producer: &MemberProducer) {
         self.poison();
         if self.ended.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
@@ -131,7 +133,7 @@ impl Transactions {
     /// no partition moved, nothing to commit).
     pub fn commit<C: ConsumerContext>(
         &self,
-        producer: &FutureProducer,
+        producer: &MemberProducer,
         consumer: &BaseConsumer<C>,
         raw_topic: &str,
         snapshot: impl FnOnce() -> Vec<(i32, i64)>,
@@ -162,7 +164,7 @@ impl Transactions {
 
     fn commit_quiet<C: ConsumerContext>(
         &self,
-        producer: &FutureProducer,
+        producer: &MemberProducer,
         consumer: &BaseConsumer<C>,
         raw_topic: &str,
         next: &[(i32, i64)],

@@ -11,10 +11,10 @@
 //! holds up only the sending, and the workers compute their next batch meanwhile
 //! (holding the gate for the whole batch kept them idle for every commit, up to a
 //! third of the time at 100 ms commits). Restoring state (a replay that can take
-//! seconds) also happens before the gate is taken. Deliveries
-//! are awaited in order, acknowledgements handled before new records are read (a
-//! `biased` select), and at most `max_in_flight` outputs (plus one batch) wait,
-//! so memory stays bounded.
+//! seconds) also happens before the gate is taken. Deliveries are counted per
+//! worker (`deliveries`); a worker takes no new batch while `max_in_flight` of its
+//! outputs await acknowledgement (so at most that plus one batch wait), and memory
+//! stays bounded.
 //!
 //! A record that cannot be decoded, or breaks the contract, goes to the
 //! dead-letter topic with its original bytes and `kevents.dlq.*` headers, in the
@@ -22,20 +22,19 @@
 //! the partition. A delivery failure is fatal (the transaction aborts, the
 //! processor stops; the restart resumes at the committed offsets).
 
-use futures::FutureExt;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+use crate::deliveries::{Acks, MemberProducer};
 use crate::metrics::{Metrics, PartitionLabel};
 use crate::output::{Output, OutputKind, OutputTopics};
 use crate::restore;
@@ -90,11 +89,10 @@ impl RawBatch {
         self.records.clear();
     }
 
-    /// The records so far, leaving an empty batch sized like them (batches of
-    /// a partition are alike, so the next one grows without copying).
-    pub fn take(&mut self) -> RawBatch {
-        let next = RawBatch { buf: Vec::with_capacity(self.buf.len()), records: Vec::with_capacity(self.records.len()) };
-        std::mem::replace(self, next)
+    /// The records so far, leaving in their place an empty batch from `pool`
+    /// (one a worker gave back, its buffers already grown).
+    pub fn take(&mut self, pool: &BatchPool) -> RawBatch {
+        std::mem::replace(self, pool.get())
     }
 
     /// The records in offset order.
@@ -105,6 +103,30 @@ impl RawBatch {
             payload: &self.buf[e.start..e.key_start],
             key: e.has_key.then(|| &self.buf[e.key_start..e.end]),
         })
+    }
+}
+
+/// Batches the workers are done with, on their way back to the consume loop:
+/// their buffers are reused rather than allocated for every batch (a fresh
+/// buffer of a few hundred kB per batch, allocated on the consume thread and
+/// freed on a worker's).
+#[derive(Debug, Default, Clone)]
+pub struct BatchPool(Arc<std::sync::Mutex<Vec<RawBatch>>>);
+
+impl BatchPool {
+    /// At most this many wait (bounded memory).
+    const MAX: usize = 64;
+
+    pub fn give(&self, mut b: RawBatch) {
+        b.clear();
+        let mut pool = self.0.lock().unwrap();
+        if pool.len() < Self::MAX {
+            pool.push(b);
+        }
+    }
+
+    pub fn get(&self) -> RawBatch {
+        self.0.lock().unwrap().pop().unwrap_or_default()
     }
 }
 
@@ -147,7 +169,7 @@ pub enum WorkerError {
 pub struct Shared {
     pub engine: Arc<Engine>,
     /// The member's transactional producer (see `txn`).
-    pub producer: FutureProducer,
+    pub producer: MemberProducer,
     pub txn: crate::txn::Transactions,
     pub topics: OutputTopics,
     pub raw_topic: String,
@@ -159,12 +181,11 @@ pub struct Shared {
     /// Avro codec (ids from the schema registry or the built-in table).
     pub codec: Codec,
     pub metrics: Metrics,
+    /// Emptied raw batches going back to the consume loop.
+    pub batches: BatchPool,
     /// Fault injection (`debug.panic_on_text`), off by default.
     pub fault: crate::fault::Fault,
 }
-
-/// One output awaiting acknowledgement.
-type Pending = (OutputKind, DeliveryFuture);
 
 /// The encoded outputs of one batch, not sent yet: keys and payloads back to back
 /// in one buffer (reused from batch to batch).
@@ -216,7 +237,12 @@ pub struct Worker {
     state: PartitionState,
     parked: Option<Parked>,
     next_offset: Option<i64>,
-    pending: VecDeque<Pending>,
+    /// Delivery reports of this worker's outputs (see `deliveries`).
+    acks: Arc<Acks>,
+    /// Outputs handed to the producer so far (in flight: `sent - acks.done()`).
+    sent: u64,
+    /// Acknowledged outputs by kind already counted in the metrics.
+    delivered_seen: [u64; OutputKind::COUNT],
     codec: Codec,
     outs: Vec<Output>,
     staged: Staged,
@@ -235,7 +261,9 @@ impl Worker {
             state,
             parked,
             next_offset: None,
-            pending: VecDeque::new(),
+            acks: Arc::default(),
+            sent: 0,
+            delivered_seen: [0; OutputKind::COUNT],
             codec,
             outs: Vec::with_capacity(4),
             staged: Staged::default(),
@@ -248,18 +276,22 @@ impl Worker {
     pub async fn run(mut self) -> Result<(), WorkerError> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let max = self.shared.max_in_flight as u64;
         let result = loop {
+            if let Err(e) = self.check_deliveries() {
+                break Err(e);
+            }
+            let (acks, sent) = (self.acks.clone(), self.sent);
+            let full = sent - acks.done() >= max;
             tokio::select! {
                 biased;
-                r = head(&mut self.pending), if !self.pending.is_empty() => {
-                    if let Err(e) = self.acknowledged(r) {
-                        break Err(e);
-                    }
-                }
+                _ = acks.wait_until(|a| sent - a.done() < max || a.failure().is_some()), if full => {}
                 _ = tick.tick() => self.flush_metrics(),
-                cmd = self.rx.recv(), if self.pending.len() < self.shared.max_in_flight => match cmd {
+                cmd = self.rx.recv(), if !full => match cmd {
                     Some(Cmd::Records(batch)) => {
-                        if let Err(e) = self.batch(&batch).await {
+                        let r = self.batch(&batch).await;
+                        self.shared.batches.give(batch);
+                        if let Err(e) = r {
                             break Err(e);
                         }
                     }
@@ -339,7 +371,7 @@ impl Worker {
         let _in_transaction = shared.txn.gate.read().await;
         for o in &staged.outs {
             let key = o.has_key.then(|| &staged.buf[o.start..o.key_end]);
-            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(shared.topics.get(o.kind)).payload(&staged.buf[o.key_end..o.end]);
+            let mut rec: BaseRecord<'_, [u8], [u8], _> = BaseRecord::with_opaque_to(shared.topics.get(o.kind), self.acks.tag(o.kind)).payload(&staged.buf[o.key_end..o.end]);
             rec.key = key;
             rec.timestamp = o.timestamp_ms;
             let (partition, offset);
@@ -354,64 +386,35 @@ impl Worker {
                         .insert(Header { key: "kevents.dlq.offset", value: Some(offset.as_str()) }),
                 );
             }
-            let fut = enqueue(&shared.producer, rec, self.partition).await?;
-            self.pending.push_back((o.kind, fut));
+            enqueue(&shared.producer, rec, self.partition).await?;
+            self.sent += 1;
         }
         if let Some(next) = self.next_offset {
             self.handled.store(next - 1, Ordering::Release);
         }
-        self.release_ready()
-    }
-
-    /// The head's delivery completed.
-    fn acknowledged(&mut self, r: DeliveryOutcome) -> Result<(), WorkerError> {
-        if let Some((kind, _)) = self.pending.pop_front() {
-            self.check(kind, r)?;
-        }
-        self.release_ready()
-    }
-
-    fn check(&mut self, kind: OutputKind, r: DeliveryOutcome) -> Result<(), WorkerError> {
-        match r {
-            Ok(()) => {
-                self.state.counts.produced[kind as usize] += 1;
-                Ok(())
-            }
-            Err(error) => Err(WorkerError::Delivery {
-                partition: self.partition,
-                topic: self.shared.topics.get(kind).to_string(),
-                error,
-            }),
-        }
-    }
-
-    /// Pop every acknowledged head (in order: the deliveries of one partition
-    /// complete in order), checking each.
-    fn release_ready(&mut self) -> Result<(), WorkerError> {
-        while let Some((kind, fut)) = self.pending.front_mut() {
-            let kind = *kind;
-            let Some(r) = fut.now_or_never() else { break };
-            self.pending.pop_front();
-            self.check(kind, flatten(r))?;
-        }
         Ok(())
     }
 
+    /// A failed delivery is fatal (the transaction aborts, the member stops).
+    fn check_deliveries(&self) -> Result<(), WorkerError> {
+        match self.acks.failure() {
+            None => Ok(()),
+            Some((kind, error)) => Err(WorkerError::Delivery { partition: self.partition, topic: self.shared.topics.get(kind).to_string(), error }),
+        }
+    }
+
+    /// Wait until every output sent is acknowledged (or `deadline`); the state
+    /// when all were, without a failure.
     async fn drain(&mut self, deadline: Instant) -> Option<Parked> {
-        while !self.pending.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, head(&mut self.pending)).await {
-                Ok(r) => {
-                    if let Err(e) = self.acknowledged(r) {
-                        tracing::error!(error = %e, "drain: delivery failed");
-                        return None;
-                    }
-                }
-                Err(_) => {
-                    tracing::warn!(partition = self.partition, in_flight = self.pending.len(), "drain deadline passed");
-                    return None;
-                }
-            }
+        let (acks, sent) = (self.acks.clone(), self.sent);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, acks.wait_until(|a| a.done() >= sent)).await.is_err() {
+            tracing::warn!(partition = self.partition, in_flight = sent - acks.done(), "drain deadline passed");
+            return None;
+        }
+        if let Err(e) = self.check_deliveries() {
+            tracing::error!(error = %e, "drain: delivery failed");
+            return None;
         }
         let next_offset = self.next_offset?;
         let state = std::mem::replace(&mut self.state, PartitionState::new(self.partition, 1, 1));
@@ -447,11 +450,16 @@ impl Worker {
     }
 
     fn flush_metrics(&mut self) {
+        for kind in OutputKind::ALL {
+            let d = self.acks.delivered(kind);
+            self.state.counts.produced[kind as usize] += d - self.delivered_seen[kind as usize];
+            self.delivered_seen[kind as usize] = d;
+        }
         let m = &self.shared.metrics;
         self.state.counts.flush(m, &self.shared.topics.all());
         let label = PartitionLabel { partition: self.partition.to_string() };
         m.state_entries.get_or_create(&label).set(self.state.occurrences().len() as i64);
-        m.in_flight.get_or_create(&label).set(self.pending.len() as i64);
+        m.in_flight.get_or_create(&label).set(self.sent.saturating_sub(self.acks.done()) as i64);
         m.open_incidents.get_or_create(&label).set(self.state.correlation().open_incidents() as i64);
         let ev = self.state.occurrences().evictions();
         Metrics::cause(&m.evictions, "horizon", ev.horizon.saturating_sub(self.evictions_seen.horizon));
@@ -460,33 +468,11 @@ impl Worker {
     }
 }
 
-type DeliveryOutcome = Result<(), String>;
-
-fn flatten(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>) -> DeliveryOutcome {
-    match r {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e.to_string()),
-        Err(_) => Err("producer dropped the delivery".into()),
-    }
-}
-
-/// The head's delivery (the caller checks the queue is not empty).
-async fn head(pending: &mut VecDeque<Pending>) -> DeliveryOutcome {
-    match pending.front_mut() {
-        Some((_, fut)) => flatten(fut.await),
-        None => Ok(()),
-    }
-}
-
 /// Hand a record to librdkafka, waiting while its local queue is full.
-async fn enqueue<K, P>(producer: &FutureProducer, mut rec: FutureRecord<'_, K, P>, partition: i32) -> Result<DeliveryFuture, WorkerError>
-where
-    K: rdkafka::message::ToBytes + ?Sized,
-    P: rdkafka::message::ToBytes + ?Sized,
-{
+async fn enqueue(producer: &MemberProducer, mut rec: BaseRecord<'_, [u8], [u8], crate::deliveries::Tagged>, partition: i32) -> Result<(), WorkerError> {
     loop {
-        match producer.send_result(rec) {
-            Ok(f) => return Ok(f),
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 rec = r;
                 tokio::time::sleep(Duration::from_millis(1)).await;

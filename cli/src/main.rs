@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 mod analyze;
 mod query;
+mod report;
 #[cfg(feature = "simulate")]
 mod simulate;
 
@@ -114,6 +115,10 @@ enum Command {
     /// or a watch stream (`kubectl get events -A -w -o json`); `-` reads stdin. Needs
     /// no Kafka or ClickHouse.
     Analyze(analyze::Args),
+    /// One self-contained HTML file with the incident timelines (no network needed
+    /// to open it): from a `kubectl` dump (analyzed in process) or from ClickHouse
+    /// (`--since`, `--cluster`, `--namespace`, `--incident ID`).
+    Report(report::Args),
 }
 
 fn init_tracing(filter: &str, json: bool) {
@@ -210,6 +215,7 @@ fn main() -> anyhow::Result<()> {
             Command::Patterns(a) => query::run_patterns(a).await,
             #[cfg(feature = "simulate")]
             Command::Simulate(args) => simulate::run(args, shutdown_signal()).await,
+            Command::Report(args) => report::run(args).await,
             Command::Analyze(_) => unreachable!("analyze runs without a runtime"),
         }
     })

@@ -324,7 +324,7 @@ fn prepare(conn: &ConnArgs, out: &OutputArgs, st: &Statement) -> anyhow::Result<
 }
 
 /// The sink config's `clickhouse` section (file, env overrides), then the flags.
-fn store(conn: &ConnArgs) -> anyhow::Result<Store> {
+pub(crate) fn store(conn: &ConnArgs) -> anyhow::Result<Store> {
     let cfg: sink::SinkConfig =
         runtime::config::load(conn.config.as_deref()).context("loading the config (clickhouse section)")?;
     let mut ch = cfg.clickhouse;

@@ -12,6 +12,7 @@
 //! - [`events`]: single events, newest first.
 //! - [`aggregate`]: counts by dimensions and time buckets; rollup or raw table.
 //! - [`incidents`]: the latest version of each incident.
+//! - [`report`]: what `kevents report` draws: events folded per event, incidents, episodes.
 //! - [`output`]: table / JSON / CSV rendering.
 
 pub mod aggregate;
@@ -20,6 +21,7 @@ pub mod filter;
 pub mod incidents;
 pub mod output;
 pub mod patterns;
+pub mod report;
 pub mod sql;
 
 pub use aggregate::{AggregateQuery, AggregateRow, GroupBy, Interval, Metric};
@@ -27,6 +29,7 @@ pub use events::{EventQuery, EventRecord};
 pub use filter::{Filter, ObjectRef, TimeRange};
 pub use incidents::{IncidentFilter, IncidentRecord};
 pub use output::{Format, Table};
+pub use report::{ReportEvent, ReportFilter, ReportIncident, ReportPattern};
 pub use sql::{Param, Params, Source, Statement};
 
 use std::time::Duration;

@@ -37,7 +37,7 @@ pub enum WireError {
     Utf8(&'static str),
     #[error("{what}: index {index} out of range")]
     Index { what: &'static str, index: i64 },
-    #[error("negative length in {0}")]
+    #[error("negative length, or a count beyond the bytes left, in {0}")]
     Length(&'static str),
 }
 
@@ -283,13 +283,9 @@ impl<'a> Reader<'a> {
     ) -> Result<Vec<T>, WireError> {
         let mut v = Vec::new();
         loop {
-            let mut count = self.long(what)?;
+            let count = self.block_count(what)?;
             if count == 0 {
                 return Ok(v);
-            }
-            if count < 0 {
-                count = -count;
-                self.long(what)?;
             }
             for _ in 0..count {
                 v.push(item(self)?);
@@ -318,6 +314,25 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The item count of an Avro array or map block. A negative count is followed by
+    /// the block's size in bytes (skipped). Every item of kevents' arrays and maps
+    /// takes at least one byte, so a count beyond the bytes left is corrupt: refusing
+    /// it keeps a poison message from spinning through billions of empty reads (the
+    /// avro_decode fuzz target found `-i64::MIN`, which overflows).
+    fn block_count(&mut self, what: &'static str) -> Result<u64, WireError> {
+        let count = self.long(what)?;
+        let count = if count < 0 {
+            self.long(what)?;
+            count.unsigned_abs()
+        } else {
+            count as u64
+        };
+        if count > self.remaining() as u64 {
+            return Err(WireError::Length(what));
+        }
+        Ok(count)
+    }
+
     pub(super) fn map(&mut self, what: &'static str) -> Result<BTreeMap<String, String>, WireError> {
         let mut m = BTreeMap::new();
         self.map_pairs(what, |k, v| {
@@ -337,14 +352,9 @@ impl<'a> Reader<'a> {
     /// Each (key, value) of an Avro string map, in the order written.
     fn map_pairs(&mut self, what: &'static str, mut f: impl FnMut(&'a str, &'a str)) -> Result<(), WireError> {
         loop {
-            let mut count = self.long(what)?;
+            let count = self.block_count(what)?;
             if count == 0 {
                 return Ok(());
-            }
-            if count < 0 {
-                // A negative count is followed by the block's size in bytes.
-                count = -count;
-                self.long(what)?;
             }
             for _ in 0..count {
                 let k = self.str(what)?;

@@ -17,9 +17,11 @@ into numbers. Runs with the peers venv (confluent-kafka, fastavro; scripts/lib/p
     peers_bench.py collect --kafka HOST:PORT --format kevents|otlp|kee --topic T --out FILE
     peers_bench.py collect --ch-url URL --sql SQL --out FILE
         what one tool delivered, as "uid rv" lines (one per delivered record, duplicates kept).
-    peers_bench.py score --round DIR
+    peers_bench.py score --round DIR [--ch-url URL]
         per tool: arrived, lost, doubled (against DIR/truth.txt), CPU s per 1,000 events,
-        peak and steady RSS, sustained events/s; writes DIR/score.json.
+        peak and steady RSS, sustained events/s, bytes per event stored (ClickHouse tools:
+        compressed bytes of the tool's whole database / versions arrived); writes
+        DIR/score.json.
     peers_bench.py table --rounds DIR... [--restart DIR]
         the Markdown table (medians over the rounds) for BENCHMARKS.md.
 
@@ -381,7 +383,15 @@ def cmd_score(a):
         final = series[-1][1] if series else 0
         t_done = next((t for t, c in series if c >= final), t_load1)
         secs = max(t_done - t_load0, 1e-9)
+        stored = None
+        if tool.get("db") and a.ch_url:
+            # Bytes on disk (compressed, active parts) of everything the tool keeps in its
+            # database, per distinct version arrived.
+            b = ch_query(a.ch_url, "SELECT sum(data_compressed_bytes) FROM system.parts "
+                                   f"WHERE active AND database = '{tool['db']}'").strip()
+            stored = round(int(b or 0) / max(arrived, 1), 1)
         result["tools"][name] = {
+            "bytes_per_event": stored,
             "arrived": arrived, "lost": len(truth) - arrived, "doubled": doubled, "not_served": extra,
             "cpu_s": round(cpu, 2), "cpu_s_per_1000": round(cpu / max(arrived, 1) * 1000, 3),
             "rss_peak_mib": round(peak, 1),
@@ -399,20 +409,24 @@ def cmd_table(a):
     names = list(rounds[0]["tools"])
 
     def med(name, key):
-        vals = [r["tools"][name][key] for r in rounds if r["tools"][name][key] is not None]
+        vals = [r["tools"][name].get(key) for r in rounds if r["tools"][name].get(key) is not None]
         return statistics.median(vals) if vals else float("nan")
 
     served = statistics.median(r["served"] for r in rounds)
     print(f"Versions served per round (median of {len(rounds)}): {served:,.0f} in "
           f"{statistics.median(r['load_secs'] for r in rounds):.0f} s of load\n")
-    hdr = "| tool | events/s | CPU s / 1,000 events | RSS peak | RSS steady | steady: lost / doubled |"
+    hdr = ("| tool | events/s | CPU s / 1,000 events | RSS peak | RSS steady | bytes / event stored |"
+           " steady: lost / doubled |")
     if restart:
         hdr += " restart: lost / doubled |"
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for n in names:
+        has_bytes = rounds[0]["tools"][n].get("bytes_per_event") is not None
+        stored = f"{med(n, 'bytes_per_event'):.0f} B" if has_bytes else ""
         row = (f"| {n} | {med(n, 'events_per_s'):,.0f} | {med(n, 'cpu_s_per_1000'):.3f} | "
                f"{med(n, 'rss_peak_mib'):.0f} MiB | {med(n, 'rss_steady_mib'):.0f} MiB | "
+               f"{stored} | "
                f"{'/'.join(str(r['tools'][n]['lost']) for r in rounds)} / "
                f"{'/'.join(str(r['tools'][n]['doubled']) for r in rounds)} |")
         if restart:
@@ -449,6 +463,7 @@ def main():
     s.add_argument("--out", required=True)
     s = sub.add_parser("score")
     s.add_argument("--round", required=True)
+    s.add_argument("--ch-url")
     s = sub.add_parser("table")
     s.add_argument("--rounds", nargs="+", required=True)
     s.add_argument("--restart")

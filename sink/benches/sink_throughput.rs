@@ -1,10 +1,14 @@
 //! Sink throughput, Kafka → ClickHouse including Avro decode, against a raw
 //! RowBinary insert of the same rows already decoded — same run, same server,
-//! same schema (views included), medians of 3 and their ratio.
+//! same schema (views included), medians of 3 and their ratio; and the cores each
+//! side kept busy (CPU seconds of this process and of the ClickHouse server per
+//! second of wall time, from /proc).
 //!
 //! Run: `cargo bench -p kevents-sink --bench sink_throughput`
 //! (`KEVENTS_BENCH_EVENTS`, default 300000). The broker is a private Apache Kafka
-//! broker (testkit `OwnedBroker`); ClickHouse is the shared local one. Both share the machine's cores with the sink.
+//! broker (testkit `OwnedBroker`) and ClickHouse a private server (testkit
+//! `OwnedClickHouse`), so no other client's queries land on it; both share the
+//! machine's cores with the sink (and with whatever else runs: note `uptime`).
 
 extern crate kevents_sink as sink;
 
@@ -16,7 +20,7 @@ use schemas::records::{ProcessedEvent, SourcePos, WatchKind};
 use schemas::{ClusterId, Severity};
 use sink::rows::EventRow;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use testkit::services::{OwnedBroker, Services};
+use testkit::services::{OwnedBroker, OwnedClickHouse};
 
 const PARTITIONS: i32 = 3;
 const BATCH: usize = 50_000;
@@ -63,16 +67,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU seconds (user + system, all threads) of process `pid` so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the ")" closing the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // /proc reports clock ticks of USER_HZ, 100 per second on Linux.
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+/// Cores kept busy between two readings: (this process, ClickHouse).
+struct Cores {
+    at: Instant,
+    me: f64,
+    ch: f64,
+    ch_pid: u32,
+}
+
+impl Cores {
+    fn start(ch_pid: u32) -> Cores {
+        Cores { at: Instant::now(), me: cpu_secs(std::process::id()), ch: cpu_secs(ch_pid), ch_pid }
+    }
+    fn busy(&self) -> (f64, f64) {
+        let wall = self.at.elapsed().as_secs_f64();
+        ((cpu_secs(std::process::id()) - self.me) / wall, (cpu_secs(self.ch_pid) - self.ch) / wall)
+    }
+}
+
+/// One measured run: rows/s and the cores busy (this process, ClickHouse).
+struct Measured {
+    rate: f64,
+    cores: (f64, f64),
+}
+
 async fn count(c: &clickhouse::Client) -> i64 {
     c.query("SELECT toInt64(count()) FROM events").fetch_one::<i64>().await.unwrap_or(0)
 }
 
-/// One run of the sink over the whole topic; returns rows/s from partition
-/// assignment to the last row stored.
-async fn sink_run(broker: &OwnedBroker, topic: &str, n: i64, run: usize) -> f64 {
-    let s = Services::get();
-    let db = s.fresh_database(&format!("bench_sink_{run}")).await;
-    let server = clickhouse::Client::default().with_url(s.clickhouse_url());
+/// One run of the sink over the whole topic; rows/s from partition assignment to
+/// the last row stored.
+async fn sink_run(broker: &OwnedBroker, ch: &OwnedClickHouse, topic: &str, n: i64, run: usize) -> Measured {
+    let db = ch.fresh_database(&format!("bench_sink_{run}")).await;
+    let server = ch.client();
     sink::migrate::apply(&server, &RenderOptions::single(&db.name)).await.unwrap();
     let mut cfg = sink::SinkConfig::default();
     cfg.kafka.brokers = broker.bootstrap();
@@ -84,7 +122,7 @@ async fn sink_run(broker: &OwnedBroker, topic: &str, n: i64, run: usize) -> f64 
     {
         *t = format!("{topic}-unused-{i}");
     }
-    cfg.clickhouse.url = s.clickhouse_url();
+    cfg.clickhouse.url = ch.url();
     cfg.clickhouse.database = db.name.clone();
     cfg.batch.max_rows = BATCH;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -103,24 +141,26 @@ async fn sink_run(broker: &OwnedBroker, topic: &str, n: i64, run: usize) -> f64 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let t0 = Instant::now();
+    let cores = Cores::start(ch.pid().unwrap());
     while count(&db.client).await < n {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cores = cores.busy();
     let _ = tx.send(());
     task.await.unwrap().unwrap();
     assert_eq!(count(&db.client).await, n);
-    n as f64 / secs
+    Measured { rate: n as f64 / secs, cores }
 }
 
 /// The same rows, decoded beforehand, inserted in the same batch size.
-async fn raw_run(rows: &[EventRow], run: usize) -> f64 {
-    let s = Services::get();
-    let db = s.fresh_database(&format!("bench_raw_{run}")).await;
-    let server = clickhouse::Client::default().with_url(s.clickhouse_url());
+async fn raw_run(ch: &OwnedClickHouse, rows: &[EventRow], run: usize) -> Measured {
+    let db = ch.fresh_database(&format!("bench_raw_{run}")).await;
+    let server = ch.client();
     sink::migrate::apply(&server, &RenderOptions::single(&db.name)).await.unwrap();
     let client = db.client.clone().with_compression(clickhouse::Compression::Lz4);
     let t0 = Instant::now();
+    let cores = Cores::start(ch.pid().unwrap());
     for chunk in rows.chunks(BATCH) {
         let mut ins = client.insert::<EventRow>("events").await.unwrap();
         for r in chunk {
@@ -129,8 +169,9 @@ async fn raw_run(rows: &[EventRow], run: usize) -> f64 {
         ins.end().await.unwrap();
     }
     let secs = t0.elapsed().as_secs_f64();
+    let cores = cores.busy();
     assert_eq!(count(&db.client).await, rows.len() as i64);
-    rows.len() as f64 / secs
+    Measured { rate: rows.len() as f64 / secs, cores }
 }
 
 fn main() {
@@ -138,6 +179,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let broker = tokio::task::spawn_blocking(|| OwnedBroker::spawn().unwrap()).await.unwrap();
+        let ch = tokio::task::spawn_blocking(|| OwnedClickHouse::spawn().unwrap()).await.unwrap();
         let topics = broker.create_topics("bench", &[("processed", PARTITIONS)]).await;
         let topic = topics.name("processed").to_string();
         let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64;
@@ -185,11 +227,14 @@ fn main() {
         println!("  Avro decode without schema resolution: {:.0} records/s ({:.1} µs each)", n as f64 / plain_secs, plain_secs * 1e6 / n as f64);
         let (mut sink_rates, mut raw_rates) = (Vec::new(), Vec::new());
         for run in 0..3 {
-            let s = sink_run(&broker, &topic, n, run).await;
-            let r = raw_run(&rows, run).await;
-            println!("  run {run}: sink {s:>9.0} rows/s   raw insert {r:>9.0} rows/s");
-            sink_rates.push(s);
-            raw_rates.push(r);
+            let s = sink_run(&broker, &ch, &topic, n, run).await;
+            let r = raw_run(&ch, &rows, run).await;
+            println!(
+                "  run {run}: sink {:>7.0} rows/s (cores: sink {:.2}, ClickHouse {:.2})   raw insert {:>7.0} rows/s (cores: client {:.2}, ClickHouse {:.2})",
+                s.rate, s.cores.0, s.cores.1, r.rate, r.cores.0, r.cores.1
+            );
+            sink_rates.push(s.rate);
+            raw_rates.push(r.rate);
         }
         let (s, r) = (median(sink_rates), median(raw_rates));
         println!("median: sink (Kafka → decode → ClickHouse) {s:.0} rows/s; raw RowBinary insert {r:.0} rows/s; ratio {:.2}", s / r);

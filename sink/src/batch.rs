@@ -168,7 +168,7 @@ where
                 todo.push((mid, hi));
                 todo.push((lo, mid));
             }
-            Err(stopped @ InsertError::Stopped { .. }) => return Err(stopped),
+            Err(e @ (InsertError::Stopped { .. } | InsertError::Panicked { .. })) => return Err(e),
         }
     }
     Ok(out)

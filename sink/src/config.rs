@@ -202,6 +202,13 @@ pub struct BatchConfig {
     /// Default 1000 (ClickHouse advises at most about one INSERT per second per table).
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// INSERTs of one table in flight at once, each over its own share of the Kafka
+    /// partitions (partition % this). Default 2: one INSERT stream leaves a core idle
+    /// on a 2-core machine (ClickHouse parses and merges one INSERT mostly on one
+    /// thread), two keep both busy. More needs more Kafka partitions than lanes and
+    /// costs a batch of memory per lane.
+    #[serde(default = "default_concurrent_inserts")]
+    pub concurrent_inserts: usize,
 }
 
 fn default_max_rows() -> usize {
@@ -210,12 +217,16 @@ fn default_max_rows() -> usize {
 fn default_max_wait_ms() -> u64 {
     1000
 }
+fn default_concurrent_inserts() -> usize {
+    2
+}
 
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_rows: default_max_rows(),
             max_wait_ms: default_max_wait_ms(),
+            concurrent_inserts: default_concurrent_inserts(),
         }
     }
 }
@@ -346,6 +357,9 @@ impl SinkConfig {
         if self.batch.max_rows == 0 {
             return Err(FieldError::new("batch.max_rows", "must be at least 1"));
         }
+        if self.batch.concurrent_inserts == 0 || self.batch.concurrent_inserts > 64 {
+            return Err(FieldError::new("batch.concurrent_inserts", "must be between 1 and 64"));
+        }
         if self.batch.max_wait_ms == 0 {
             return Err(FieldError::new("batch.max_wait_ms", "must be at least 1"));
         }
@@ -376,6 +390,12 @@ mod tests {
         c = SinkConfig::default();
         c.batch.max_rows = 0;
         assert_eq!(c.validate().unwrap_err().field, "batch.max_rows");
+        c = SinkConfig::default();
+        c.batch.concurrent_inserts = 0;
+        assert_eq!(c.validate().unwrap_err().field, "batch.concurrent_inserts");
+        c = SinkConfig::default();
+        c.clickhouse.unhealthy_after_secs = 0;
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.unhealthy_after_secs");
         c = SinkConfig::default();
         c.clickhouse.url = "clickhouse:8123".into();
         assert_eq!(c.validate().unwrap_err().field, "clickhouse.url");

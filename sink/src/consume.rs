@@ -14,11 +14,15 @@
 //! - a retried INSERT carries the same deduplication token (see `insert`).
 //!
 //! Two threads share the work (see `writer`): this task polls, decodes into the open
-//! batch of the message's table and hands batches that are full or older than
-//! `max_wait` to the writer, which inserts them one after the other while this task
-//! decodes the next ones. At most one batch per table is with the writer: when the
-//! next one is due before the previous one is written, this task waits without
-//! polling (backpressure; memory is two batches per table).
+//! batch of the message's table and lane, and hands batches that are full or older
+//! than `max_wait` to the writer, which inserts them while this task decodes the next
+//! ones. Each table has `batch.concurrent_inserts` lanes, lane j taking the Kafka
+//! partitions p with p % lanes == j, so that many INSERTs of a table run at once on
+//! disjoint partitions. At most one batch per lane is with the writer: when a lane's
+//! next batch is due before its previous one is written, this task waits without
+//! polling (backpressure; memory is two batches per lane). One batch per lane at a
+//! time keeps each Kafka partition's rows landing in order, which the high-water
+//! marks need (see `writer`).
 //!
 //! Rebalances: callbacks run inside a poll. A revocation first waits, in the
 //! callback, until the writer has finished every batch it holds (`InFlight`), so no
@@ -63,6 +67,10 @@ pub enum ConsumeError {
     Registry(String),
     #[error("starting the writer thread: {0}")]
     Writer(#[from] std::io::Error),
+    /// A bug: the writer panicked while writing a batch of this table. The sink stops
+    /// (non-zero exit, the supervisor restarts it; the marks make that safe).
+    #[error("the writer panicked while writing a batch of {0}")]
+    WriterPanicked(String),
 }
 
 #[derive(Debug)]
@@ -144,7 +152,10 @@ struct Loop<'a> {
     /// (None: no batch of that table is with the writer).
     pending: Vec<Option<Vec<(i32, i64)>>>,
     failing: Failing,
+    /// Topic → table number k (its loaders are k * lanes .. (k + 1) * lanes).
     by_topic: HashMap<String, usize>,
+    /// Batches in flight per table (`batch.concurrent_inserts`).
+    lanes: usize,
     /// (loader index, partition) currently assigned.
     assigned: BTreeSet<(usize, i32)>,
     metrics: Metrics,
@@ -166,16 +177,27 @@ pub async fn run(
             .await
             .map_err(|e| ConsumeError::Registry(e.to_string()))?,
     );
-    let (rows, wait) = (cfg.batch.max_rows, cfg.max_wait());
+    let (rows, wait, lanes) = (cfg.batch.max_rows, cfg.max_wait(), cfg.batch.concurrent_inserts);
     let t = &cfg.topics;
-    let loaders: Vec<Box<dyn TableLoader>> = vec![
-        Box::new(Loader::<Events>::new(&t.processed, codec.clone(), rows, wait, metrics.clone())),
-        Box::new(Loader::<Heartbeats>::new(&t.heartbeats, codec.clone(), rows, wait, metrics.clone())),
-        Box::new(Loader::<Incidents>::new(&t.incidents, codec.clone(), rows, wait, metrics.clone())),
-        Box::new(Loader::<Patterns>::new(&t.patterns, codec.clone(), rows, wait, metrics.clone())),
-        Box::new(Loader::<Alerts>::new(&t.alerts, codec, rows, wait, metrics.clone())),
-    ];
-    let by_topic = loaders.iter().enumerate().map(|(i, l)| (l.topic().to_string(), i)).collect();
+    // Table k's lane j is loader k * lanes + j; lane j takes the Kafka partitions p
+    // with p % lanes == j.
+    let mut loaders: Vec<Box<dyn TableLoader>> = Vec::new();
+    for _ in 0..lanes {
+        loaders.push(Box::new(Loader::<Events>::new(&t.processed, codec.clone(), rows, wait, metrics.clone())));
+    }
+    for _ in 0..lanes {
+        loaders.push(Box::new(Loader::<Heartbeats>::new(&t.heartbeats, codec.clone(), rows, wait, metrics.clone())));
+    }
+    for _ in 0..lanes {
+        loaders.push(Box::new(Loader::<Incidents>::new(&t.incidents, codec.clone(), rows, wait, metrics.clone())));
+    }
+    for _ in 0..lanes {
+        loaders.push(Box::new(Loader::<Patterns>::new(&t.patterns, codec.clone(), rows, wait, metrics.clone())));
+    }
+    for _ in 0..lanes {
+        loaders.push(Box::new(Loader::<Alerts>::new(&t.alerts, codec.clone(), rows, wait, metrics.clone())));
+    }
+    let by_topic = loaders.iter().step_by(lanes).enumerate().map(|(k, l)| (l.topic().to_string(), k)).collect();
     let events = Arc::new(Mutex::new(Vec::new()));
     let producer: FutureProducer = cfg
         .kafka
@@ -215,7 +237,7 @@ pub async fn run(
         .set("queued.max.messages.kbytes", "32768")
         .set("statistics.interval.ms", "5000")
         .create_with_context(SinkContext { events: events.clone(), in_flight: writer.in_flight(), metrics: metrics.clone() })?;
-    let topics: Vec<&str> = loaders.iter().map(|l| l.topic()).collect();
+    let topics: Vec<&str> = loaders.iter().step_by(lanes).map(|l| l.topic()).collect();
     consumer.subscribe(&topics)?;
     health.probe(PROBE, Duration::from_secs(cfg.stall_timeout_secs));
     health.set_ready(READY_PARTITIONS, false, "waiting for a partition assignment");
@@ -231,6 +253,7 @@ pub async fn run(
         writer,
         failing,
         by_topic,
+        lanes,
         assigned: BTreeSet::new(),
         metrics,
         health,
@@ -244,7 +267,7 @@ impl Loop<'_> {
         loop {
             // Commit what the writer finished; hand over what is due.
             while let Some(done) = self.writer.try_done() {
-                if !self.finished(done, CommitMode::Async) {
+                if !self.finished(done, CommitMode::Async)? {
                     return Ok(()); // stopped while ClickHouse was failing
                 }
             }
@@ -252,7 +275,7 @@ impl Loop<'_> {
             for i in 0..self.loaders.len() {
                 let l = &self.loaders[i];
                 let due = l.is_full() || l.deadline().is_some_and(|d| d <= now);
-                if due && !self.hand_over(i, CommitMode::Async).await {
+                if due && !self.hand_over(i, CommitMode::Async).await? {
                     return Ok(());
                 }
             }
@@ -294,14 +317,14 @@ impl Loop<'_> {
         // Graceful shutdown: hand over the open batches (one attempt each if
         // ClickHouse fails now), wait for the writer, commit synchronously.
         for i in 0..self.loaders.len() {
-            if self.loaders[i].is_open() && !self.hand_over(i, CommitMode::Sync).await {
+            if self.loaders[i].is_open() && !self.hand_over(i, CommitMode::Sync).await? {
                 break;
             }
         }
         while self.pending.iter().any(Option::is_some) {
             match self.writer.next_done().await {
                 Some(done) => {
-                    if !self.finished(done, CommitMode::Sync) {
+                    if !self.finished(done, CommitMode::Sync)? {
                         break;
                     }
                 }
@@ -316,8 +339,8 @@ impl Loop<'_> {
     /// One message: decode into its table's batch, or dead-letter it.
     /// Returns false when stopped while dead-lettering.
     async fn handle(&mut self, m: &rdkafka::message::OwnedMessage) -> bool {
-        let Some(&i) = self.by_topic.get(m.topic()) else { return true };
         let (p, off) = (m.partition(), m.offset());
+        let Some(i) = self.loader_of(m.topic(), p) else { return true };
         if !self.assigned.contains(&(i, p)) {
             return true; // fetched before a revocation; the new owner reads it
         }
@@ -342,22 +365,22 @@ impl Loop<'_> {
     /// Give loader `i`'s open batch to the writer, after its previous batch is
     /// written (one per table with the writer: rows land in order). Waits without
     /// polling. False when stopped.
-    async fn hand_over(&mut self, i: usize, mode: CommitMode) -> bool {
+    async fn hand_over(&mut self, i: usize, mode: CommitMode) -> Result<bool, ConsumeError> {
         while self.pending[i].is_some() {
-            let Some(done) = self.writer.next_done().await else { return false };
-            if !self.finished(done, mode) {
-                return false;
+            let Some(done) = self.writer.next_done().await else { return Ok(false) };
+            if !self.finished(done, mode)? {
+                return Ok(false);
             }
         }
         let taken = self.loaders[i].take();
         self.pending[i] = Some(taken.commit);
         self.writer.submit(i, taken.job);
-        true
+        Ok(true)
     }
 
     /// A batch the writer finished: commit its offsets for the partitions still
     /// assigned. False when it ended because the sink is stopping.
-    fn finished(&mut self, done: Done, mode: CommitMode) -> bool {
+    fn finished(&mut self, done: Done, mode: CommitMode) -> Result<bool, ConsumeError> {
         let i = done.loader;
         let commit = self.pending[i].take().unwrap_or_default();
         match done.result {
@@ -368,13 +391,14 @@ impl Loop<'_> {
             }
             Err(InsertError::Stopped { table, last }) => {
                 tracing::warn!(%table, error = %last, "stopping with an unwritten batch; its offsets stay uncommitted");
-                return false;
+                return Ok(false);
             }
             Err(InsertError::Rejected { table, message, .. }) => {
                 // `batch` turns rejections into dead letters; a rejection here is a bug.
                 tracing::error!(%table, %message, "a rejected batch reached the loop; its offsets stay uncommitted");
-                return false;
+                return Ok(false);
             }
+            Err(InsertError::Panicked { table }) => return Err(ConsumeError::WriterPanicked(table)),
         }
         let mut tpl = TopicPartitionList::new();
         let topic = self.loaders[i].topic().to_string();
@@ -389,7 +413,7 @@ impl Loop<'_> {
                 tracing::warn!(error = %e, "offset commit failed (the records will be re-read and skipped)");
             }
         }
-        true
+        Ok(true)
     }
 
     /// Act on the rebalances the last poll delivered. False when stopped.
@@ -438,10 +462,17 @@ impl Loop<'_> {
         true
     }
 
+    /// The loader of a topic's partition: its table's lane `p % lanes`.
+    fn loader_of(&self, topic: &str, p: i32) -> Option<usize> {
+        let k = *self.by_topic.get(topic)?;
+        Some(k * self.lanes + p.rem_euclid(self.lanes as i32) as usize)
+    }
+
+    /// Partitions grouped by the loader that owns them.
     fn group(&self, parts: &[(String, i32)]) -> Vec<(usize, Vec<i32>)> {
         let mut out: HashMap<usize, Vec<i32>> = HashMap::new();
         for (t, p) in parts {
-            if let Some(&i) = self.by_topic.get(t) {
+            if let Some(i) = self.loader_of(t, *p) {
                 out.entry(i).or_default().push(*p);
             }
         }

@@ -34,6 +34,9 @@ pub enum InsertError {
     /// cannot help. `message` is the server's.
     #[error("ClickHouse rejects the rows for {table}: {message}")]
     Rejected { table: String, code: Option<u32>, message: String },
+    /// The writer task panicked (a bug); reported by the writer, never retried.
+    #[error("the writer panicked while writing into {table}")]
+    Panicked { table: String },
 }
 
 /// What an INSERT needs: the client and the retry settings. Cheap to clone.

@@ -9,10 +9,11 @@
 //! callback always ends.
 //!
 //! Guarantees the consume loop builds on:
-//! - **one at a time, in order**: batches are written strictly in submission order,
-//!   one after the other. Per (table, Kafka partition, raw partition) the rows
-//!   therefore land in position order, so a high-water mark in `sink_progress` never
-//!   moves past a row that is not stored (see `progress`).
+//! - **in order per lane**: the loop hands a lane (a table's share of the Kafka
+//!   partitions) its next batch only after the previous one is done, and batches of
+//!   different lanes run concurrently. Per (table, Kafka partition, raw partition) the
+//!   rows therefore land in position order, so a high-water mark in `sink_progress`
+//!   never moves past a row that is not stored (see `progress`).
 //! - **revocation waits**: [`InFlight::wait_idle`] returns once every submitted batch
 //!   has landed (or was dead-lettered, or the sink stopped). The revoke callback calls
 //!   it before it returns, so no INSERT of a revoked partition can land after the new
@@ -73,6 +74,24 @@ struct Submitted {
     job: Box<dyn Job>,
 }
 
+/// Sends a batch's [`Done`] and lowers the in-flight count when dropped: after the
+/// write, or while unwinding from a panic in it.
+struct Report {
+    loader: usize,
+    table: &'static str,
+    done_tx: mpsc::UnboundedSender<Done>,
+    flight: InFlight,
+    result: Option<Result<Written, InsertError>>,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let result = self.result.take().unwrap_or_else(|| Err(InsertError::Panicked { table: self.table.to_string() }));
+        let _ = self.done_tx.send(Done { loader: self.loader, result });
+        self.flight.finish();
+    }
+}
+
 /// The handle the consume loop holds.
 pub struct Writer {
     jobs: Option<mpsc::UnboundedSender<Submitted>>,
@@ -85,7 +104,7 @@ pub struct Writer {
 
 impl Writer {
     /// Start the writer thread.
-    pub fn start(mut ctx: WriteCtx) -> std::io::Result<Writer> {
+    pub fn start(ctx: WriteCtx) -> std::io::Result<Writer> {
         let (jobs, mut rx) = mpsc::unbounded_channel::<Submitted>();
         let (done_tx, done) = mpsc::unbounded_channel();
         let in_flight = InFlight::default();
@@ -94,24 +113,33 @@ impl Writer {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let thread = std::thread::Builder::new().name("sink-writer".into()).spawn(move || {
             rt.block_on(async move {
+                // Batches run concurrently: the consume loop never submits a lane's
+                // next batch before the previous one is done, so two batches at once
+                // are always of different lanes (disjoint Kafka partitions).
+                let mut running = tokio::task::JoinSet::new();
                 loop {
                     let Submitted { loader, job } = tokio::select! {
                         biased;
-                        _ = &mut abandoned => return,
+                        _ = &mut abandoned => return, // dropping `running` aborts its batches
+                        Some(_) = running.join_next(), if !running.is_empty() => continue,
                         next = rx.recv() => match next {
                             Some(s) => s,
-                            None => return,
+                            None => {
+                                while running.join_next().await.is_some() {}
+                                return;
+                            }
                         },
                     };
-                    let (table, rows) = (job.table(), job.rows());
-                    let result = tokio::select! {
-                        biased;
-                        _ = &mut abandoned => return,
-                        r = job.write(&mut ctx) => r,
-                    };
-                    tracing::debug!(table, rows, ?result, "batch written");
-                    let _ = done_tx.send(Done { loader, result });
-                    flight.finish();
+                    let (mut ctx, done_tx, flight) = (ctx.clone(), done_tx.clone(), flight.clone());
+                    running.spawn(async move {
+                        // Reports the batch even if writing it panics (a bug): the
+                        // loop then stops loudly instead of waiting for it forever.
+                        let mut report = Report { loader, table: job.table(), done_tx, flight, result: None };
+                        let rows = job.rows();
+                        let result = job.write(&mut ctx).await;
+                        tracing::debug!(table = report.table, rows, ?result, "batch written");
+                        report.result = Some(result);
+                    });
                 }
             })
         })?;
@@ -123,7 +151,7 @@ impl Writer {
         self.in_flight.clone()
     }
 
-    /// Queue a batch; it is written after every batch submitted before it.
+    /// Queue a batch; it is written at once, beside the batches of other lanes.
     pub fn submit(&self, loader: usize, job: Box<dyn Job>) {
         self.in_flight.add();
         if let Some(jobs) = &self.jobs {
@@ -156,5 +184,62 @@ impl Drop for Writer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BoxFuture;
+    use crate::insert::InsertCtx;
+    use std::time::Duration;
+
+    /// A batch whose write panics (a bug stand-in) or stores `n` rows without I/O.
+    enum Fake {
+        Panics,
+        Stores(usize),
+    }
+
+    impl Job for Fake {
+        fn table(&self) -> &'static str {
+            "events"
+        }
+        fn rows(&self) -> usize {
+            1
+        }
+        fn write<'a>(self: Box<Self>, _w: &'a mut WriteCtx) -> BoxFuture<'a, Result<Written, InsertError>> {
+            Box::pin(async move {
+                match *self {
+                    Fake::Panics => panic!("a bug while writing"),
+                    Fake::Stores(n) => Ok(Written { stored: n, rejected: 0 }),
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_is_reported_and_never_left_in_flight() {
+        let ctx = WriteCtx {
+            insert: InsertCtx {
+                client: clickhouse::Client::default(),
+                metrics: crate::metrics::Metrics::register(&mut Default::default()),
+                health: Default::default(),
+                failing: crate::retrying::Failing::detached(),
+                max_backoff: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                stop: tokio::sync::watch::channel(false).1,
+            },
+            producer: rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").create().unwrap(),
+            dlq_topic: "dlq".into(),
+        };
+        let mut w = Writer::start(ctx).unwrap();
+        w.submit(3, Box::new(Fake::Panics));
+        w.submit(4, Box::new(Fake::Stores(7)));
+        let mut got = [w.next_done().await.unwrap(), w.next_done().await.unwrap()];
+        got.sort_by_key(|d| d.loader);
+        assert!(matches!(&got[0], Done { loader: 3, result: Err(InsertError::Panicked { .. }) }), "{:?}", got[0]);
+        assert!(matches!(&got[1], Done { loader: 4, result: Ok(Written { stored: 7, rejected: 0 }) }), "{:?}", got[1]);
+        w.in_flight().wait_idle();
+        assert_eq!(w.in_flight().count(), 0);
     }
 }

@@ -85,9 +85,20 @@ impl RunningSink {
         let _ = self.handle.await;
     }
 
+    /// GET on the ops endpoint; waits up to 10 s for it to listen (a sink just
+    /// started binds it from its own task).
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = reqwest::get(format!("http://{}{path}", self.listen)).await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        let url = format!("http://{}{path}", self.listen);
+        let start = Instant::now();
+        loop {
+            match reqwest::get(&url).await {
+                Ok(r) => return (r.status().as_u16(), r.text().await.unwrap()),
+                Err(e) if e.is_connect() && start.elapsed() < Duration::from_secs(10) && !self.handle.is_finished() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("GET {url}: {e} (sink task ended: {})", self.handle.is_finished()),
+            }
+        }
     }
 
     /// A counter from /metrics, e.g. `kevents_sink_replays_skipped_total{table="events"}`.

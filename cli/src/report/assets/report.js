@@ -200,7 +200,7 @@
     lanes.forEach(function (ln, li) {
       // Below an owner the namespace is the owner's: the label leaves it out (the tooltip has it).
       var y = TOP + li * ROW + ROW / 2, name = objName(ln.obj), short = ln.depth ? S[O[4 * ln.obj + 1]] + ' ' + S[O[4 * ln.obj + 3]] : name;
-      var label = short.length > 44 - 2 * ln.depth ? short.slice(0, 42 - 2 * ln.depth) + '\u2026' : short;
+      var label = short.length > 40 - 2 * ln.depth ? short.slice(0, 38 - 2 * ln.depth) + '\u2026' : short;
       svg.push('<g class="lane' + (ln.has ? '' : ' group') + '" data-lane="' + (ln.has ? 'object' : 'group') + '" data-object="' + esc(name) + '">' +
         (li % 2 ? '<rect class="stripe" x="0" y="' + (y - ROW / 2) + '" width="' + W + '" height="' + ROW + '"/>' : '') +
         '<text class="lbl" x="' + (8 + ln.depth * 16) + '" y="' + (y + 4) + '">' + (ln.depth ? '\u2514 ' : '') + esc(label) + (ln.has ? '' : ' (owner)') + '<title>' + esc(name) + '</title></text>' +

@@ -2,7 +2,8 @@
 // against expectations computed by the Rust test from `kevents analyze -o json`
 // (cli/tests/report_browser.rs): no console error or network request, the
 // number of incidents, per incident the number of object lanes, one root
-// cause mark whose click shows the root cause's message, a click on another
+// cause mark whose click shows the root cause's message, the lanes in order
+// when the spec gives it (`lane_order`), a click on another
 // event shows one of the incident's messages, keyboard moves between events.
 // Usage: node check.js SPEC.json   (prints a JSON result, exit 1 on failure)
 'use strict';
@@ -26,6 +27,10 @@ async function checkReport(context, r, shots) {
     await sec.locator('svg.tl').waitFor({ timeout: 10000 });
     const lanes = await sec.locator('g.lane[data-lane="object"]').count();
     if (lanes !== c.lanes) fail(`incident ${c.id}: ${lanes} object lanes, expected ${c.lanes}`);
+    if (c.lane_order) {
+      const order = await sec.locator('g.lane').evaluateAll((ls) => ls.map((l) => l.dataset.object));
+      if (JSON.stringify(order) !== JSON.stringify(c.lane_order)) fail(`incident ${c.id}: lanes ${JSON.stringify(order)}, expected ${JSON.stringify(c.lane_order)}`);
+    }
     const roots = sec.locator('g.mark.root');
     if ((await roots.count()) !== 1) { fail(`incident ${c.id}: ${await roots.count()} root cause marks`); continue; }
     if (!(await roots.first().locator('text.rootlbl').textContent()).includes('ROOT')) fail(`incident ${c.id}: the root mark has no ROOT label`);

@@ -24,9 +24,10 @@
     var d = new Date(D.t0 + rel);
     return isNaN(d) ? String(rel) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   }
-  function hm(rel, span) {
+  // A tick label as precise as the distance between ticks needs.
+  function hm(rel, step) {
     var s = new Date(D.t0 + rel).toISOString();
-    return span > 2 * 86400000 ? s.slice(5, 16).replace('T', ' ') : span > 120000 ? s.slice(11, 16) : s.slice(11, 19);
+    return step >= 86400000 ? s.slice(5, 16).replace('T', ' ') : step >= 60000 ? s.slice(11, 16) : s.slice(11, 19);
   }
   function dur(ms) {
     if (ms < 1000) return ms + ' ms';
@@ -103,7 +104,7 @@
         title.push(num(Math.round(v)) + ' ' + (by === 'severity' ? SEV[keys[j]] : S[keys[j]]));
       }
       if (title.length) svg.push('<rect class="hit" x="' + x.toFixed(1) + '" y="' + T + '" width="' + bw.toFixed(1) + '" height="' + (H - B - T) + '"><title>' + esc(iso(b * step) + ': ' + title.join(', ') + ' ' + metric) + '</title></rect>');
-      if (b % every === 0) svg.push('<text class="tick" x="' + x.toFixed(1) + '" y="' + (H - 10) + '">' + esc(hm(b * step, span)) + '</text>');
+      if (b % every === 0) svg.push('<text class="tick" x="' + x.toFixed(1) + '" y="' + (H - 10) + '">' + esc(hm(b * step, span > 86400000 ? 86400000 : step * every)) + '</text>');
     }
     var chart = document.getElementById('summary-chart');
     chart.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
@@ -194,7 +195,7 @@
     var svg = [], fg = [], marks = [];
     for (var k = 0; k <= 5; k++) {
       var tt = lo + (hi - lo) * k / 5, x = X(tt);
-      svg.push('<line class="grid" x1="' + x.toFixed(1) + '" x2="' + x.toFixed(1) + '" y1="' + (TOP - 6) + '" y2="' + H + '"/><text class="tick" x="' + x.toFixed(1) + '" y="14" text-anchor="middle">' + esc(hm(tt, hi - lo)) + '</text>');
+      svg.push('<line class="grid" x1="' + x.toFixed(1) + '" x2="' + x.toFixed(1) + '" y1="' + (TOP - 6) + '" y2="' + H + '"/><text class="tick" x="' + x.toFixed(1) + '" y="14" text-anchor="middle">' + esc(hm(tt, (hi - lo) / 5)) + '</text>');
     }
     var spans = [];
     lanes.forEach(function (ln, li) {

@@ -279,13 +279,14 @@ impl CorrelationState {
 
     /// An event that stands alone: kept for a cause that may still come.
     pub(super) fn keep_orphan(&mut self, rules: &Rules, input: &CorrInput<'_>, uid: u64, ids: &Identities, view: &EventView<'_>) {
-        let is_effect = rules.rules.iter().any(|r| r.effects.iter().any(|m| m.matches(view)));
-        if !is_effect {
+        if !rules.is_effect(view) {
             return;
         }
         self.prune_orphans(rules, input.t_us);
         let reason = &input.ev.reason;
-        self.orphans.push(Kept::new(input, uid, ids), |via| matches!(via, Via::Object | Via::Owner) || rules.may_link(via, reason));
+        // An orphan is never a root: the metadata (the root's detail) is not kept.
+        let kept = Kept::new(&CorrInput { metadata: &Metadata::new(), ..*input }, uid, ids);
+        self.orphans.push(kept, |via| matches!(via, Via::Object | Via::Owner) || rules.may_link(via, reason));
     }
 
     fn prune_orphans(&mut self, rules: &Rules, t_us: i64) {

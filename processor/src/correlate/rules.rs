@@ -189,6 +189,8 @@ pub struct Rules {
     /// for a late cause.
     pub max_lookback_us: i64,
     reasons: rustc_hash::FxHashSet<Box<str>>,
+    /// The reasons some effect matcher names, and whether one names none.
+    effect_reasons: (rustc_hash::FxHashSet<Box<str>>, bool),
     /// Some matcher has no exact reason: every event must be looked at.
     general: bool,
     /// Per way of linking (index = bit position): the reasons some matcher
@@ -247,7 +249,14 @@ impl Rules {
             }
         }
         let max_lookback_us = rules.iter().map(|r| r.lookback_us).max().unwrap_or(0);
-        Rules { rules, max_lookback_us, reasons, general, by_via }
+        let mut effect_reasons: (rustc_hash::FxHashSet<Box<str>>, bool) = Default::default();
+        for m in rules.iter().flat_map(|r| &r.effects) {
+            match m.reasons() {
+                Some(list) => effect_reasons.0.extend(list.iter().cloned()),
+                None => effect_reasons.1 = true,
+            }
+        }
+        Rules { rules, max_lookback_us, reasons, effect_reasons, general, by_via }
     }
 
     /// Whether any matcher linking `via` can be about an event with this reason.
@@ -255,6 +264,13 @@ impl Rules {
     pub fn may_link(&self, via: Via, reason: &str) -> bool {
         let (reasons, general) = &self.by_via[via.bit().trailing_zeros() as usize];
         *general || reasons.contains(reason)
+    }
+
+    /// Whether the event is an effect in some rule (a stand-alone one is kept
+    /// for a late cause).
+    pub fn is_effect(&self, v: &EventView<'_>) -> bool {
+        let (reasons, general) = &self.effect_reasons;
+        (*general || reasons.contains(v.ev.reason.as_str())) && self.rules.iter().any(|r| r.effects.iter().any(|m| m.matches(v)))
     }
 
     /// The first rule whose cause the event matches: the rule it would open an

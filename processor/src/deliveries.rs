@@ -39,14 +39,17 @@ impl ProducerContext for Deliveries {
         let Tagged(acks, kind) = tagged;
         match result {
             Ok(_) => {
-                acks.delivered[kind as usize].fetch_add(1, Ordering::Release);
+                acks.delivered[kind as usize].fetch_add(1, Ordering::SeqCst);
             }
             Err((e, _)) => {
                 acks.failed.lock().unwrap().get_or_insert_with(|| (kind, e.to_string()));
-                acks.failures.fetch_add(1, Ordering::Release);
+                acks.failures.fetch_add(1, Ordering::SeqCst);
             }
         }
-        if acks.waiting.load(Ordering::Acquire) {
+        // SeqCst here and in `wait_until` (a store then a load on each side): with
+        // weaker orderings both loads may miss the other side's store, and the
+        // worker would sleep through this report.
+        if acks.waiting.load(Ordering::SeqCst) {
             acks.wake.notify_one();
         }
     }
@@ -76,7 +79,7 @@ impl Acks {
 
     /// Outputs whose delivery ended, acknowledged or failed.
     pub fn done(&self) -> u64 {
-        self.delivered.iter().map(|d| d.load(Ordering::Acquire)).sum::<u64>() + self.failures.load(Ordering::Acquire)
+        self.delivered.iter().map(|d| d.load(Ordering::SeqCst)).sum::<u64>() + self.failures.load(Ordering::SeqCst)
     }
 
     /// The first failed delivery, if any: its kind and error.
@@ -87,7 +90,7 @@ impl Acks {
     /// Wait until `ready()` holds, woken by delivery reports.
     pub async fn wait_until(&self, mut ready: impl FnMut(&Acks) -> bool) {
         while !ready(self) {
-            self.waiting.store(true, Ordering::Release);
+            self.waiting.store(true, Ordering::SeqCst);
             // Checked again after raising the flag: a report in between left a permit.
             if ready(self) {
                 break;

@@ -22,7 +22,7 @@ into numbers. Runs with the peers venv (confluent-kafka, fastavro; scripts/lib/p
         peak and steady RSS, sustained events/s, bytes per event stored (ClickHouse tools:
         compressed bytes of the tool's whole database / versions arrived); writes
         DIR/score.json.
-    peers_bench.py table --rounds DIR... [--restart DIR]
+    peers_bench.py table --rounds DIR... [--restart DIR] [--gone DIR]
         the Markdown table (medians over the rounds) for BENCHMARKS.md.
 
 Definitions (also in BENCHMARKS.md): arrived = distinct served versions the tool delivered;
@@ -406,6 +406,7 @@ def cmd_score(a):
 def cmd_table(a):
     rounds = [json.load(open(os.path.join(d, "score.json"))) for d in a.rounds]
     restart = json.load(open(os.path.join(a.restart, "score.json"))) if a.restart else None
+    gone = json.load(open(os.path.join(a.gone, "score.json"))) if a.gone else None
     names = list(rounds[0]["tools"])
 
     def med(name, key):
@@ -419,6 +420,8 @@ def cmd_table(a):
            " steady: lost / doubled |")
     if restart:
         hdr += " restart: lost / doubled |"
+    if gone:
+        hdr += " restart + 410: lost / doubled |"
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for n in names:
@@ -432,6 +435,9 @@ def cmd_table(a):
         if restart:
             t = restart["tools"][n]
             row += f" {t['lost']:,} / {t['doubled']:,} (of {restart['served']:,}) |"
+        if gone:
+            t = gone["tools"][n]
+            row += f" {t['lost']:,} / {t['doubled']:,} (of {gone['served']:,}) |"
         print(row)
 
 
@@ -467,6 +473,7 @@ def main():
     s = sub.add_parser("table")
     s.add_argument("--rounds", nargs="+", required=True)
     s.add_argument("--restart")
+    s.add_argument("--gone")
     a = ap.parse_args()
     {"sample": cmd_sample, "list-rv": cmd_list_rv, "truth": cmd_truth, "collect": cmd_collect,
      "score": cmd_score, "table": cmd_table}[a.cmd](a)

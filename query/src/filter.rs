@@ -112,7 +112,7 @@ impl Filter {
             }
             if let Some(id) = &self.correlation_id {
                 let p = c.params().add("correlation_id", Param::Str(id.clone()));
-                c.push(format!("correlation_id = {p}"));
+                c.push(crate::sql::in_incident(&p));
             }
             if let Some(t) = &self.text {
                 let p = c.params().add("text", Param::Str(t.clone()));

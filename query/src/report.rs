@@ -105,7 +105,7 @@ pub fn build_events(f: &ReportFilter) -> Result<Statement, QueryError> {
     if let Some(id) = &f.incident {
         // Every version of the incident's members, not only those that already named it.
         let p = params.add("incident", crate::Param::Str(id.clone()));
-        cond = format!("{cond} AND (cluster, event_uid) IN (SELECT cluster, event_uid FROM events WHERE correlation_id = {p})");
+        cond = format!("{cond} AND (cluster, event_uid) IN (SELECT cluster, event_uid FROM events WHERE {})", crate::sql::in_incident(&p));
     }
     let last = |col: &str| format!("argMax(CAST({col} AS String), observed_at)");
     let typed_keys = META_COLUMNS.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
@@ -209,7 +209,7 @@ mod tests {
     fn one_incident_takes_every_version_of_its_members() {
         let f = ReportFilter { incident: Some("x' OR 1=1".into()), limit: 10, ..Default::default() };
         let st = build_events(&f).unwrap();
-        assert!(st.sql.contains("IN (SELECT cluster, event_uid FROM events WHERE correlation_id = {incident:String})"), "{}", st.sql);
+        assert!(st.sql.contains("IN (SELECT cluster, event_uid FROM events WHERE (correlation_id = {incident:String} OR"), "{}", st.sql);
         assert!(!st.sql.contains("OR 1=1"));
         assert_eq!(st.params.get("incident"), Some(&Param::Str("x' OR 1=1".into())));
         let st = build_incidents(&f).unwrap();

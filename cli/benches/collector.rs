@@ -105,7 +105,14 @@ struct Collector {
 }
 
 impl Drop for Collector {
+    /// SIGTERM (a graceful stop: the allocator's exit statistics with
+    /// `MIMALLOC_SHOW_STATS=1`), SIGKILL after 20 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -238,9 +245,10 @@ async fn main() {
     let pid = c.child.id();
     let store = server.store();
     // The broker outage, in the middle of the soak, on its own thread (stop and start block).
-    let outage = (broker_stop_secs > 0).then(|| {
+    // (`if`, not `bool::then`: a closure would take the broker along and drop it.)
+    let outage = if broker_stop_secs > 0 {
         let at = Duration::from_secs(soak_secs.saturating_sub(broker_stop_secs) / 2);
-        std::thread::spawn(move || {
+        Some(std::thread::spawn(move || {
             std::thread::sleep(at);
             println!("  broker stopped at {at:?}");
             broker.stop();
@@ -248,8 +256,10 @@ async fn main() {
             let took = broker.start().expect("broker restart");
             println!("  broker back after {broker_stop_secs} s (+{took:.1?} to start)");
             broker
-        })
-    });
+        }))
+    } else {
+        None
+    };
     let mut samples = Vec::new();
     let mut written = 0u64;
     let t0 = Instant::now();

@@ -123,10 +123,11 @@ macro_rules! insert {
         if !rows.is_empty() {
             let metrics = sink::metrics::Metrics::register(&mut Registry::default());
             let health = Health::default();
-            let (tx, stop) = tokio::sync::watch::channel(false);
+            let stop = runtime::shutdown::CancellationToken::new();
+            let cancel = stop.clone();
             let guard = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(120)).await;
-                let _ = tx.send(true);
+                cancel.cancel();
             });
             let mut ctx = InsertCtx {
                 client: db.client.clone(),

@@ -8,7 +8,8 @@ use schemas::model::ClusterId;
 use schemas::records::{CollectorMeta, Heartbeat, RawRecord, WatchEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch as signal};
+use runtime::shutdown::CancellationToken;
+use tokio::sync::mpsc;
 
 use runtime::backoff::Backoff;
 use crate::config::CollectorConfig;
@@ -61,16 +62,10 @@ fn instance_name(cfg: &CollectorConfig) -> String {
         .unwrap_or_else(|| "collector".into())
 }
 
-/// Resolves once `stop` is set. (The `Ref` of `wait_for` is dropped in here: held
-/// across an await it would make the collector's future `!Send`.)
-async fn stopped(stop: &mut signal::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Retry `f` with backoff until it succeeds or `stop` is set. `None` = stopped.
+/// Retry `f` with backoff until it succeeds or `stop` is cancelled. `None` = stopped.
 async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
-    stop: &mut signal::Receiver<bool>,
+    stop: &CancellationToken,
     mut f: impl FnMut() -> F,
 ) -> Option<T> {
     let mut backoff = Backoff::default();
@@ -82,33 +77,33 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
                 tracing::warn!(error = %e, retry_in = ?d, "{what} failed");
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
-                    _ = stopped(stop) => return None,
+                    _ = stop.cancelled() => return None,
                 }
             }
         }
     }
 }
 
-/// Run leadership terms until `stop` is set.
+/// Run leadership terms until `stop` is cancelled.
 pub async fn supervise(
     cfg: CollectorConfig,
     client: kube::Client,
     metrics: Metrics,
     health: Health,
-    mut stop: signal::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<(), PipelineError> {
     let uid = match &cfg.cluster.uid {
         Some(u) => u.clone(),
         None => {
             let c = client.clone();
-            match retry("reading the kube-system namespace UID", &mut stop, || crate::source::cluster_uid(c.clone())).await {
+            match retry("reading the kube-system namespace UID", &stop, || crate::source::cluster_uid(c.clone())).await {
                 Some(u) => u,
                 None => return Ok(()),
             }
         }
     };
     let cluster = ClusterId { name: cfg.cluster.name.clone().into(), uid: uid.clone().into() };
-    let codec = match retry("registering the Avro schemas", &mut stop, || runtime::registry::codec(cfg.schema_registry.as_ref())).await {
+    let codec = match retry("registering the Avro schemas", &stop, || runtime::registry::codec(cfg.schema_registry.as_ref())).await {
         Some(c) => c,
         None => return Ok(()),
     };
@@ -118,7 +113,7 @@ pub async fn supervise(
         .map_err(PublishError::from)?;
     if cfg.create_topic_partitions > 0 {
         let (kafka, topic, n) = (cfg.kafka.clone(), cfg.topic.clone(), cfg.create_topic_partitions);
-        if retry("creating the raw topic", &mut stop, || {
+        if retry("creating the raw topic", &stop, || {
             let (kafka, topic) = (kafka.clone(), topic.clone());
             async move {
                 let client = kafka.client_config().map_err(|e| e.to_string())?;
@@ -134,7 +129,7 @@ pub async fn supervise(
     let partitions = {
         let p = producer.clone();
         let topic = cfg.topic.clone();
-        match retry("reading the raw topic's metadata", &mut stop, || {
+        match retry("reading the raw topic's metadata", &stop, || {
             let (p, topic) = (p.clone(), topic.clone());
             async move { tokio::task::spawn_blocking(move || partitions_of(&p, &topic)).await.expect("metadata task") }
         })
@@ -170,7 +165,7 @@ pub async fn supervise(
                 tokio::select! {
                     acquired = e.acquire() => Some(acquired),
                     _ = standby_alive(&health) => unreachable!("loops forever"),
-                    _ = stopped(&mut stop) => return Ok(()),
+                    _ = stop.cancelled() => return Ok(()),
                 }
             }
         };
@@ -194,9 +189,8 @@ pub async fn supervise(
                 None => std::future::pending().await,
             }
         };
-        let mut term_stop = stop.clone();
         tokio::select! {
-            r = term.run(&mut term_stop) => {
+            r = term.run(&stop) => {
                 if let Some(e) = &elector {
                     e.release().await;
                 }
@@ -233,7 +227,7 @@ impl Term<'_> {
         }
     }
 
-    async fn run(mut self, stop: &mut signal::Receiver<bool>) -> Result<(), PipelineError> {
+    async fn run(mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
         let cfg = self.cfg;
         let scoped = !cfg.namespaces.is_empty();
         let scopes: Vec<String> = if scoped { cfg.namespaces.clone() } else { vec![String::new()] };
@@ -283,7 +277,7 @@ impl Term<'_> {
             }
             tokio::select! {
                 biased;
-                _ = stopped(stop) => break Ok(()),
+                _ = stop.cancelled() => break Ok(()),
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
                     self.health.touch(PROBE_WATCH);

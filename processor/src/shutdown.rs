@@ -1,5 +1,6 @@
 //! How a member stops: one signal, and every task or thread owned by someone who
-//! reacts to its end.
+//! reacts to its end. The mechanism is every stage's (`runtime::shutdown`); this
+//! module says what cancels it in the processor and who owns which thread.
 //!
 //! The signal is one [`CancellationToken`] per member (`stop`), made in
 //! [`crate::start`]. Three things cancel it:
@@ -38,7 +39,7 @@
 //! are not held up until the transaction timeout), and the next owner of each
 //! partition resumes from the committed offsets, making the same outputs again.
 
-pub use tokio_util::sync::CancellationToken;
+pub use runtime::shutdown::CancellationToken;
 
 use crate::ProcessorError;
 use std::any::Any;

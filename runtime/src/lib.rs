@@ -10,6 +10,7 @@
 //! - [`ops`]: the ops HTTP endpoint (`/healthz` from progress probes, `/readyz`,
 //!   `/metrics`).
 //! - [`backoff`]: the one retry backoff (doubling, jitter, cap, `Retry-After`, reset).
+//! - [`shutdown`]: how every stage stops (one cancellation token).
 //! - [`secret`]: [`secret::Secret`], a password that never reaches a log.
 //! - [`registry`]: the optional Confluent schema-registry client for the Avro ids.
 
@@ -19,3 +20,4 @@ pub mod kafka;
 pub mod ops;
 pub mod registry;
 pub mod secret;
+pub mod shutdown;

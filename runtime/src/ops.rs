@@ -164,12 +164,12 @@ pub async fn bind(
 }
 
 /// A stage's ops endpoint together with its stop signal: when `shutdown` resolves
-/// the signal turns true and the endpoint stops; dropping the value stops it too.
-/// The one shutdown mechanism of the collector and the sink.
+/// the token is cancelled and the endpoint stops; dropping the value stops it too.
+/// (How stages stop: [`crate::shutdown`].)
 pub struct OpsServer {
     pub addr: SocketAddr,
-    /// Turns true once `shutdown` resolved: the stage drains and returns.
-    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Cancelled once `shutdown` resolved: the stage drains and returns.
+    pub stop: crate::shutdown::CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -186,16 +186,15 @@ pub async fn serve(
     registry: Registry,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<OpsServer> {
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut ops_stop = stop.clone();
-    let (addr, task) = bind(listen, health, Arc::new(registry), async move {
-        let _ = ops_stop.wait_for(|s| *s).await;
-    })
-    .await?;
+    let stop = crate::shutdown::CancellationToken::new();
+    let ops_stop = stop.clone();
+    let (addr, task) = bind(listen, health, Arc::new(registry), async move { ops_stop.cancelled().await })
+        .await?;
     tracing::info!(%addr, "ops endpoint listening (/healthz, /readyz, /metrics)");
+    let cancel = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        cancel.cancel();
     });
     Ok(OpsServer { addr, stop, task })
 }

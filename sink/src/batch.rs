@@ -156,8 +156,8 @@ where
                 let (partition, offset, key, value) = b.originals.get(lo);
                 tracing::warn!(table = b.table, topic = %b.topic, partition, offset, ?code, reason = %message, "row rejected by ClickHouse → dead-letter topic");
                 let origin = dlq::Origin { topic: &b.topic, partition, offset };
-                let mut stop = w.insert.stop.clone();
-                dlq::send(&w.producer, &w.dlq_topic, &origin, key, Some(value), &message, &mut stop)
+                let stop = w.insert.stop.clone();
+                dlq::send(&w.producer, &w.dlq_topic, &origin, key, Some(value), &message, &stop)
                     .await
                     .map_err(|last| InsertError::Stopped { table: b.table.to_string(), last })?;
                 w.insert.metrics.dead_lettered.get_or_create(&TopicLabel { topic: b.topic.clone() }).inc();

@@ -50,7 +50,6 @@ use runtime::ops::Health;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// The progress probe of the consume loop (`/healthz`).
 pub const PROBE: &str = "consume";
@@ -160,7 +159,7 @@ struct Loop<'a> {
     assigned: BTreeSet<(usize, i32)>,
     metrics: Metrics,
     health: Health,
-    stop: watch::Receiver<bool>,
+    stop: runtime::shutdown::CancellationToken,
 }
 
 /// Run the loop until `stop` turns true; then write the open batches and commit.
@@ -170,7 +169,7 @@ pub async fn run(
     metrics: Metrics,
     health: Health,
     failing: Failing,
-    stop: watch::Receiver<bool>,
+    stop: runtime::shutdown::CancellationToken,
 ) -> Result<(), ConsumeError> {
     let codec = Arc::new(
         runtime::registry::codec(cfg.schema_registry.as_ref())
@@ -279,7 +278,7 @@ impl Loop<'_> {
                     return Ok(());
                 }
             }
-            if *self.stop.borrow() {
+            if self.stop.is_cancelled() {
                 break;
             }
             // Wake for the earliest batch deadline, and at least every second so
@@ -291,10 +290,10 @@ impl Loop<'_> {
                 .min()
                 .unwrap_or(now + Duration::from_secs(1))
                 .min(now + Duration::from_secs(1));
-            let mut stop = self.stop.clone();
+            let stop = self.stop.clone();
             let msg = tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => None,
+                _ = stop.cancelled() => None,
                 r = self.consumer.recv() => match r {
                     Ok(m) => Some(m.detach()),
                     Err(e) => {
@@ -351,8 +350,8 @@ impl Loop<'_> {
         if let Err(reason) = result {
             tracing::warn!(topic = m.topic(), partition = p, offset = off, %reason, "undecodable record → dead-letter topic");
             let origin = dlq::Origin { topic: m.topic(), partition: p, offset: off };
-            let mut stop = self.stop.clone();
-            if let Err(e) = dlq::send(&self.producer, &self.cfg.topics.dlq, &origin, m.key(), m.payload(), &reason, &mut stop).await {
+            let stop = self.stop.clone();
+            if let Err(e) = dlq::send(&self.producer, &self.cfg.topics.dlq, &origin, m.key(), m.payload(), &reason, &stop).await {
                 tracing::warn!(error = %e, "not dead-lettered; the record will be read again");
                 return false;
             }
@@ -442,10 +441,10 @@ impl Loop<'_> {
                                     tracing::warn!(table = self.loaders[i].table(), error = %e, "loading high-water marks failed; retrying");
                                     self.health.set_ready(crate::insert::READY_CLICKHOUSE, false, format!("loading marks: {e}"));
                                     self.health.touch(PROBE);
-                                    let mut stop = self.stop.clone();
+                                    let stop = self.stop.clone();
                                     tokio::select! {
                                         _ = tokio::time::sleep(delay) => {}
-                                        _ = stop.wait_for(|s| *s) => return false,
+                                        _ = stop.cancelled() => return false,
                                     }
                                 }
                             }

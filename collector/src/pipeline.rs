@@ -38,13 +38,6 @@ pub enum PipelineError {
 const PROBE_WATCH: &str = "watch";
 const PROBE_PUBLISH: &str = "publish";
 
-/// The text of a panic's payload.
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p.downcast_ref::<&str>().map(|s| s.to_string()).unwrap_or_else(|| "(no message)".into()),
-    }
-}
 
 /// A standby makes no watch progress by design: keep its probes fresh while it
 /// waits for the lease.
@@ -294,7 +287,7 @@ impl Term<'_> {
                 (ended, i, _) = futures::future::select_all(watchers.iter_mut()), if !watchers.is_empty() => {
                     let how = match ended {
                         Ok(stop) => format!("returned ({stop:?})"),
-                        Err(e) if e.is_panic() => format!("panicked: {}", panic_text(e.into_panic())),
+                        Err(e) if e.is_panic() => format!("panicked: {}", runtime::shutdown::panic_message(e.into_panic().as_ref())),
                         Err(e) => e.to_string(),
                     };
                     tracing::error!(scope = %scopes[i], %how, "a watch task ended: the collector stops");

@@ -27,16 +27,7 @@ pub enum NotifyError {
     Ended { what: String },
 }
 
-/// The text of a panic's payload (`panic!` with a literal or a format string).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic without a message)".into()
-    }
-}
+pub use runtime::shutdown::panic_message;
 
 /// Logs the panic (its text is also on stderr, from the panic hook) and names it.
 pub fn panicked(what: &str, payload: &(dyn Any + Send)) -> NotifyError {

@@ -72,7 +72,6 @@ pub mod alertmanager;
 pub mod config;
 pub mod error;
 pub mod group;
-pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod send;
@@ -146,7 +145,7 @@ pub async fn start(
         runtime::kafka::ensure_topic(base, &cfg.sent_topic, create_partitions, &[("cleanup.policy", "compact")]).await?;
     }
     let mut threads = Vec::new();
-    let producer: rdkafka::producer::FutureProducer = kafka::producer_config(base).create()?;
+    let producer: rdkafka::producer::FutureProducer = runtime::kafka::producer_config(base).create()?;
     for (i, n) in cfg.notifiers.iter().enumerate() {
         let target = Target::from_config(n, i, cfg)?;
         let p = pipeline::Pipeline::new(cfg, base, alerts_topic, target, codec.clone(), producer.clone(), metrics.clone(), tokio::runtime::Handle::current(), stop.clone(), on_record.clone())?;

@@ -456,7 +456,7 @@ impl Pipeline {
     ) -> Result<Self, NotifyError> {
         let policy = RetryPolicy::from_config(cfg);
         let name = target.name.clone();
-        let mut cc = crate::kafka::consumer_config(base, &format!("{}.{}", cfg.group_id, name));
+        let mut cc = runtime::kafka::consumer_config(base, &format!("{}.{}", cfg.group_id, name));
         // Eager assignment: a revoke takes every partition, which the
         // revoke handling above relies on.
         cc.set("partition.assignment.strategy", "range,roundrobin")

@@ -54,6 +54,8 @@ pub mod txn;
 pub mod worker;
 
 pub use config::ProcessorConfig;
+pub use runtime::kafka::{consumer_config, producer_config};
+use runtime::kafka::set_default;
 
 use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
@@ -125,19 +127,6 @@ pub async fn run(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Send
     start(cfg, shutdown).await?.wait().await
 }
 
-/// An idempotent producer (acks=all) that never gives up on a delivery: a broker
-/// outage is backpressure, not loss. (The notifiers' sent-markers producer has
-/// the same settings: `notify::kafka`.)
-pub fn producer_config(base: &ClientConfig) -> ClientConfig {
-    let mut c = base.clone();
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "0");
-    set_default(&mut c, "compression.type", "lz4");
-    set_default(&mut c, "linger.ms", "5");
-    set_default(&mut c, "queue.buffering.max.messages", "1000000");
-    c
-}
 
 /// The member's producer, which the exactly-once guarantee depends on:
 /// [`producer_config`] made transactional with `transactional_id`. A delivery
@@ -158,32 +147,7 @@ pub fn transactional_producer_config(base: &ClientConfig, transactional_id: &str
     c
 }
 
-/// The group consumer's settings: offsets are committed only in the member's
-/// transactions (`txn`), never by librdkafka.
-pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
-    let mut c = base.clone();
-    c.set("group.id", group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
-    // End-to-end latency: a fetch answers within 100 ms even when little is new
-    // (librdkafka's default lets the broker hold it 500 ms).
-    set_default(&mut c, "fetch.wait.max.ms", "100");
-    // A crashed member's partitions move after this long.
-    set_default(&mut c, "session.timeout.ms", "10000");
-    set_default(&mut c, "heartbeat.interval.ms", "1000");
-    // Feeds the per-partition lag gauge (`consume::Ctx::stats`).
-    set_default(&mut c, "statistics.interval.ms", "5000");
-    c
-}
 
-fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
-    if c.get(key).is_none() {
-        c.set(key, value);
-    }
-}
 
 /// Start the processor: validate, load rules, create output topics if asked,
 /// bind the ops endpoint, join the group. Returns once started.

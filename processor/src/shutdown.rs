@@ -44,16 +44,7 @@ pub use runtime::shutdown::CancellationToken;
 use crate::ProcessorError;
 use std::any::Any;
 
-/// The text of a panic's payload (`panic!` with a literal or a format string).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic without a message)".into()
-    }
-}
+pub use runtime::shutdown::panic_message;
 
 /// What a thread's end means: its own result, or [`ProcessorError::Panicked`].
 pub fn thread_result(what: &str, r: std::thread::Result<Result<(), ProcessorError>>) -> Result<(), ProcessorError> {

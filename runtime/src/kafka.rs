@@ -342,6 +342,47 @@ pub async fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32, c
     Ok(())
 }
 
+/// An idempotent producer (acks=all) that never gives up on a delivery: a broker
+/// outage delays what it sends, it never loses it. The processor's (made
+/// transactional on top) and the notifiers' sent-markers producer start here.
+pub fn producer_config(base: &ClientConfig) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("enable.idempotence", "true").set("acks", "all").set("message.timeout.ms", "0");
+    set_default(&mut c, "compression.type", "lz4");
+    set_default(&mut c, "linger.ms", "5");
+    set_default(&mut c, "queue.buffering.max.messages", "1000000");
+    c
+}
+
+/// A group consumer that stores offsets only when told (`enable.auto.offset.store`
+/// off, or in a transaction) and sees only committed records (`read_committed`: the
+/// processor writes in transactions). The processor's and each notifier's group.
+pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
+    let mut c = base.clone();
+    c.set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    // End-to-end latency: a fetch answers within 100 ms even when little is new
+    // (librdkafka's default lets the broker hold it 500 ms).
+    set_default(&mut c, "fetch.wait.max.ms", "100");
+    // A crashed member's partitions move after this long.
+    set_default(&mut c, "session.timeout.ms", "10000");
+    set_default(&mut c, "heartbeat.interval.ms", "1000");
+    // Feeds the lag gauges.
+    set_default(&mut c, "statistics.interval.ms", "5000");
+    c
+}
+
+/// Set `key` unless the user's config already did.
+pub fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
+    if c.get(key).is_none() {
+        c.set(key, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,4 +411,16 @@ mod tests {
         k.sasl.as_mut().unwrap().password_env = Some("X".into());
         assert_eq!(k.validate("kafka").unwrap_err().field, "kafka.sasl.password");
     }
+
+    #[test]
+    fn settings_the_guarantee_rests_on_and_defaults_a_user_may_override() {
+        let mut base = ClientConfig::new();
+        base.set("session.timeout.ms", "30000").set("acks", "1");
+        let c = consumer_config(&base, "g.hook");
+        assert_eq!((c.get("group.id"), c.get("enable.auto.offset.store"), c.get("isolation.level")), (Some("g.hook"), Some("false"), Some("read_committed")));
+        assert_eq!(c.get("session.timeout.ms"), Some("30000"), "the user's setting stays");
+        let p = producer_config(&base);
+        assert_eq!((p.get("acks"), p.get("enable.idempotence"), p.get("message.timeout.ms")), (Some("all"), Some("true"), Some("0")), "acks=all is not the user's to lower");
+    }
+
 }

@@ -18,3 +18,14 @@
 //! half-stopped: there is no second flag to forget.
 
 pub use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// The text of a panic's payload (`panic!` with a literal or a format string).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".into()
+    }
+}

@@ -5,14 +5,17 @@
 //!   with an error that names the setting — never an endless silent retry;
 //! - the password never appears in the output, even in the error;
 //! - the whole pipeline (simulated cluster → collector → processor → sink →
-//!   ClickHouse) runs over SASL_SSL with `ca_file` and `password_file`.
+//!   ClickHouse) runs over SASL_SSL with `ca_file` and `password_file`;
+//! - the processor, which commits in Kafka transactions, refuses a broker that
+//!   cannot give it any (a real Apache Kafka whose transaction state topic cannot be
+//!   created) with an error that says so, rather than degrading to at-least-once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::apiserver::{ApiServer, ServerOptions};
-use testkit::services::{free_port, SaslListener, Services};
+use testkit::services::{free_port, OwnedBroker, SaslListener, Services};
 
 /// A `kafka:` section for the SASL_SSL listener with the given CA and password file.
 fn kafka_yaml(sasl: &SaslListener, ca_file: &Path, password_file: &Path) -> String {
@@ -76,14 +79,14 @@ fn must_fail(stage: &str, config: &Path) -> (String, Duration) {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            assert!(!status.success(), "kevents {stage} exited successfully with bad credentials:\n{text}");
+            assert!(!status.success(), "kevents {stage} exited successfully with Kafka settings it cannot work with:\n{text}");
             return (text, started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
             panic!(
-                "kevents {stage} still running after 30 s with bad Kafka security settings (a silent retry):\n{}{}",
+                "kevents {stage} still running after 30 s with Kafka settings it cannot work with (a silent retry):\n{}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -125,4 +128,32 @@ async fn wrong_password_and_untrusted_ca_stop_every_stage_naming_the_setting() {
             assert!(!text.contains(wrong_password) && !text.contains(&real_password), "a password leaked into the output of kevents {stage}:\n{text}");
         }
     }
+}
+
+/// A real Apache Kafka broker that cannot host `__transaction_state` (its replication
+/// factor is 3 on a one-node cluster, as on a cluster that lost brokers or a managed
+/// service with transactions disabled): `InitProducerId` finds no coordinator. The
+/// processor must stop within its transaction timeout, saying transactions are what
+/// it lacks; it never runs without them.
+#[test]
+fn processor_refuses_a_broker_without_transactions() {
+    let broker = OwnedBroker::spawn_with(&[("transaction.state.log.replication.factor", "3")]).expect("private broker");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("processor.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  brokers: \"{}\"\nlisten: 127.0.0.1:{}\ncreate_topic_partitions: 0\ntransaction_timeout_ms: 5000\ndrain_timeout_secs: 2\n",
+            broker.bootstrap(),
+            free_port().unwrap()
+        ),
+    )
+    .unwrap();
+    let (text, took) = must_fail("processor", &config);
+    eprintln!("kevents processor stopped after {took:.1?}");
+    assert!(
+        text.contains("transactions could not be initialised") && text.contains("needs a reachable broker that supports them"),
+        "kevents processor on a broker without transactions: the error does not say so:\n{text}"
+    );
+    assert!(took < Duration::from_secs(20), "kevents processor took {took:?} to give up on transactions (timeout 5 s)");
 }

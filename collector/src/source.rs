@@ -11,8 +11,10 @@
 use futures::{stream::BoxStream, StreamExt};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::events::v1 as events;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use kube::core::Status;
+use kube::api::{Api, ListParams, ObjectList, WatchEvent, WatchParams};
+use kube::core::{Request, Status};
+use kube::Resource;
+use schemas::event_json::{CoreV1Json, EventsV1Json};
 use schemas::model::NormalizedEvent;
 use schemas::records::WatchKind;
 use std::future::Future;
@@ -96,15 +98,19 @@ pub struct Page {
     pub continue_token: Option<String>,
 }
 
-#[derive(Clone)]
+/// Which API the source reads; both decode straight into [`NormalizedEvent`]
+/// (`schemas::event_json`: no k8s-openapi objects on the way).
+#[derive(Clone, Copy)]
 enum Shape {
-    EventsV1(Api<events::Event>),
-    CoreV1(Api<core::Event>),
+    EventsV1,
+    CoreV1,
 }
 
 /// Lists and watches one scope (all namespaces, or one namespace).
 #[derive(Clone)]
 pub struct EventSource {
+    client: kube::Client,
+    request: Request,
     shape: Shape,
     field_selector: Option<String>,
     label_selector: Option<String>,
@@ -119,13 +125,13 @@ impl EventSource {
         field_selector: Option<String>,
         label_selector: Option<String>,
     ) -> Self {
-        let shape = match (api, namespace) {
-            (ApiKind::EventsV1, None) => Shape::EventsV1(Api::all(client)),
-            (ApiKind::EventsV1, Some(ns)) => Shape::EventsV1(Api::namespaced(client, ns)),
-            (ApiKind::CoreV1, None) => Shape::CoreV1(Api::all(client)),
-            (ApiKind::CoreV1, Some(ns)) => Shape::CoreV1(Api::namespaced(client, ns)),
+        let (shape, path) = match api {
+            ApiKind::EventsV1 => (Shape::EventsV1, <events::Event as Resource>::url_path(&(), namespace)),
+            ApiKind::CoreV1 => (Shape::CoreV1, <core::Event as Resource>::url_path(&(), namespace)),
         };
         EventSource {
+            client,
+            request: Request::new(path),
             shape,
             field_selector,
             label_selector,
@@ -142,15 +148,16 @@ impl EventSource {
     }
 
     async fn list(&self, cont: Option<String>) -> Result<Page, kube::Error> {
-        let lp = self.list_params(cont);
-        let (items, meta) = match &self.shape {
-            Shape::EventsV1(api) => {
-                let l = api.list(&lp).await?;
-                (l.items.iter().map(schemas::convert::from_events_v1).collect(), l.metadata)
+        let mut req = self.request.list(&self.list_params(cont)).map_err(kube::Error::BuildRequest)?;
+        req.extensions_mut().insert("list");
+        let (items, meta) = match self.shape {
+            Shape::EventsV1 => {
+                let l = self.client.request::<ObjectList<EventsV1Json>>(req).await?;
+                (l.items.into_iter().map(NormalizedEvent::from).collect(), l.metadata)
             }
-            Shape::CoreV1(api) => {
-                let l = api.list(&lp).await?;
-                (l.items.iter().map(schemas::convert::from_core_v1).collect(), l.metadata)
+            Shape::CoreV1 => {
+                let l = self.client.request::<ObjectList<CoreV1Json>>(req).await?;
+                (l.items.into_iter().map(NormalizedEvent::from).collect(), l.metadata)
             }
         };
         Ok(Page {
@@ -164,17 +171,11 @@ impl EventSource {
         let mut wp = WatchParams::default().timeout(timeout_secs);
         wp.field_selector = self.field_selector.clone();
         wp.label_selector = self.label_selector.clone();
-        Ok(match &self.shape {
-            Shape::EventsV1(api) => api
-                .watch(&wp, rv)
-                .await?
-                .map(|e| change(e, schemas::convert::from_events_v1))
-                .boxed(),
-            Shape::CoreV1(api) => api
-                .watch(&wp, rv)
-                .await?
-                .map(|e| change(e, schemas::convert::from_core_v1))
-                .boxed(),
+        let mut req = self.request.watch(&wp, rv).map_err(kube::Error::BuildRequest)?;
+        req.extensions_mut().insert("watch");
+        Ok(match self.shape {
+            Shape::EventsV1 => self.client.request_events::<EventsV1Json>(req).await?.map(change).boxed(),
+            Shape::CoreV1 => self.client.request_events::<CoreV1Json>(req).await?.map(change).boxed(),
         })
     }
 }
@@ -189,11 +190,11 @@ impl Source for EventSource {
     }
 }
 
-fn change<K>(e: Result<WatchEvent<K>, kube::Error>, convert: fn(&K) -> NormalizedEvent) -> Result<Change, SourceError> {
+fn change<K: Into<NormalizedEvent>>(e: Result<WatchEvent<K>, kube::Error>) -> Result<Change, SourceError> {
     Ok(match e? {
-        WatchEvent::Added(o) => Change::Object(WatchKind::Added, convert(&o)),
-        WatchEvent::Modified(o) => Change::Object(WatchKind::Modified, convert(&o)),
-        WatchEvent::Deleted(o) => Change::Object(WatchKind::Deleted, convert(&o)),
+        WatchEvent::Added(o) => Change::Object(WatchKind::Added, o.into()),
+        WatchEvent::Modified(o) => Change::Object(WatchKind::Modified, o.into()),
+        WatchEvent::Deleted(o) => Change::Object(WatchKind::Deleted, o.into()),
         WatchEvent::Bookmark(b) => Change::Bookmark(b.metadata.resource_version),
         WatchEvent::Error(s) => return Err(SourceError::from_status(&s)),
     })

@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::event_json::{CoreV1Json, EventsV1Json};
 use crate::model::{ApiShape, NormalizedEvent, ObjectRef, Text};
 
 /// Annotation prefixes that carry no meaning for event analysis.
@@ -52,7 +53,7 @@ fn non_empty(s: &Option<String>) -> Option<&str> {
 }
 
 /// Count from the fields an emitter filled: the series wins, then the legacy count.
-fn count_of(series: Option<i32>, legacy: Option<i32>) -> (i64, bool) {
+pub(crate) fn count_of(series: Option<i32>, legacy: Option<i32>) -> (i64, bool) {
     match (series, legacy) {
         (Some(c), _) if c > 0 => (c as i64, true),
         (_, Some(c)) if c > 0 => (c as i64, false),
@@ -67,12 +68,12 @@ fn meta_fields(meta: &ObjectMeta, ev: &mut NormalizedEvent) {
     ev.resource_version = text(&meta.resource_version);
     ev.created_us = meta.creation_timestamp.as_ref().map(|t| micros(&t.0)).unwrap_or(0);
     ev.labels = meta.labels.iter().flatten().collect();
-    ev.annotations = meta
-        .annotations
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !NOISY_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
-        .collect();
+    ev.annotations = kept_annotations(meta.annotations.iter().flatten());
+}
+
+/// The annotations kept: all but the noisy ones.
+pub(crate) fn kept_annotations<'a>(annotations: impl Iterator<Item = (&'a String, &'a String)>) -> crate::metadata::Metadata {
+    annotations.filter(|(k, _)| !NOISY_ANNOTATIONS.iter().any(|p| k.starts_with(p))).collect()
 }
 
 /// Normalize an `events.k8s.io/v1` Event.
@@ -170,7 +171,8 @@ pub enum ConvertError {
 }
 
 /// Normalize one JSON object of either shape, told apart by `apiVersion`
-/// (`events.k8s.io/v1` or `v1`). `index` only labels errors.
+/// (`events.k8s.io/v1` or `v1`), through [`crate::event_json`] as the collector
+/// does. `index` only labels errors.
 pub fn from_json(index: usize, value: serde_json::Value) -> Result<NormalizedEvent, ConvertError> {
     let api_version = value
         .get("apiVersion")
@@ -189,11 +191,11 @@ pub fn from_json(index: usize, value: serde_json::Value) -> Result<NormalizedEve
         source,
     };
     match (api_version.as_str(), kind.as_str()) {
-        ("events.k8s.io/v1", "Event") => serde_json::from_value::<events::Event>(value)
-            .map(|e| from_events_v1(&e))
+        ("events.k8s.io/v1", "Event") => serde_json::from_value::<EventsV1Json>(value)
+            .map(NormalizedEvent::from)
             .map_err(invalid),
-        ("v1", "Event") | ("", "Event") => serde_json::from_value::<core::Event>(value)
-            .map(|e| from_core_v1(&e))
+        ("v1", "Event") | ("", "Event") => serde_json::from_value::<CoreV1Json>(value)
+            .map(NormalizedEvent::from)
             .map_err(invalid),
         _ => Err(ConvertError::NotAnEvent {
             index,

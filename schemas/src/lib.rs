@@ -19,6 +19,7 @@
 pub mod avro;
 pub mod clickhouse;
 pub mod convert;
+pub mod event_json;
 pub mod ids;
 pub mod metadata;
 pub mod model;

@@ -7,7 +7,8 @@
 #   kafka_broker.sh DIR PORT SASL_PORT     exec the broker in the foreground
 #
 # DIR holds everything of this broker: server.properties, the KRaft log dirs (data/), the
-# TLS material and the SCRAM user's password (tls/). The first start in an empty DIR
+# TLS material and the SCRAM user's password (tls/). DIR/extra.properties, when present
+# at the first start, is appended to server.properties (test brokers that must differ). The first start in an empty DIR
 # writes them and formats the storage; later starts reuse them unchanged (same ports,
 # same cluster id, same data), which is what a restart after `kill -9` must do.
 #
@@ -101,6 +102,11 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 ssl.keystore.type=PEM
 ssl.keystore.location=$TLS/broker.pem
 EOF
+    # Test brokers that must differ from the ordinary one (testkit's
+    # OwnedBroker::spawn_with) put their settings here; the later line wins.
+    if [ -f "$DIR/extra.properties" ]; then
+        cat "$DIR/extra.properties" >>"$PROPS.tmp"
+    fi
     mv "$PROPS.tmp" "$PROPS"
 }
 

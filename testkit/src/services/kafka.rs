@@ -215,10 +215,22 @@ pub struct OwnedBroker {
 impl OwnedBroker {
     /// Start a private broker on free ports and wait until it answers metadata.
     pub fn spawn() -> Result<OwnedBroker, ServicesError> {
+        OwnedBroker::spawn_with(&[])
+    }
+
+    /// A private broker whose `server.properties` differ from the ordinary one's by
+    /// `overrides` (e.g. a broker that cannot host its transaction state topic).
+    pub fn spawn_with(overrides: &[(&str, &str)]) -> Result<OwnedBroker, ServicesError> {
         let tools = Tools::get()?;
         let dir = tempfile::Builder::new()
             .prefix("kevents-broker-")
             .tempdir()?;
+        if !overrides.is_empty() {
+            let broker_dir = dir.path().join("broker");
+            std::fs::create_dir_all(&broker_dir)?;
+            let lines: String = overrides.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            std::fs::write(broker_dir.join("extra.properties"), lines)?;
+        }
         let log = dir.path().join("kafka.log");
         process::touch(&log)?;
         let port = process::free_port()?;

@@ -107,14 +107,14 @@ async fn refusals_name_the_reason_and_write_nothing() {
 
     // 429: the slow token (1/s, burst 5) after its burst, with Retry-After; a
     // request larger than its burst can never fit: 413.
+    let (status, _, _) = ingest.post_events("", SLOW_TOKEN, &batch(6, 20)).await;
+    assert_eq!(status, 413, "more than the burst never fits");
     let (status, _, b) = ingest.post_events("", SLOW_TOKEN, &batch(5, 0)).await;
     assert_eq!(status, 200, "{b}");
     let (status, retry, b) = ingest.post_events("", SLOW_TOKEN, &batch(2, 10)).await;
     assert_eq!(status, 429, "{b}");
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&retry), "2 events at 1/s after an empty bucket: {retry}");
-    let (status, _, _) = ingest.post_events("", SLOW_TOKEN, &batch(6, 20)).await;
-    assert_eq!(status, 413);
 
     // Only the one accepted batch (5 events) reached the topic.
     assert_eq!(read_raw(topics.bootstrap(), topics.name("raw")).len(), 5);

@@ -84,8 +84,10 @@ pub fn into_record(mut inc: Incoming, caller: &Caller, uids: &dyn ClusterUids, i
         // Kubernetes puts events about cluster-scoped objects (a Node) in `default`.
         ev.namespace = if ev.regarding.namespace.is_empty() { "default".into() } else { ev.regarding.namespace.clone() };
     }
+    // A cluster-scoped object (a Node) has no namespace of its own to check.
     for (ns, field) in [(&ev.namespace, "namespace"), (&ev.regarding.namespace, "regarding.namespace")] {
-        if !caller.scope.allows_namespace(ns) && !(field == "regarding.namespace" && ns.is_empty()) {
+        let cluster_scoped = field == "regarding.namespace" && ns.is_empty();
+        if !cluster_scoped && !caller.scope.allows_namespace(ns) {
             return Err(ApiError::Forbidden { field: format!("{}.{field}", inc.path), reason: format!("token {} may not write namespace {ns:?}", caller.name) });
         }
     }

@@ -89,6 +89,21 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Accept applications' own events over HTTP (Event JSON, OTLP logs) into the raw topic.
+    ///
+    /// Bearer tokens from a file, each bound to clusters and namespaces, with a rate
+    /// limit; a 2xx means stored in Kafka; a retry is stored once. Serves the API,
+    /// /openapi.json, /healthz, /readyz and /metrics on `listen` (docs/ingest.md).
+    Ingest {
+        /// YAML config file (see docs/ingest.md for every field).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the effective config (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Send one event to a `kevents ingest` endpoint (for scripts); prints the stored event.
+    Emit(EmitArgs),
     /// Apply the ClickHouse schema migrations and exit (the sink also does this at start).
     Migrate {
         /// The sink's YAML config file (its `clickhouse` section is used).
@@ -119,6 +134,47 @@ enum Command {
     /// to open it): from a `kubectl` dump (analyzed in process) or from ClickHouse
     /// (`--since`, `--cluster`, `--namespace`, `--incident ID`).
     Report(report::Args),
+}
+
+/// `kevents emit`: one `events.k8s.io/v1` Event, posted with retries of the same body.
+#[derive(clap::Args)]
+struct EmitArgs {
+    /// Base URL of the ingest stage.
+    #[arg(long, env = "KEVENTS_INGEST_URL", default_value = "http://127.0.0.1:9480")]
+    url: String,
+    /// File holding the bearer token (a mounted Secret); or set KEVENTS_INGEST_TOKEN.
+    #[arg(long, env = "KEVENTS_INGEST_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The cluster (optional when the token may write only one).
+    #[arg(long)]
+    cluster: Option<String>,
+    #[arg(long, short, default_value = "default")]
+    namespace: String,
+    /// The object the event is about, `Kind/name`, e.g. `Deployment/payment-gateway`.
+    #[arg(long)]
+    object: String,
+    #[arg(long)]
+    reason: String,
+    /// The message (`note`, at most 1 kB).
+    #[arg(long, default_value = "")]
+    note: String,
+    /// `Normal` or `Warning`.
+    #[arg(long = "type", default_value = "Normal")]
+    event_type: String,
+    #[arg(long)]
+    action: Option<String>,
+    /// `reportingController`; default `kevents-emit`.
+    #[arg(long)]
+    controller: Option<String>,
+    /// Your own id for the event; default derived from its content.
+    #[arg(long)]
+    uid: Option<String>,
+    /// RFC 3339 time; default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// Attempts in all (503, 429 and connection errors are retried with the same body).
+    #[arg(long, default_value_t = 5)]
+    attempts: u32,
 }
 
 fn init_tracing(filter: &str, json: bool) {
@@ -197,6 +253,42 @@ fn main() -> anyhow::Result<()> {
                     return Ok(());
                 }
                 sink::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Ingest { config, print_config } => {
+                let cfg: ingest::IngestConfig =
+                    runtime::config::load(config.as_deref()).context("loading the ingest config")?;
+                if print_config {
+                    cfg.validate().map_err(|e| anyhow::anyhow!("invalid ingest config: {e}"))?;
+                    println!("{cfg:#?}");
+                    return Ok(());
+                }
+                ingest::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Emit(a) => {
+                let token = match (&a.token_file, std::env::var("KEVENTS_INGEST_TOKEN")) {
+                    (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("reading the token file {}", f.display()))?.trim().to_string(),
+                    (None, Ok(t)) => t,
+                    (None, Err(_)) => anyhow::bail!("no token: pass --token-file or set KEVENTS_INGEST_TOKEN"),
+                };
+                let emit = ingest::emit::Emit {
+                    url: a.url,
+                    token: runtime::secret::Secret::new(token),
+                    cluster: a.cluster,
+                    namespace: a.namespace,
+                    object: a.object,
+                    reason: a.reason,
+                    note: a.note,
+                    event_type: a.event_type,
+                    action: a.action,
+                    reporting_controller: a.controller,
+                    uid: a.uid,
+                    event_time: a.time,
+                    attempts: a.attempts,
+                };
+                let stored = emit.send().await?;
+                println!("{}", serde_json::to_string_pretty(&stored)?);
                 Ok(())
             }
             Command::Migrate { config } => {

@@ -142,7 +142,9 @@ impl PartitionState {
             _ => {}
         }
         let t = record_time_us(raw);
-        if !self.occ.accept_epoch(&raw.cluster.uid, raw.collector.leader_epoch) {
+        // Ingested application events take no part in the collector's leadership
+        // terms: neither dropped behind them nor raising them (CollectorMeta::is_ingest).
+        if !raw.collector.is_ingest() && !self.occ.accept_epoch(&raw.cluster.uid, raw.collector.leader_epoch) {
             self.occ.advance(t);
             return Ok(Decision::StaleEpoch);
         }
@@ -459,5 +461,32 @@ mod tests {
         r.event = None;
         r.heartbeat = None;
         assert_eq!(s.replay(&Engine::builtin(), r, 1), Err(BadRecord::Empty));
+    }
+    /// Ingested application events (`kevents ingest`, epoch 0) of a cluster whose
+    /// collector writes under epoch 5 are neither dropped as stale nor make the
+    /// collector's later records stale; a deposed collector leader still is.
+    #[test]
+    fn ingested_records_are_exempt_from_leader_epochs() {
+        let engine = Engine::builtin();
+        let ingest = |uid: &str| RawRecord { collector: CollectorMeta::ingest("ingest-0"), resource_version: String::new(), ..raw(WatchKind::Added, uid, 1, 1, 0) };
+        let mut s = PartitionState::new(0, 7_200_000_000, 1000);
+        let mut out = Vec::new();
+        for (i, r) in [
+            raw(WatchKind::Added, "k1", 10, 1, 5),
+            ingest("app-1"),
+            raw(WatchKind::Added, "k2", 11, 1, 5),
+            ingest("app-2"),
+            raw(WatchKind::Added, "k3", 12, 1, 4), // a deposed collector leader
+            ingest("app-1"),                       // the client's retry
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.process(&engine, r, i as i64, &mut out).unwrap();
+        }
+        let uids: Vec<String> = out.iter().filter_map(|o| match o { Output::Processed(p) => Some(p.event.uid.to_string()), _ => None }).collect();
+        assert_eq!(uids, ["k1", "app-1", "k2", "app-2"]);
+        assert_eq!((s.counts.stale_epochs, s.counts.duplicates), (1, 1), "only the deposed leader is stale; the retry is a duplicate");
+        assert!(!CollectorMeta { instance: "collector-0".into(), leader_epoch: 0 }.is_ingest());
     }
 }

@@ -50,6 +50,36 @@ pub struct CollectorMeta {
     pub leader_epoch: i64,
 }
 
+/// The `instance` prefix that marks a record written by `kevents ingest` (events
+/// applications send over HTTP) rather than by a cluster's collector.
+///
+/// Why a named source and not a leader epoch of its own: the processor keeps one
+/// epoch per cluster and drops records older than the newest it saw
+/// (`processor::occurrence::accept_epoch`). Ingested events of a cluster share its
+/// identity ([`ClusterId`], the uid) and its partition with the collector's records,
+/// so that they correlate with them; any epoch they carried would either be dropped
+/// behind a collector's term (epoch 0 after leader election ran) or make the
+/// collector's records stale (a high one). The ingest stage takes no part in
+/// leadership, so its records are exempt from the epoch check ([`Self::is_ingest`])
+/// and carry epoch 0, which never raises the collector's cursor
+/// (`collector::cursor` takes the max) — nor does their empty
+/// `RawRecord::resource_version` move a watch scope's resume point. Host and pod
+/// names cannot contain `/`, so no collector's default instance starts with it.
+pub const INGEST_INSTANCE_PREFIX: &str = "kevents-ingest/";
+
+impl CollectorMeta {
+    /// The meta of a record written by the ingest stage `instance`.
+    pub fn ingest(instance: &str) -> Self {
+        CollectorMeta { instance: format!("{INGEST_INSTANCE_PREFIX}{instance}"), leader_epoch: 0 }
+    }
+
+    /// Whether the record was written by `kevents ingest` (see
+    /// [`INGEST_INSTANCE_PREFIX`]): no leadership term applies to it.
+    pub fn is_ingest(&self) -> bool {
+        self.instance.starts_with(INGEST_INSTANCE_PREFIX)
+    }
+}
+
 /// A watch event of one Kubernetes Event object.
 ///
 /// The event is boxed, here and in [`ProcessedEvent`], because it is large

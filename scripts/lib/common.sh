@@ -31,6 +31,13 @@ CHDB_VENV="$KEVENTS_CACHE/chdb-venv"
 CHDB_PYTHON="$CHDB_VENV/bin/python"
 CHDB_SERVER_PY="$REPO_ROOT/scripts/lib/chdb_server.py"
 KAFKA_PING_PY="$REPO_ROOT/scripts/lib/kafka_ping.py"
+# Clients nobody here wrote, for the ingest stage's tests (ingest/tests/): the
+# OpenTelemetry Python SDK with its OTLP/HTTP exporter, and schemathesis (API fuzzing
+# from the served OpenAPI description). Their own venv: chdb-core is installed
+# --no-deps and must not share a dependency resolution with them.
+PYCLIENTS_VENV="$KEVENTS_CACHE/pyclients-venv"
+PYCLIENTS_PYTHON="$PYCLIENTS_VENV/bin/python"
+PYCLIENTS_PACKAGES=(opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2 schemathesis==4.32.5)
 
 # Milliseconds since the epoch, and "1.23s" since a start taken with it.
 now_ms() { echo $(($(date +%s%N) / 1000000)); }

@@ -293,6 +293,10 @@ impl Term<'_> {
                     tracing::error!(scope = %scopes[i], %how, "a watch task ended: the collector stops");
                     break Err(PipelineError::WatchEnded { scope: scopes[i].clone(), how });
                 }
+                acked = self.publisher.acked() => {
+                    acked?;
+                    self.health.touch(PROBE_PUBLISH);
+                }
                 item = rx.recv() => {
                     let Some(item) = item else { break Ok(()) };
                     self.health.touch(PROBE_WATCH);

@@ -250,11 +250,26 @@ impl Publisher {
         }
     }
 
-    /// Wait for the oldest pending delivery.
+    /// Wait for the oldest pending delivery. Cancel-safe: the record leaves `pending`
+    /// only once its result is in hand.
     pub async fn ack_one(&mut self) -> Result<(), PublishError> {
-        let Some(mut p) = self.pending.pop_front() else { return Ok(()) };
-        let res = (&mut p.delivery).await;
+        let Some(front) = self.pending.front_mut() else { return Ok(()) };
+        let res = (&mut front.delivery).await;
+        let p = self.pending.pop_front().expect("front exists");
         self.finish(p, res)
+    }
+
+    /// Wait until the oldest pending record is acknowledged (forever when nothing is
+    /// in flight), then acknowledge it and everything delivered after it; returns how
+    /// many. The publisher loop selects on this beside the watch, so acknowledgements
+    /// (the metrics, the publish probe) keep up when the watch goes quiet, not only
+    /// when the next event or heartbeat arrives. Cancel-safe, as [`Self::ack_one`].
+    pub async fn acked(&mut self) -> Result<usize, PublishError> {
+        if self.pending.is_empty() {
+            return std::future::pending().await;
+        }
+        self.ack_one().await?;
+        Ok(1 + self.ack_ready()?)
     }
 
     /// Acknowledge, in order, everything already delivered, without waiting.

@@ -74,3 +74,63 @@ async fn health_follows_kafka_and_the_watch() {
     server.faults().clear();
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
 }
+
+/// Acknowledgements are taken as Kafka gives them, not only when the next event or
+/// heartbeat wakes the publisher: after a burst, with no heartbeat due for ten
+/// minutes, every event of the burst is counted published (metrics and the publish
+/// probe) within seconds. (Before, the last acknowledgements of a burst waited for the
+/// next heartbeat: the watch→acknowledged bench measured the heartbeat interval.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_are_counted_when_the_watch_goes_quiet() {
+    let services = testkit::services::Services::get();
+    let topics = services.create_topics("quiet-acks", &[("raw", 1)]).await;
+    let server = ApiServer::start(ServerOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kc, "quiet").unwrap();
+    let port = free_port().unwrap();
+    let mut cfg = CollectorConfig::for_cluster("quiet");
+    cfg.kubeconfig = Some(kc);
+    cfg.kafka.brokers = services.kafka_bootstrap();
+    cfg.topic = topics.name("raw").to_string();
+    cfg.heartbeat_interval_secs = 600;
+    cfg.stall_timeout_secs = 1200;
+    cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(collector::run(cfg, async move {
+        let _ = rx.await;
+    }));
+    wait_for(port, "/readyz", 200, Duration::from_secs(30)).await;
+
+    const N: u64 = 2_000;
+    let store = server.store();
+    for i in 0..N {
+        store.apply(k8s_openapi::api::core::v1::Event {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(format!("quiet.{i}")),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            involved_object: k8s_openapi::api::core::v1::ObjectReference { kind: Some("Pod".into()), name: Some(format!("p-{i}")), ..Default::default() },
+            reason: Some("Started".into()),
+            type_: Some("Normal".into()),
+            ..Default::default()
+        });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let published = loop {
+        let (_, body) = get(port, "/metrics").await;
+        let n: f64 = body
+            .lines()
+            .filter(|l| l.starts_with("kevents_collector_records_published_total") && !l.contains("HEARTBEAT"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if n as u64 >= N || tokio::time::Instant::now() > deadline {
+            break n as u64;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(published, N, "acknowledged events counted with the watch quiet and no heartbeat due");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+}

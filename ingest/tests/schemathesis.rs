@@ -14,7 +14,10 @@ async fn schemathesis_finds_no_server_error() {
     let topics = s.create_topics("ingest-fuzz", &[("raw", 2)]).await;
     let ingest = Ingest::start(topics.bootstrap(), topics.name("raw"), |c| c.max_body_bytes = 256 * 1024).await;
     let schemathesis = pyclients_python().with_file_name("schemathesis");
+    // schemathesis keeps a cache (`.schemathesis/`) in its working directory.
+    let workdir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(&schemathesis)
+        .current_dir(workdir.path())
         .args(["run", &format!("{}/openapi.json", ingest.url), "--checks", "not_a_server_error", "--max-examples", "60", "--generation-deterministic", "--request-timeout", "15", "--no-color"])
         .args(["-H", &format!("Authorization: Bearer {OPS_TOKEN}")])
         .stdout(std::process::Stdio::piped())

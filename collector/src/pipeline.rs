@@ -310,7 +310,7 @@ impl Term<'_> {
                     }
                     match item {
                         Item::Event { scope, kind, event, cursor_rv } => {
-                            let rec = self.record(cursor_rv.clone(), Some(WatchEvent { kind, event: Box::new(event) }), None);
+                            let rec = self.record(cursor_rv.clone(), Some(WatchEvent { kind, event }), None);
                             self.publisher.send(&rec, kind.as_str()).await?;
                             let s = state.get_mut(&scope).expect("known scope");
                             s.rv = cursor_rv;

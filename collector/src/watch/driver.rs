@@ -13,16 +13,15 @@ use crate::config::DropRule;
 use crate::metrics::{Metrics, RuleLabel};
 use crate::source::Source;
 
-/// What the watch hands to the publisher, in order. Not boxed: nearly every
-/// item is an event, and a box would be one more allocation per event.
+/// What the watch hands to the publisher, in order (the event boxed since its
+/// decode: see `source::Change`).
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum Item {
     /// An event to publish; `cursor_rv` as in [`Output::Event`].
     Event {
         scope: String,
         kind: WatchKind,
-        event: NormalizedEvent,
+        event: Box<NormalizedEvent>,
         cursor_rv: String,
     },
     /// The scope reached `rv` without a record (bookmark, end of a relist, a watch
@@ -172,7 +171,7 @@ mod tests {
 
     fn pulled(rv: u64) -> Line {
         let event = NormalizedEvent { reason: "Pulled".into(), ..ev(rv) };
-        Line::Send(Ok(Change::Object(WatchKind::Modified, event)))
+        Line::Send(Ok(Change::Object(WatchKind::Modified, Box::new(event))))
     }
 
     fn progress(rv: &str, bookmark: bool) -> String {

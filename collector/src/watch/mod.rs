@@ -68,13 +68,12 @@ pub const EMPTY_WATCH: Duration = Duration::from_secs(1);
 
 /// What a step hands out. Not boxed: nearly every output is an event.
 #[derive(Debug, PartialEq)]
-#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// An event to publish (drop rules not applied yet). `cursor_rv` is where a
     /// restart may resume after it: the event's own resourceVersion while watching,
     /// the pre-relist cursor during a relist (list order is not RV order, so a crash
     /// mid-relist must resume before the relist).
-    Event { kind: WatchKind, event: NormalizedEvent, cursor_rv: String },
+    Event { kind: WatchKind, event: Box<NormalizedEvent>, cursor_rv: String },
     /// The scope reached `rv` without a record to publish.
     Progress { rv: String, why: Progress },
     /// A transition to log and count; nothing to publish.
@@ -134,7 +133,7 @@ pub enum State {
     Listing {
         cursor: Option<String>,
         list_rv: String,
-        items: std::vec::IntoIter<NormalizedEvent>,
+        items: std::vec::IntoIter<Box<NormalizedEvent>>,
         cont: Option<String>,
         published: u64,
     },
@@ -255,7 +254,7 @@ impl<S: Source> Machine<S> {
         &mut self,
         cursor: Option<String>,
         list_rv: String,
-        mut items: std::vec::IntoIter<NormalizedEvent>,
+        mut items: std::vec::IntoIter<Box<NormalizedEvent>>,
         cont: Option<String>,
         mut published: u64,
     ) -> Step {
@@ -268,7 +267,7 @@ impl<S: Source> Machine<S> {
             (Some(c), Some(v)) => v > c,
             _ => true,
         };
-        if let Some(event) = items.by_ref().find(newer) {
+        if let Some(event) = items.by_ref().find(|ev| newer(ev)) {
             published += 1;
             let out = Output::Event { kind: WatchKind::Relisted, event, cursor_rv: cursor.clone().unwrap_or_default() };
             return (Some(out), State::Listing { cursor, list_rv, items, cont, published });

@@ -110,11 +110,11 @@ pub fn ev(rv: u64) -> NormalizedEvent {
 
 /// A list page.
 pub fn page(rvs: &[u64], list_rv: u64, cont: Option<&str>) -> Result<Page, SourceError> {
-    Ok(Page { items: rvs.iter().map(|r| ev(*r)).collect(), resource_version: list_rv.to_string(), continue_token: cont.map(Into::into) })
+    Ok(Page { items: rvs.iter().map(|r| Box::new(ev(*r))).collect(), resource_version: list_rv.to_string(), continue_token: cont.map(Into::into) })
 }
 
 pub fn added(rv: u64) -> Line {
-    Line::Send(Ok(Change::Object(schemas::records::WatchKind::Added, ev(rv))))
+    Line::Send(Ok(Change::Object(schemas::records::WatchKind::Added, Box::new(ev(rv)))))
 }
 
 pub fn bookmark(rv: u64) -> Line {

@@ -32,7 +32,7 @@ fn is_watch(s: &State) -> bool {
 }
 
 fn relisted(rv: u64, cursor_rv: &str) -> Output {
-    Output::Event { kind: Relisted, event: ev(rv), cursor_rv: cursor_rv.into() }
+    Output::Event { kind: Relisted, event: Box::new(ev(rv)), cursor_rv: cursor_rv.into() }
 }
 
 fn opened(rv: &str) -> Output {
@@ -87,7 +87,7 @@ async fn a_stored_cursor_resumes_with_a_watch_from_it() {
     assert_eq!(out, Some(opened("42")));
     assert_eq!(script.requests()[0].1, Req::Watch { rv: "42".into(), timeout_secs: 290 });
     let (out, state) = m.step(state).await;
-    assert_eq!(out, Some(Output::Event { kind: Added, event: ev(43), cursor_rv: "43".into() }));
+    assert_eq!(out, Some(Output::Event { kind: Added, event: Box::new(ev(43)), cursor_rv: "43".into() }));
     let (_, state) = m.step(state).await;
     assert_eq!(watch_rv(&state), "45");
 }

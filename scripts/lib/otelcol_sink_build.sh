@@ -56,7 +56,7 @@ install_otelcol_sink() {
     rm -rf "$work"
     mkdir -p "$work" "$OTELCOL_SINK_DIR"
     say "building the OpenTelemetry Collector $OTELCOL_SINK_VERSION (otlp receiver, file + debug exporters) with $("$go" env GOVERSION)"
-    say "(cold: about 10-15 min on 2 shared cores; once per machine)"
+    say "(about 2-15 min on 2 shared cores, depending on what Go's module cache holds; once per machine)"
     start=$(date +%s)
     PATH="$(dirname "$go"):$PATH" GOFLAGS=-buildvcs=false \
         "$builder" --config="$OTELCOL_SINK_MANIFEST" --output-path="$work" >"$work/build.log" 2>&1 ||

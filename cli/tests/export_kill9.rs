@@ -104,6 +104,7 @@ fn report(what: &str, expected: usize, t: &Tally) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight() {
+    let t0 = Instant::now();
     let s = Services::get();
     let topics = s.create_topics("export-kill9", &[("processed", 3), ("incidents", 1), ("dlq", 1)]).await;
     let events: Vec<_> = (0..EVENTS).map(event).collect();
@@ -113,6 +114,7 @@ async fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight
     produce(&p, topics.name("processed"), 3, &events).await;
     produce(&p, topics.name("incidents"), 1, &incidents).await;
 
+    eprintln!("topics created and {} records produced in {:?}", EVENTS + incidents.len(), t0.elapsed());
     let collector = OtelCollector::start();
     let dir = tempfile::tempdir().unwrap();
     let ops_port = free_port().unwrap();
@@ -142,6 +144,7 @@ async fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight
         at_kill = first.exported(topics.name("processed"));
     }
     first.kill9();
+    let first_ran = started.elapsed();
     let received_at_kill = collector.log_records().len();
     assert!((at_kill as usize) < EVENTS, "the kill must land mid-stream ({at_kill} of {EVENTS} exported)");
 
@@ -151,22 +154,30 @@ async fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight
     expected_logs.extend(incidents.iter().map(|i| incident_uid(i.id[4..].parse().unwrap(), i.version)));
     let mut expected_spans: Vec<String> = events.iter().filter(|e| e.correlation_id != e.id).map(|e| e.id.clone()).collect();
     expected_spans.extend(["inc-0".to_string(), "inc-1".to_string()]);
+    // Caught up: the group's committed offsets reached the ends of both topics
+    // (cheap to ask; the Collector's files are read only after that).
+    let group = format!("{}-export", topics.name("processed"));
     let started = Instant::now();
+    while !caught_up(topics.bootstrap(), &group, &[topics.name("processed"), topics.name("incidents")]) {
+        assert!(started.elapsed() < Duration::from_secs(300), "the second run did not catch up within 300 s; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let caught_up_after = started.elapsed();
+    // Committed means answered 2xx; the file exporter flushes every 100 ms.
     let (logs, spans) = loop {
-        let logs = collector.log_records();
-        let spans = collector.spans();
-        let tl = tally(&expected_logs, logs.iter().filter_map(|r| attr(&r["attributes"], "log.record.uid")));
-        let ts = tally(&expected_spans, spans.iter().filter_map(span_key));
-        if (tl.missing.is_empty() && ts.missing.is_empty()) || started.elapsed() > Duration::from_secs(180) {
+        let tl = tally(&expected_logs, collector.log_records().iter().filter_map(|r| attr(&r["attributes"], "log.record.uid")));
+        let ts = tally(&expected_spans, collector.spans().iter().filter_map(span_key));
+        if (tl.missing.is_empty() && ts.missing.is_empty()) || started.elapsed() > caught_up_after + Duration::from_secs(30) {
             break (tl, ts);
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     };
+    eprintln!("the Collector's files read after {:?}", t0.elapsed());
     second.stop();
     // Anything still arriving after the stop would be a late duplicate: count again.
     let logs_final = tally(&expected_logs, collector.log_records().iter().filter_map(|r| attr(&r["attributes"], "log.record.uid")));
     let spans_final = tally(&expected_spans, collector.spans().iter().filter_map(span_key));
-    eprintln!("kill -9 after {at_kill} of {EVENTS} events exported ({received_at_kill} log records in the Collector's file at the kill)");
+    eprintln!("kill -9 after {at_kill} of {EVENTS} events exported, {first_ran:?} after the first start ({received_at_kill} log records in the Collector's file at the kill); the second run caught up in {caught_up_after:?}");
     eprintln!("{}", report("log records", expected_logs.len(), &logs_final));
     eprintln!("{}", report("spans", expected_spans.len(), &spans_final));
 
@@ -179,6 +190,25 @@ async fn kill_9_mid_stream_loses_nothing_and_repeats_at_most_the_batch_in_flight
         assert!(at_end.duplicated.iter().all(|(_, n)| *n == 2), "{what}: an id received more than twice: {:?}", at_end.duplicated.iter().find(|(_, n)| *n > 2));
         assert_eq!(at_end.total, at_end.distinct + at_end.duplicated.len(), "{what}: received = distinct + one repeat per duplicated id");
     }
+}
+
+/// Whether `group`'s committed offsets are at the end of every partition of `topics`.
+fn caught_up(bootstrap: &str, group: &str, topics: &[&str]) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().unwrap();
+    let t = Duration::from_secs(5);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        let Ok(md) = c.fetch_metadata(Some(topic), t) else { return false };
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let Ok(committed) = c.committed_offsets(tpl, t) else { return false };
+    committed.elements().iter().all(|e| {
+        let end = c.fetch_watermarks(e.topic(), e.partition(), t).map(|(_, high)| high).unwrap_or(i64::MAX);
+        matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= end)
+    })
 }
 
 /// A span's stable key: the event id of a child span, the incident id of a root.

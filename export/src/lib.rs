@@ -21,8 +21,8 @@
 //!
 //! How:
 //! - One batch at a time ([`pipeline`]): records are read up to
-//!   `max_batch_records` or `max_batch_wait_ms`, converted, and sent (logs, then
-//!   spans); nothing more is read until the batch is done.
+//!   `max_batch_records` or `max_batch_wait_ms`, converted, and sent (the logs request
+//!   and the traces request at once); nothing more is read until the batch is done.
 //! - A batch is done when the endpoint answered 2xx for all of it, or answered a
 //!   permanent 4xx for single records that then went to the dead-letter topic
 //!   with the answer as reason (Kafka acknowledged): [`send`] says which answers

@@ -23,16 +23,16 @@ use testkit::services::{http_request, read_topic, Services};
 use tokio_util::sync::CancellationToken;
 
 fn config(topics: &testkit::services::TestTopics, url: &str) -> ExportConfig {
-    let mut c = ExportConfig::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = ExportConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        topics: export::TopicsConfig { processed: topics.name("processed").into(), incidents: topics.name("incidents").into(), dlq: topics.name("dlq").into() },
+        group_id: format!("{}-export", topics.name("processed")),
+        backoff_initial_ms: 10,
+        backoff_max_secs: 1,
+        ..Default::default()
+    };
     c.kafka.brokers = topics.bootstrap().into();
-    c.topics.processed = topics.name("processed").into();
-    c.topics.incidents = topics.name("incidents").into();
-    c.topics.dlq = topics.name("dlq").into();
-    c.group_id = format!("{}-export", topics.name("processed"));
     c.endpoint.url = url.into();
-    c.backoff_initial_ms = 10;
-    c.backoff_max_secs = 1;
     c
 }
 

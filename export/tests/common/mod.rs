@@ -8,7 +8,6 @@ use rdkafka::ClientConfig;
 use schemas::avro::Codec;
 use schemas::model::{ClusterId, NormalizedEvent, ObjectRef, Severity};
 use schemas::records::{Incident, ProcessedEvent, RootCause, Status};
-use std::time::Duration;
 
 pub fn producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new().set("bootstrap.servers", bootstrap).set("enable.idempotence", "true").set("linger.ms", "5").create().unwrap()
@@ -75,18 +74,18 @@ pub fn incident_uid(k: usize, v: i64) -> String {
     format!("inc-{k}.v{v}")
 }
 
-/// Write records round-robin over `partitions`, all in flight, then wait for
-/// every acknowledgement.
+/// Write records round-robin over `partitions`, all enqueued at once
+/// (`send_result` queues without waiting), then wait for every acknowledgement.
 pub async fn produce<T: schemas::avro::AvroRecord>(p: &FutureProducer, topic: &str, partitions: i32, records: &[T]) {
     let codec = Codec::default();
     let payloads: Vec<Vec<u8>> = records.iter().map(|r| codec.encode(r).unwrap()).collect();
-    let futs: Vec<_> = payloads
-        .iter()
-        .enumerate()
-        .map(|(i, v)| p.send(FutureRecord::<(), _>::to(topic).partition(i as i32 % partitions).payload(v), Duration::from_secs(30)))
-        .collect();
-    for f in futs {
-        f.await.map_err(|(e, _)| e).unwrap();
+    let mut acks = Vec::with_capacity(payloads.len());
+    for (i, v) in payloads.iter().enumerate() {
+        let rec = FutureRecord::<(), _>::to(topic).partition(i as i32 % partitions).payload(v);
+        acks.push(p.send_result(rec).map_err(|(e, _)| e).expect("the producer queue takes the record"));
+    }
+    for a in acks {
+        a.await.expect("not cancelled").map_err(|(e, _)| e).unwrap();
     }
 }
 

@@ -57,6 +57,9 @@ async fn events_and_incidents_reach_a_real_collector_as_logs_and_spans() {
     let p = producer(topics.bootstrap());
     produce(&p, topics.name("processed"), 3, &events).await;
     produce(&p, topics.name("incidents"), 1, &incidents).await;
+    // Bytes that are no incident: dead-lettered with the reason, never dropped silently.
+    let garbage = rdkafka::producer::FutureRecord::<(), _>::to(topics.name("incidents")).payload(&b"not avro"[..]);
+    p.send(garbage, Duration::from_secs(30)).await.map_err(|(e, _)| e).unwrap();
 
     let collector = OtelCollector::start();
     let mut cfg = config(&topics, &collector.endpoint());
@@ -111,6 +114,12 @@ async fn events_and_incidents_reach_a_real_collector_as_logs_and_spans() {
     assert_eq!(status, 200, "{body}");
     let m = &running.metrics;
     assert_eq!((m.records(topics.name("processed"), "exported"), m.records(topics.name("incidents"), "exported")), (60, 3));
+    assert_eq!(m.records(topics.name("incidents"), "dead_lettered"), 1);
+    let dlq = read_topic(topics.bootstrap(), topics.name("dlq")).unwrap();
+    assert_eq!(dlq.len(), 1);
+    let reason = dlq[0].headers.iter().find(|(k, _)| k == "kevents.dlq.reason").map(|(_, v)| String::from_utf8_lossy(v).to_string()).unwrap();
+    assert!(reason.contains("undecodable incident"), "{reason}");
+    assert_eq!(dlq[0].payload, b"not avro");
     let (_, metrics) = http_request(&ops, "GET", "/metrics", "", Duration::from_secs(5)).unwrap();
     assert!(metrics.contains("kevents_export_records_total{"), "{metrics}");
     stop.cancel();
@@ -161,6 +170,46 @@ async fn retries_5xx_and_429_splits_a_rejected_batch_and_dead_letters_only_the_b
     assert_eq!(back.id, events[2].id, "the original bytes");
     stop.cancel();
     running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_works_with_the_configured_ca_and_waits_without_it() {
+    let s = Services::get();
+    let topics = s.create_topics("export-tls", &[("processed", 1), ("incidents", 1), ("dlq", 1)]).await;
+    let events: Vec<_> = (0..5).map(event).collect();
+    produce(&producer(topics.bootstrap()), topics.name("processed"), 1, &events).await;
+    // The shared broker's test CA signed a certificate for 127.0.0.1.
+    let tls = s.kafka_sasl().ca_file.parent().unwrap().to_path_buf();
+    let collector = OtelCollector::start_tls(&tls.join("broker.crt"), &tls.join("broker.pk8"));
+    assert!(collector.endpoint().starts_with("https://"));
+    let processed = topics.name("processed").to_string();
+
+    // Without the CA: the handshake fails, retried, nothing exported or committed.
+    let stop = CancellationToken::new();
+    let s1 = stop.clone();
+    let a = export::start(config(&topics, &collector.endpoint()), async move { s1.cancelled().await }).await.unwrap();
+    let ops = format!("http://{}", a.addr);
+    let (status, body) = until(Duration::from_secs(30), || http_request(&ops, "GET", "/readyz", "", Duration::from_secs(2)).unwrap(), |(_, b)| b.contains("endpoint: NOT READY logs requests failing")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("certificate") || body.contains("request failed"), "the reason is shown: {body}");
+    assert!(a.metrics.requests(export::send::Signal::Logs, "retried") > 0);
+    assert_eq!(a.metrics.records(&processed, "exported"), 0);
+    stop.cancel();
+    a.wait().await.unwrap();
+
+    // With `endpoint.ca_file`: everything arrives, from the first record (the
+    // first member committed nothing).
+    let mut cfg = config(&topics, &collector.endpoint());
+    cfg.endpoint.ca_file = Some(s.kafka_sasl().ca_file.clone());
+    let stop = CancellationToken::new();
+    let s2 = stop.clone();
+    let b = export::start(cfg, async move { s2.cancelled().await }).await.unwrap();
+    let logs = until(Duration::from_secs(60), || collector.log_records(), |l| l.len() >= 5).await;
+    let expected: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let t = tally(&expected, logs.iter().filter_map(|r| attr(&r["attributes"], "log.record.uid")));
+    assert!(t.missing.is_empty() && t.duplicated.is_empty(), "missing {:?}, duplicated {:?}", t.missing, t.duplicated);
+    stop.cancel();
+    b.wait().await.unwrap();
 }
 
 #[tokio::test]

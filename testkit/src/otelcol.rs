@@ -35,6 +35,7 @@ pub fn binary_path() -> PathBuf {
 /// A running Collector; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct OtelCollector {
     port: u16,
+    tls: bool,
     dir: tempfile::TempDir,
     process: ServiceProcess,
 }
@@ -44,6 +45,17 @@ impl OtelCollector {
     /// it accepts connections. Panics when the binary is missing or it does not
     /// come up within a minute (with its log).
     pub fn start() -> OtelCollector {
+        Self::start_with(None)
+    }
+
+    /// The same, serving HTTPS with this certificate and key (PEM files); the
+    /// shared broker's test CA signed one for 127.0.0.1 ([`crate::services::SaslListener`]'s
+    /// directory holds `broker.crt` and `broker.pk8`).
+    pub fn start_tls(cert: &Path, key: &Path) -> OtelCollector {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> OtelCollector {
         let bin = binary_path();
         assert!(
             bin.is_file(),
@@ -59,7 +71,7 @@ impl OtelCollector {
   otlp:
     protocols:
       http:
-        endpoint: 127.0.0.1:{port}
+        endpoint: 127.0.0.1:{port}{tls}
 exporters:
   file/logs:
     path: {logs}
@@ -81,6 +93,7 @@ service:
       receivers: [otlp]
       exporters: [file/traces]
 "#,
+            tls = tls.map_or(String::new(), |(c, k)| format!("\n        tls:\n          cert_file: {}\n          key_file: {}", c.display(), k.display())),
             logs = dir.path().join("logs.jsonl").display(),
             traces = dir.path().join("traces.jsonl").display(),
         );
@@ -96,12 +109,12 @@ service:
             assert!(started.elapsed() < Duration::from_secs(60), "the OpenTelemetry Collector did not listen within 60 s:{}", crate::services::process::log_tail(&log, 30));
             std::thread::sleep(Duration::from_millis(50));
         }
-        OtelCollector { port, dir, process }
+        OtelCollector { port, tls: tls.is_some(), dir, process }
     }
 
     /// The OTLP/HTTP base URL (`/v1/logs`, `/v1/traces` are appended by senders).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", if self.tls { "https" } else { "http" }, self.port)
     }
 
     pub fn dir(&self) -> &Path {

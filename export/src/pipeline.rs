@@ -13,6 +13,9 @@
 //! poll interval is therefore set to Kafka's maximum (a day), so the member keeps
 //! its partitions (another member could not deliver either) and a dead process is
 //! still found by the session timeout (heartbeats run on librdkafka's thread).
+//! The other side of that choice: a member joining while the endpoint is down
+//! waits for the retrying member to poll again (eager rebalances need everyone),
+//! i.e. until the endpoint answers — when neither could export anyway.
 
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::BorrowedMessage;

@@ -212,6 +212,41 @@ async fn https_works_with_the_configured_ca_and_waits_without_it() {
     b.wait().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_retried_not_dead_lettered_and_a_rotated_token_file_resumes() {
+    let s = Services::get();
+    let topics = s.create_topics("export-401", &[("processed", 1), ("incidents", 1), ("dlq", 1)]).await;
+    let events: Vec<_> = (0..3).map(event).collect();
+    produce(&producer(topics.bootstrap()), topics.name("processed"), 1, &events).await;
+    let r = Receiver::start().await.unwrap();
+    r.set_default(Reply::status(401));
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "Bearer expired\n").unwrap();
+    let mut cfg = config(&topics, &r.url());
+    cfg.endpoint.header_files.insert("Authorization".into(), token.path().into());
+    let stop = CancellationToken::new();
+    let s1 = stop.clone();
+    let running = export::start(cfg, async move { s1.cancelled().await }).await.unwrap();
+    use export::send::Signal;
+    let m = running.metrics.clone();
+    until(Duration::from_secs(30), || m.requests(Signal::Logs, "refused"), |n| *n >= 3).await;
+    assert!(m.requests(Signal::Logs, "refused") >= 3);
+    // The Secret is rotated: the next attempt reads the file again (seen while
+    // the endpoint still refuses, so every accepted request carries the new one).
+    std::fs::write(token.path(), "Bearer fresh\n").unwrap();
+    assert!(r.wait_until(Duration::from_secs(30), |q| q.iter().any(|q| q.header("authorization") == Some("Bearer fresh"))).await);
+    r.set_default(Reply::status(200));
+    let processed = topics.name("processed").to_string();
+    until(Duration::from_secs(30), || m.records(&processed, "exported"), |n| *n >= 3).await;
+    assert_eq!((m.records(&processed, "exported"), m.records(&processed, "dead_lettered")), (3, 0), "a 401 is about the exporter, not the records");
+    let reqs = r.requests();
+    assert!(reqs.iter().filter(|q| q.status == 401 && q.header("authorization") == Some("Bearer expired")).count() >= 3);
+    assert!(reqs.iter().filter(|q| q.accepted()).all(|q| q.header("authorization") == Some("Bearer fresh")));
+    assert!(read_topic(topics.bootstrap(), topics.name("dlq")).unwrap().is_empty());
+    stop.cancel();
+    running.wait().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_bad_config_stops_start_up_naming_the_field() {
     let mut c = ExportConfig::default();

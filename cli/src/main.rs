@@ -102,6 +102,20 @@ enum Command {
         #[arg(long)]
         print_config: bool,
     },
+    /// Export processed events and incidents to an OTLP/HTTP endpoint (logs, optionally traces).
+    ///
+    /// Reads the result topics in its own consumer group, sends OTLP protobuf to
+    /// `/v1/logs` (and `/v1/traces`), retries with backoff, dead-letters what the endpoint
+    /// rejects for good, and commits only what the endpoint accepted: at least once, with
+    /// stable ids. Serves /healthz, /readyz and /metrics on `listen` (docs/otlp-export.md).
+    Export {
+        /// YAML config file (see docs/otlp-export.md for every field).
+        #[arg(long, short, env = "KEVENTS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print the effective config (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
     /// Send one event to a `kevents ingest` endpoint (for scripts); prints the stored event.
     Emit(EmitArgs),
     /// Apply the ClickHouse schema migrations and exit (the sink also does this at start).
@@ -264,6 +278,17 @@ fn main() -> anyhow::Result<()> {
                     return Ok(());
                 }
                 ingest::run(cfg, shutdown_signal()).await?;
+                Ok(())
+            }
+            Command::Export { config, print_config } => {
+                let cfg: export::ExportConfig =
+                    runtime::config::load(config.as_deref()).context("loading the export config")?;
+                if print_config {
+                    cfg.validate().map_err(|e| anyhow::anyhow!("invalid export config: {e}"))?;
+                    println!("{cfg:#?}");
+                    return Ok(());
+                }
+                export::run(cfg, shutdown_signal()).await?;
                 Ok(())
             }
             Command::Emit(a) => {

@@ -8,6 +8,7 @@
 //! - `registry`: a small Confluent-compatible schema registry (register, look up by id).
 //! - `sim`: the seeded fleet simulator (scenarios of real-emitter Events, ground truth, fleet driver).
 //! - `services`: the real local broker and ClickHouse (scripts/services), private ones for fault tests.
+//! - `otelcol`: a real OpenTelemetry Collector (OTLP receiver → files) for the export tests.
 
 pub mod services;
 pub mod apiserver;
@@ -15,3 +16,4 @@ pub mod kube_real;
 pub mod receiver;
 pub mod registry;
 pub mod sim;
+pub mod otelcol;

@@ -15,6 +15,9 @@
 //!    (SIGTERM, then a start on the same data): the watch must pause without memory
 //!    growing past the in-flight budget, and lose nothing.
 //!
+//! 3. `--instructions N` (before the rest): the collector's instructions per event under
+//!    callgrind, from a run of N and one of 2N events (the difference over N).
+//!
 //! `--throughput-rounds 0` skips part 1; env `KEVENTS_BENCH_BIN` runs another copy of
 //! the `kevents` binary (e.g. one saved before a change). Uses a private Apache Kafka broker (testkit
 //! `OwnedBroker`, durable log on disk).
@@ -119,6 +122,11 @@ impl Drop for Collector {
 }
 
 fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -> Collector {
+    start_collector_with(dir, server, brokers, topic, &[])
+}
+
+/// `start_collector` with `wrapper` in front of the binary (e.g. valgrind and its options).
+fn start_collector_with(dir: &Path, server: &ApiServer, brokers: &str, topic: &str, wrapper: &[String]) -> Collector {
     let kc = dir.join("kubeconfig");
     server.write_kubeconfig(&kc, "bench").unwrap();
     let port = free_port().unwrap();
@@ -133,7 +141,15 @@ fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -
     .unwrap();
     // KEVENTS_BENCH_BIN: a copy of the binary to measure (the target dir may be shared).
     let bin = std::env::var("KEVENTS_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kevents").into());
-    let child = Command::new(bin)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = command
         .args(["collector", "--config"])
         .arg(&cfg)
         .env("KEVENTS_LOG", "warn")
@@ -141,7 +157,7 @@ fn start_collector(dir: &Path, server: &ApiServer, brokers: &str, topic: &str) -
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(if wrapper.is_empty() { 60 } else { 300 });
     while !matches!(http_get(port, "/readyz"), Some((200, _))) {
         assert!(Instant::now() < deadline, "collector not ready");
         std::thread::sleep(Duration::from_millis(100));
@@ -194,6 +210,41 @@ async fn baseline_watch(n: u64) -> f64 {
     n as f64 / secs
 }
 
+/// Instructions the collector executes per event, under callgrind (`valgrind` is on
+/// the machine): the collector's whole run for `n` and for `2n` events, the
+/// difference divided by `n`, so start-up and shutdown cancel out. Instructions do not
+/// move with the machine's load, unlike rates.
+async fn instructions_per_event(n: u64, brokers: &str, broker: &OwnedBroker) -> f64 {
+    let mut totals = Vec::new();
+    for (round, events) in [n, 2 * n].into_iter().enumerate() {
+        let server = new_server().await;
+        let topics = broker.create_topics(&format!("bench-cg-{round}"), &[("raw", 1)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("callgrind.log");
+        let wrapper = [
+            "valgrind".to_string(),
+            "--tool=callgrind".into(),
+            format!("--callgrind-out-file={}", dir.path().join("callgrind.out").display()),
+            format!("--log-file={}", log.display()),
+        ];
+        let c = start_collector_with(dir.path(), &server, brokers, topics.name("raw"), &wrapper);
+        write_burst(&server.store(), 0, events);
+        while published(c.port) < events {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(c); // SIGTERM: the collector stops and callgrind writes its totals
+        let text = std::fs::read_to_string(&log).expect("callgrind log");
+        let total: f64 = text
+            .lines()
+            .find_map(|l| l.split("Collected :").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no total in the callgrind log:\n{text}"));
+        println!("  callgrind: {events} events, {total:.0} instructions in all");
+        totals.push(total);
+    }
+    (totals[1] - totals[0]) / n as f64
+}
+
 async fn collector_throughput(n: u64, brokers: &str, broker: &OwnedBroker, round: u32) -> f64 {
     let server = new_server().await;
     let topics = broker.create_topics(&format!("bench-{round}"), &[("raw", 1)]).await;
@@ -220,8 +271,13 @@ async fn main() {
     let soak_rate = arg("--soak-rate", 5_000);
     let rounds = arg("--throughput-rounds", 3);
     let broker_stop_secs = arg("--broker-stop-secs", 0);
+    let instructions = arg("--instructions", 0);
     let mut broker = OwnedBroker::spawn().expect("private broker");
     let brokers = broker.bootstrap();
+    if instructions > 0 {
+        let per_event = instructions_per_event(instructions, &brokers, &broker).await;
+        println!("instructions per event (callgrind, {instructions} vs {} events): {per_event:.0}", 2 * instructions);
+    }
 
     let mut base = Vec::new();
     let mut ours = Vec::new();

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod analyze;
+mod footprint;
 mod query;
 mod report;
 #[cfg(feature = "simulate")]
@@ -223,6 +224,9 @@ fn main() -> anyhow::Result<()> {
     init_tracing(&cli.log, cli.log_json);
     if let Command::Analyze(args) = cli.command {
         return analyze::run(args);
+    }
+    if matches!(cli.command, Command::Collector { .. }) {
+        footprint::no_transparent_huge_pages();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

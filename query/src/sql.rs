@@ -203,6 +203,15 @@ impl fmt::Display for Statement {
     }
 }
 
+/// The condition "this event belongs to incident `p`" (a bound parameter): its
+/// `correlation_id` is the incident's id, or an id the incident replaced when a late
+/// cause re-rooted it (the events processed before the re-root still carry the old id;
+/// the old id's last version is rooted at the new incident's event, migration 0006).
+pub fn in_incident(p: &str) -> String {
+    format!("(correlation_id = {p} OR correlation_id IN (SELECT id FROM incidents WHERE root_event_id = {p} AND id != {p}))")
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,12 +228,4 @@ mod tests {
         assert!(text.contains("-- table: events (test)"), "{text}");
         assert!(text.contains(r#"-- param text String = "x' OR 1=1 --""#), "{text}");
     }
-}
-
-/// The condition "this event belongs to incident `p`" (a bound parameter): its
-/// `correlation_id` is the incident's id, or an id the incident replaced when a late
-/// cause re-rooted it (the events processed before the re-root still carry the old id;
-/// the old id's last version is rooted at the new incident's event, migration 0006).
-pub fn in_incident(p: &str) -> String {
-    format!("(correlation_id = {p} OR correlation_id IN (SELECT id FROM incidents WHERE root_event_id = {p} AND id != {p}))")
 }

@@ -22,7 +22,7 @@
 
 use schemas::model::{ClusterId, NormalizedEvent, Severity};
 use schemas::metadata::Metadata;
-use schemas::records::{Incident, RootCause};
+use schemas::records::Incident;
 
 use super::incident::root_detail;
 use super::links::{Identities, Key, Via};
@@ -185,15 +185,7 @@ impl CorrelationState {
         });
         let keep = absorb[0];
         let rule = &rules.rules[rc as usize];
-        let ev = input.ev;
-        let root_cause = RootCause {
-            event_id: input.id.to_string(),
-            event_uid: ev.uid.to_string(),
-            reason: ev.reason.to_string(),
-            category: input.category.to_string(),
-            object: ev.regarding.clone(),
-            note: ev.note.to_string(),
-        };
+        let root_cause = input.root_cause();
         // The last version of every id the incident had: resolved, naming its new root.
         for &slot in &absorb {
             let o = self.slots[slot as usize].as_mut().expect("absorbed slots are open");

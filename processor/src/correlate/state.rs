@@ -71,6 +71,21 @@ pub struct CorrInput<'a> {
     pub t_us: i64,
 }
 
+impl CorrInput<'_> {
+    /// This event as an incident's root cause (when it opens one, or re-roots one as a
+    /// late cause).
+    pub fn root_cause(&self) -> RootCause {
+        RootCause {
+            event_id: self.id.to_string(),
+            event_uid: self.ev.uid.to_string(),
+            reason: self.ev.reason.to_string(),
+            category: self.category.to_string(),
+            object: self.ev.regarding.clone(),
+            note: self.ev.note.to_string(),
+        }
+    }
+}
+
 /// Counters of what correlation did (for metrics and tests).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CorrCounts {
@@ -328,14 +343,7 @@ impl CorrelationState {
             id: input.id.to_string(),
             rule: rule_ix,
             cluster: input.cluster.clone(),
-            root: RootCause {
-                event_id: input.id.to_string(),
-                event_uid: ev.uid.to_string(),
-                reason: ev.reason.to_string(),
-                category: input.category.to_string(),
-                object: ev.regarding.clone(),
-                note: ev.note.to_string(),
-            },
+            root: input.root_cause(),
             root_kept: Box::new(Kept::new(input, uid, ids)),
             root_detail: root_detail(rule, input.metadata),
             severity: input.severity.max(rule.severity.unwrap_or(Severity::Info)),

@@ -15,57 +15,15 @@ mod common;
 mod alerts;
 
 use alerts::{alert, am_alerts, count, notifier, produce, webhook_alerts};
+use common::member::{metric, Member, Members};
 use common::{config, producer};
 use kevents_processor::alerts::AlertsConfig;
 use notify::{NotifierKind, NotifyConfig};
 use schemas::records::Alert;
 use std::collections::BTreeSet;
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 use testkit::receiver::Receiver;
-use testkit::services::{http_request, read_topic, Services};
-
-/// A processor process and the ops address it printed.
-struct Member {
-    child: Child,
-    ops: String,
-    _stdout: ChildStdout,
-}
-
-fn spawn_member(config: &Path) -> Member {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_processor-member"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn processor-member");
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let ops = line.trim().strip_prefix("ops ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
-    Member { child, ops: format!("http://{ops}"), _stdout: out.into_inner() }
-}
-
-struct Members(Vec<Member>);
-
-impl Drop for Members {
-    fn drop(&mut self) {
-        for m in &mut self.0 {
-            if matches!(m.child.try_wait(), Ok(None)) {
-                let _ = m.child.kill();
-                let _ = m.child.wait();
-            }
-        }
-    }
-}
-
-/// A counter from a member's /metrics (0 when absent).
-fn metric(ops: &str, name_and_labels: &str) -> u64 {
-    let (_, body) = http_request(ops, "GET", "/metrics", "", Duration::from_secs(5)).unwrap();
-    body.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(0.0) as u64
-}
+use testkit::services::{read_topic, Services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_alert_once_at_each_receiver_across_kill_9() {
@@ -96,7 +54,7 @@ async fn each_alert_once_at_each_receiver_across_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("processor.yaml");
     std::fs::write(&cfg_path, serde_norway::to_string(&cfg).unwrap()).unwrap();
-    let mut members = Members((0..2).map(|_| spawn_member(&cfg_path)).collect());
+    let mut members = Members((0..2).map(|_| Member::spawn(&cfg_path, None)).collect());
     // Let both join both notifier groups before anything is read.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
@@ -165,8 +123,8 @@ async fn each_alert_once_at_each_receiver_across_kill_9() {
     let w_dup: Vec<_> = wc.iter().filter(|(_, n)| **n > 1).collect();
     let a_dup: Vec<_> = ac.iter().filter(|(_, n)| **n > 1).collect();
     let survivor = &members.0[1].ops;
-    let skipped_hook = metric(survivor, "kevents_notifier_skipped_total{notifier=\"hook\",reason=\"duplicate\"}");
-    let skipped_am = metric(survivor, "kevents_notifier_skipped_total{notifier=\"am\",reason=\"duplicate\"}");
+    let skipped_hook = metric(survivor, "kevents_notifier_skipped_total{notifier=\"hook\",reason=\"duplicate\"}") as u64;
+    let skipped_am = metric(survivor, "kevents_notifier_skipped_total{notifier=\"am\",reason=\"duplicate\"}") as u64;
     eprintln!(
         "alerts once: {} alert versions expected ({} resolves); webhook received {} in {} requests ({} duplicated), alertmanager {} in {} requests ({} duplicated); \
          {} re-delivered records produced; the survivor skipped as already sent: webhook {}, alertmanager {}",
@@ -193,8 +151,6 @@ async fn each_alert_once_at_each_receiver_across_kill_9() {
     // already-sent versions skipped than the re-deliveries alone explain.
     assert!(skipped_hook > dupes.len() as u64 && skipped_am > dupes.len() as u64, "no replay seen: {skipped_hook}/{skipped_am} skipped, {} re-delivered", dupes.len());
 
-    let m = &mut members.0[1].child;
-    assert!(Command::new("kill").args(["-TERM", &m.id().to_string()]).status().unwrap().success());
-    let st = m.wait().unwrap();
+    let st = members.0[1].terminate();
     assert!(st.success(), "survivor exit status {st}");
 }

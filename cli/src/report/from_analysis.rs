@@ -79,7 +79,7 @@ pub fn input(a: &Analysis, title: String) -> Input {
             last_ms: ms(p.last_seen_us),
             per_minute: p.per_minute,
             anomaly_score: p.anomaly_score,
-            previous_episodes_ms: p.previous_episodes.iter().map(|t| ms(*t)).collect(),
+            previous_ms: p.previous_episodes.iter().map(|t| ms(*t)).collect(),
         })
         .collect();
     Input { title, source: a.source.clone(), events, incidents, patterns }

@@ -2,7 +2,7 @@
 //! their incidents and the pattern episodes, read through `kevents-query`
 //! ([`kevents_query::report`]) and turned into the report's model.
 
-use super::model::{Event, Incident, Input, Pattern};
+use super::model::{Event, Incident, Input};
 use anyhow::Context;
 use kevents_query::{ReportFilter, Store};
 use schemas::model::Severity;
@@ -63,22 +63,6 @@ pub async fn input(store: &Store, f: &ReportFilter, title: String, source: Strin
                 occurrences: i.occurrences,
             })
             .collect(),
-        patterns: patterns
-            .into_iter()
-            .map(|p| Pattern {
-                cluster: p.cluster,
-                reason: p.reason,
-                kind: p.kind,
-                namespace: p.namespace,
-                template: p.template,
-                status: p.status,
-                count: p.count,
-                first_ms: p.first_ms,
-                last_ms: p.last_ms,
-                per_minute: p.per_minute,
-                anomaly_score: p.anomaly_score,
-                previous_episodes_ms: p.previous_ms,
-            })
-            .collect(),
+        patterns,
     })
 }

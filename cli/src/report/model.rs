@@ -61,22 +61,9 @@ pub struct Incident {
     pub occurrences: i64,
 }
 
-/// One pattern episode and the starts of the earlier episodes of its key.
-#[derive(Debug, Clone, Default)]
-pub struct Pattern {
-    pub cluster: String,
-    pub reason: String,
-    pub kind: String,
-    pub namespace: String,
-    pub template: String,
-    pub status: String,
-    pub count: i64,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    pub per_minute: f64,
-    pub anomaly_score: f64,
-    pub previous_episodes_ms: Vec<i64>,
-}
+/// One pattern episode and the starts of the earlier episodes of its key: the
+/// query crate's row, which the report from the store reads as is.
+pub use kevents_query::ReportPattern as Pattern;
 
 /// Everything a report shows.
 #[derive(Debug, Clone, Default)]
@@ -286,7 +273,7 @@ pub fn build(mut input: Input) -> Doc {
             t1: p.last_ms - t0,
             per_min: (p.per_minute * 100.0).round() / 100.0,
             anomaly: (p.anomaly_score * 100.0).round() / 100.0,
-            prev: p.previous_episodes_ms.iter().map(|t| t - t0).collect(),
+            prev: p.previous_ms.iter().map(|t| t - t0).collect(),
         })
         .collect();
     Doc { version: 1, title: input.title, source: input.source, t0, strings: s.list, obj, ev, inc, pat }

@@ -37,17 +37,23 @@ fn kevents(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The browser test's node packages, installed from the lock file (once at a time).
+/// The browser test's node packages, installed from the lock file once per test run:
+/// `npm ci` deletes `node_modules` first, so a second install while another test's
+/// node process reads it made that test fail (`Cannot find module …`).
 fn npm_ci(dir: &Path) {
-    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    let st = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .status()
-        .expect("npm (Node.js) is needed for the browser tests");
-    assert!(st.success(), "npm ci in {}", dir.display());
+    static NPM: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let done = NPM.get_or_init(|| {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+            .status()
+            .map_err(|e| format!("npm (Node.js) is needed for the browser tests: {e}"))?;
+        if st.success() { Ok(()) } else { Err(format!("npm ci in {} failed: {st}", dir.display())) }
+    });
+    if let Err(e) = done {
+        panic!("{e}");
+    }
 }
 
 /// What the page of `dump` must show, from `kevents analyze -o json`.

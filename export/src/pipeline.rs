@@ -271,7 +271,7 @@ impl Pipeline {
             let it = &batch[*i];
             tracing::warn!(topic = %it.topic, partition = it.partition, offset = it.offset, %reason, "record dead-lettered");
             let letter = Letter { topic: &it.topic, partition: it.partition, offset: it.offset, key: it.key.as_deref(), payload: it.payload.as_deref(), reason };
-            dlq::send(&self.producer, &self.dlq_topic, &letter, &self.stop).await?;
+            dlq::send(&self.producer, &self.dlq_topic, dlq::STAGE, &letter, &self.stop).await.map_err(|_| Stopped)?;
         }
         let mut done: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (i, it) in batch.iter().enumerate() {

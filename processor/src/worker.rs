@@ -380,10 +380,10 @@ impl Worker {
                 offset = raw_offset.to_string();
                 rec.headers = Some(
                     OwnedHeaders::new()
-                        .insert(Header { key: "kevents.dlq.reason", value: Some(reason.as_str()) })
-                        .insert(Header { key: "kevents.dlq.topic", value: Some(shared.raw_topic.as_str()) })
-                        .insert(Header { key: "kevents.dlq.partition", value: Some(partition.as_str()) })
-                        .insert(Header { key: "kevents.dlq.offset", value: Some(offset.as_str()) }),
+                        .insert(Header { key: runtime::dlq::HEADER_REASON, value: Some(reason.as_str()) })
+                        .insert(Header { key: runtime::dlq::HEADER_TOPIC, value: Some(shared.raw_topic.as_str()) })
+                        .insert(Header { key: runtime::dlq::HEADER_PARTITION, value: Some(partition.as_str()) })
+                        .insert(Header { key: runtime::dlq::HEADER_OFFSET, value: Some(offset.as_str()) }),
                 );
             }
             enqueue(&shared.producer, rec, self.partition).await?;

@@ -16,6 +16,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod dlq;
 pub mod kafka;
 pub mod ops;
 pub mod registry;

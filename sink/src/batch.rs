@@ -155,9 +155,9 @@ where
             Err(InsertError::Rejected { message, code, .. }) if hi - lo == 1 => {
                 let (partition, offset, key, value) = b.originals.get(lo);
                 tracing::warn!(table = b.table, topic = %b.topic, partition, offset, ?code, reason = %message, "row rejected by ClickHouse → dead-letter topic");
-                let origin = dlq::Origin { topic: &b.topic, partition, offset };
+                let letter = dlq::Letter { topic: &b.topic, partition, offset, key, payload: Some(value), reason: &message };
                 let stop = w.insert.stop.clone();
-                dlq::send(&w.producer, &w.dlq_topic, &origin, key, Some(value), &message, &stop)
+                dlq::send(&w.producer, &w.dlq_topic, dlq::STAGE, &letter, &stop)
                     .await
                     .map_err(|last| InsertError::Stopped { table: b.table.to_string(), last })?;
                 w.insert.metrics.dead_lettered.get_or_create(&TopicLabel { topic: b.topic.clone() }).inc();

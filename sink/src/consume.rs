@@ -349,9 +349,9 @@ impl Loop<'_> {
         };
         if let Err(reason) = result {
             tracing::warn!(topic = m.topic(), partition = p, offset = off, %reason, "undecodable record → dead-letter topic");
-            let origin = dlq::Origin { topic: m.topic(), partition: p, offset: off };
+            let letter = dlq::Letter { topic: m.topic(), partition: p, offset: off, key: m.key(), payload: m.payload(), reason: &reason };
             let stop = self.stop.clone();
-            if let Err(e) = dlq::send(&self.producer, &self.cfg.topics.dlq, &origin, m.key(), m.payload(), &reason, &stop).await {
+            if let Err(e) = dlq::send(&self.producer, &self.cfg.topics.dlq, dlq::STAGE, &letter, &stop).await {
                 tracing::warn!(error = %e, "not dead-lettered; the record will be read again");
                 return false;
             }

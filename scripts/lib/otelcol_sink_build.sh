@@ -35,36 +35,19 @@ OTELCOL_SINK_BIN="$OTELCOL_SINK_DIR/otelcol-kevents-sink"
 
 otelcol_sink_ok() { [ -x "$OTELCOL_SINK_BIN" ] && "$OTELCOL_SINK_BIN" --version 2>/dev/null | grep -q "$OTELCOL_SINK_VERSION-sink"; }
 
-# The Collector Builder generates a main module, `go mod tidy`s it and `go build`s it
-# (CGO off, -s -w by default). It is itself a Go module, installed at the same release
-# (into the same place the peers' build installs it).
+# shellcheck source=otelcol_builder.sh
+source "$(dirname "${BASH_SOURCE[0]}")/otelcol_builder.sh"
+
 install_otelcol_sink() {
     if otelcol_sink_ok; then
         say "OpenTelemetry Collector (export tests' sink) present: $OTELCOL_SINK_BIN"
         return 0
     fi
-    local go start builder work
-    go="$(kube_go)" || exit 1
-    builder="$KEVENTS_CACHE/peers/builder-v$OTELCOL_SINK_VERSION/builder"
-    if [ ! -x "$builder" ]; then
-        say "installing the OpenTelemetry Collector Builder v$OTELCOL_SINK_VERSION"
-        GOBIN="$(dirname "$builder")" GOFLAGS=-buildvcs=false "$go" install \
-            "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_SINK_VERSION" ||
-            die "go install of the Collector Builder failed"
-    fi
-    work="$OTELCOL_SINK_DIR.build"
-    rm -rf "$work"
-    mkdir -p "$work" "$OTELCOL_SINK_DIR"
-    say "building the OpenTelemetry Collector $OTELCOL_SINK_VERSION (otlp receiver, file + debug exporters) with $("$go" env GOVERSION)"
-    say "(about 2-15 min on 2 shared cores, depending on what Go's module cache holds; once per machine)"
-    start=$(date +%s)
-    PATH="$(dirname "$go"):$PATH" GOFLAGS=-buildvcs=false \
-        "$builder" --config="$OTELCOL_SINK_MANIFEST" --output-path="$work" >"$work/build.log" 2>&1 ||
-        { tail -20 "$work/build.log" >&2; die "the Collector Builder failed (log: $work/build.log)"; }
-    mv -f "$work/otelcol-kevents-sink" "$OTELCOL_SINK_BIN"
-    rm -rf "$work"
+    mkdir -p "$OTELCOL_SINK_DIR"
+    otelcol_build "$OTELCOL_SINK_VERSION" "$OTELCOL_SINK_MANIFEST" otelcol-kevents-sink "$OTELCOL_SINK_BIN" \
+        "otlp receiver, file + debug exporters" \
+        "about 2-15 min on 2 shared cores, depending on what Go's module cache holds; once per machine"
     otelcol_sink_ok || die "$OTELCOL_SINK_BIN does not report version $OTELCOL_SINK_VERSION-sink"
-    say "built the OpenTelemetry Collector in $(($(date +%s) - start))s ($(du -m "$OTELCOL_SINK_BIN" | cut -f1) MB)"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

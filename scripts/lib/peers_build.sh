@@ -50,29 +50,13 @@ kee_ok() { [ -x "$KEE_BIN" ] && [ -f "$KEE_BIN.built" ]; }
 peers_venv_ok() { [ -x "$PEERS_PYTHON" ] && "$PEERS_PYTHON" -c 'import confluent_kafka, fastavro' 2>/dev/null; }
 peers_ok() { otelcol_ok && kee_ok && peers_venv_ok; }
 
-# The Collector Builder generates a main module, `go mod tidy`s it and `go build`s it
-# (CGO off, -s -w by default). It is itself a Go module, installed at the same release.
+# shellcheck source=otelcol_builder.sh
+source "$(dirname "${BASH_SOURCE[0]}")/otelcol_builder.sh"
+
 build_otelcol() {
-    local go start builder work
-    go="$(kube_go)" || exit 1
-    builder="$PEERS_DIR/builder-v$PEERS_OTELCOL_VERSION/builder"
-    if [ ! -x "$builder" ]; then
-        say "installing the OpenTelemetry Collector Builder v$PEERS_OTELCOL_VERSION"
-        GOBIN="$(dirname "$builder")" GOFLAGS=-buildvcs=false "$go" install \
-            "go.opentelemetry.io/collector/cmd/builder@v$PEERS_OTELCOL_VERSION" ||
-            die "go install of the Collector Builder failed"
-    fi
-    work="$PEERS_DIR/otelcol-build"
-    rm -rf "$work"
-    mkdir -p "$work" "$(dirname "$OTELCOL_BIN")"
-    say "building the OpenTelemetry Collector $PEERS_OTELCOL_VERSION (k8sobjects, k8s_events, kafka, clickhouse) with $("$go" env GOVERSION)"
-    say "(cold: ~1 GB of modules, about 15-25 min on 2 shared cores)"
-    start=$(date +%s)
-    PATH="$(dirname "$go"):$PATH" GOFLAGS=-buildvcs=false \
-        "$builder" --config="$PEERS_TOOLS_DIR/otelcol-builder.yaml" --output-path="$work" >"$work/build.log" 2>&1 ||
-        { tail -20 "$work/build.log" >&2; die "the Collector Builder failed (log: $work/build.log)"; }
-    mv -f "$work/otelcol-kevents-peer" "$OTELCOL_BIN"
-    say "built the OpenTelemetry Collector in $(($(date +%s) - start))s ($(du -m "$OTELCOL_BIN" | cut -f1) MB)"
+    mkdir -p "$(dirname "$OTELCOL_BIN")"
+    otelcol_build "$PEERS_OTELCOL_VERSION" "$PEERS_TOOLS_DIR/otelcol-builder.yaml" otelcol-kevents-peer "$OTELCOL_BIN" \
+        "k8sobjects, k8s_events, kafka, clickhouse" "cold: ~1 GB of modules, about 15-25 min on 2 shared cores"
 }
 
 build_kee() {

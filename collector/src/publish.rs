@@ -129,7 +129,11 @@ pub fn producer_config(kafka: &KafkaConfig, budget: Budget) -> Result<ClientConf
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
-        .set("linger.ms", "5")
+        // 25 ms, not librdkafka's 5: at the few hundred events/s of a typical cluster,
+        // 5 ms sent an acks=all request every 5 ms and kept the broker thread waking
+        // (64 % of the collector's CPU in the side-by-side bench, BENCHMARKS.md); at high
+        // rates batches fill by size first, so only a quiet cluster's latency grows.
+        .set("linger.ms", "25")
         .set("message.timeout.ms", "0")
         .set("message.max.bytes", MESSAGE_MAX_BYTES.to_string())
         .set("queue.buffering.max.messages", budget.queue_messages().to_string())

@@ -33,7 +33,7 @@ Definitions (also in BENCHMARKS.md): arrived = distinct served versions the tool
 lost = served versions it never delivered; doubled = deliveries beyond the first of a
 version; events/s = distinct versions delivered / seconds from the first write until the
 tool's count reached its final value (1-second samples); steady RSS = median RSS over the
-second half of the load; CPU = all of the tool's processes, all restarts, from the
+second half of the load (PSS likewise: pages shared between processes counted once); CPU = all of the tool's processes, all restarts, from the
 start of the load until the outputs stopped growing (start-up before the load excluded).
 """
 
@@ -57,7 +57,9 @@ PAGE_KB = 1
 
 
 def proc_cpu_rss(pid):
-    """(cpu seconds, rss MiB) of a live PID, or None."""
+    """(cpu seconds, rss MiB, pss MiB) of a live PID, or None. PSS (smaps_rollup) counts
+    a page shared by n processes as 1/n: the kevents pipeline's three processes run one
+    binary, whose code RSS counts three times."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             parts = f.read().rsplit(")", 1)[1].split()
@@ -67,7 +69,13 @@ def proc_cpu_rss(pid):
             for line in f:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1]) / 1024.0
-        return cpu, rss
+        pss = rss
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1]) / 1024.0
+                    break
+        return cpu, rss, pss
     except (OSError, IndexError, ValueError):
         return None
 
@@ -116,7 +124,7 @@ def cmd_sample(a):
                         if len(parts) == 2:
                             got = proc_cpu_rss(parts[1])
                             if got:
-                                row["procs"].setdefault(parts[0], {})[parts[1]] = [round(got[0], 2), round(got[1], 1)]
+                                row["procs"].setdefault(parts[0], {})[parts[1]] = [round(got[0], 2), round(got[1], 1), round(got[2], 1)]
             except OSError:
                 pass
             for name, topic in topics.items():
@@ -367,19 +375,24 @@ def cmd_score(a):
         extra = len(seen - truth)
         # CPU: per PID of the tool's processes, its last sample minus its CPU when the load
         # started (0 for a PID started later: a restart's start-up counts), summed.
-        last_cpu, base_cpu, rss_series, peak = {}, {}, [], 0.0
+        last_cpu, base_cpu, rss_series, pss_series, peak = {}, {}, [], [], 0.0
         for s in samples:
-            rss = 0.0
+            rss = pss = 0.0
             for proc in procs:
-                for pid, (cpu, r) in s["procs"].get(proc, {}).items():
+                for pid, (cpu, r, *ps) in s["procs"].get(proc, {}).items():
                     last_cpu[(proc, pid)] = cpu
                     if s["t"] <= t_load0:
                         base_cpu[(proc, pid)] = cpu
                     rss += r
+                    pss += ps[0] if ps else r
             if t_load0 + (t_load1 - t_load0) / 2 <= s["t"] <= t_load1:
                 rss_series.append(rss)
+                pss_series.append(pss)
             peak = max(peak, rss)
         cpu = sum(v - base_cpu.get(k, 0.0) for k, v in last_cpu.items())
+        cpu_by_proc = {}
+        for (proc, pid), v in last_cpu.items():
+            cpu_by_proc[proc] = cpu_by_proc.get(proc, 0.0) + v - base_cpu.get((proc, pid), 0.0)
         # Sustained rate: distinct versions / seconds from the first write until the
         # delivered count stopped growing (its final value first reached).
         kind, key = counter.split(":", 1)
@@ -398,8 +411,10 @@ def cmd_score(a):
             "bytes_per_event": stored,
             "arrived": arrived, "lost": len(truth) - arrived, "doubled": doubled, "not_served": extra,
             "cpu_s": round(cpu, 2), "cpu_s_per_1000": round(cpu / max(arrived, 1) * 1000, 3),
+            "cpu_s_per_1000_by_process": {k: round(v / max(arrived, 1) * 1000, 3) for k, v in cpu_by_proc.items()},
             "rss_peak_mib": round(peak, 1),
             "rss_steady_mib": round(statistics.median(rss_series), 1) if rss_series else None,
+            "pss_steady_mib": round(statistics.median(pss_series), 1) if pss_series else None,
             "events_per_s": round(arrived / secs, 1), "secs_to_done": round(secs, 1),
         }
     with open(os.path.join(d, "score.json"), "w") as f:
@@ -420,7 +435,7 @@ def cmd_table(a):
     served = statistics.median(r["served"] for r in rounds)
     print(f"Versions served per round (median of {len(rounds)}): {served:,.0f} in "
           f"{statistics.median(r['load_secs'] for r in rounds):.0f} s of load\n")
-    hdr = ("| tool | events/s | CPU s / 1,000 events | RSS peak | RSS steady | bytes / event stored |"
+    hdr = ("| tool | events/s | CPU s / 1,000 events | RSS peak | RSS steady | PSS steady | bytes / event stored |"
            " steady: lost / doubled |")
     if restart:
         hdr += " restart: lost / doubled |"
@@ -433,6 +448,7 @@ def cmd_table(a):
         stored = f"{med(n, 'bytes_per_event'):.0f} B" if has_bytes else ""
         row = (f"| {n} | {med(n, 'events_per_s'):,.0f} | {med(n, 'cpu_s_per_1000'):.3f} | "
                f"{med(n, 'rss_peak_mib'):.0f} MiB | {med(n, 'rss_steady_mib'):.0f} MiB | "
+               f"{med(n, 'pss_steady_mib'):.0f} MiB | "
                f"{stored} | "
                f"{'/'.join(str(r['tools'][n]['lost']) for r in rounds)} / "
                f"{'/'.join(str(r['tools'][n]['doubled']) for r in rounds)} |")
@@ -443,6 +459,13 @@ def cmd_table(a):
             t = gone["tools"][n]
             row += f" {t['lost']:,} / {t['doubled']:,} (of {gone['served']:,}) |"
         print(row)
+    # Where a multi-process tool's CPU goes (medians per process over the steady rounds).
+    for n in names:
+        procs = rounds[0]["tools"][n].get("cpu_s_per_1000_by_process") or {}
+        if len(procs) > 1:
+            parts = [f"{p} {statistics.median(r['tools'][n]['cpu_s_per_1000_by_process'].get(p, 0.0) for r in rounds):.3f}"
+                     for p in procs]
+            print(f"\n{n}, CPU s / 1,000 events by process: " + ", ".join(parts))
 
 
 # The three questions, as each schema needs them. OTel keeps the whole Event as a JSON

@@ -36,7 +36,7 @@ import urllib.request
 CONFIG_XML = """<clickhouse>
     <listen_host>127.0.0.1</listen_host>
     <http_port>{port}</http_port>
-    <users_config>users.xml</users_config>
+{extra}    <users_config>users.xml</users_config>
     <logger>
         <level>warning</level>
         <console>true</console>
@@ -77,6 +77,7 @@ USERS_XML = """<clickhouse>
 # find it in system.processes (never KILL QUERY everything: this query is the server).
 KEEPALIVE_SQL = (
     "SYSTEM START LISTEN HTTP; "
+    "{listen_tcp}"
     "SELECT /* kevents-chdb-keepalive */ count() FROM numbers(1000000000) "
     "WHERE sleepEachRow(1) = 1 "
     "SETTINGS max_block_size = 1, function_sleep_max_microseconds_per_block = 0"
@@ -113,17 +114,34 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", required=True, help="run dir: config, users and data")
     ap.add_argument("--port", required=True, type=int, help="HTTP port on 127.0.0.1")
+    ap.add_argument(
+        "--tcp-port", type=int, help="also serve the native protocol on 127.0.0.1 (cluster members)"
+    )
+    ap.add_argument(
+        "--config-extra",
+        help="a file of config.xml elements added as they are (remote_servers, macros, zookeeper)",
+    )
     ap.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for /ping")
     args = ap.parse_args()
 
     run_dir = os.path.abspath(args.dir)
     data_dir = os.path.join(run_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
-    if not port_free(args.port):
-        log(f"port {args.port} on 127.0.0.1 is in use; refusing to start")
-        return 2
+    for port in [args.port] + ([args.tcp_port] if args.tcp_port else []):
+        if not port_free(port):
+            log(f"port {port} on 127.0.0.1 is in use; refusing to start")
+            return 2
+    # With neither option, config.xml and the keep-alive query are exactly the
+    # single node's of before.
+    extra = ""
+    if args.tcp_port:
+        extra += f"    <tcp_port>{args.tcp_port}</tcp_port>\n"
+    if args.config_extra:
+        with open(args.config_extra) as f:
+            extra += f.read().rstrip("\n") + "\n"
+    listen_tcp = "SYSTEM START LISTEN TCP; " if args.tcp_port else ""
     with open(os.path.join(run_dir, "config.xml"), "w") as f:
-        f.write(CONFIG_XML.format(port=args.port))
+        f.write(CONFIG_XML.format(port=args.port, extra=extra))
     with open(os.path.join(run_dir, "users.xml"), "w") as f:
         f.write(USERS_XML)
 
@@ -143,7 +161,7 @@ def main():
 
     def serve():
         try:
-            _chdb.query(KEEPALIVE_SQL, "TabSeparated", path=data_dir)
+            _chdb.query(KEEPALIVE_SQL.format(listen_tcp=listen_tcp), "TabSeparated", path=data_dir)
             outcome["error"] = "the keep-alive query returned"
         except Exception as e:  # noqa: BLE001  (report whatever chdb raised)
             outcome["error"] = f"the server query failed: {e}"

@@ -483,6 +483,19 @@ mod tests {
     }
 
     #[test]
+    fn cluster_replication_reads_as_lowercase_words() {
+        let c: SinkConfig = serde_norway::from_str(
+            "clickhouse: {url: 'http://a:1', cluster: kevents, cluster_replication: distributed, cluster_nodes: ['http://a:1', 'http://b:1']}\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let opts = c.clickhouse.render_options();
+        assert_eq!(opts.cluster.unwrap().replication, Replication::Distributed);
+        let deploy: SinkConfig = serde_norway::from_str(include_str!("../../deploy/config/sink.yaml")).unwrap();
+        assert_eq!(deploy.clickhouse.cluster_replication, ClusterReplication::Keeper);
+    }
+
+    #[test]
     fn yaml_with_unknown_field_is_rejected() {
         let err = serde_norway::from_str::<SinkConfig>("clickhouse: {url: 'http://x:1', databse: k}\n").unwrap_err();
         assert!(err.to_string().contains("databse"), "{err}");

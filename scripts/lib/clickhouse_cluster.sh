@@ -24,7 +24,7 @@ chcluster_zk_serving() {
 }
 
 chcluster_healthy() {
-    local shape="$1" pid url i=0
+    local shape="$1" pid url i=0 pids urls
     [ "${ENV[KEVENTS_CLICKHOUSE_CLUSTER_SHAPE]:-}" = "$shape" ] || return 1
     pid_matches "${ENV[KEVENTS_ZOOKEEPER_PID]:-}" QuorumPeerMain || return 1
     chcluster_zk_serving "${ENV[KEVENTS_ZOOKEEPER_PORT]:-0}" || return 1
@@ -109,7 +109,7 @@ chcluster_up() {
 }
 
 chcluster_down() {
-    local pid
+    local pid pids
     IFS=, read -ra pids <<<"${ENV[KEVENTS_CLICKHOUSE_CLUSTER_PIDS]:-}"
     for pid in "${pids[@]}"; do
         if pid_matches "$pid" chdb_server.py; then

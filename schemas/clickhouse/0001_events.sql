@@ -78,7 +78,12 @@ TTL toDateTime(event_time) + INTERVAL {{ttl_days}} DAY DELETE
 -- dropped on one node (replicated tables always deduplicate).
 SETTINGS non_replicated_deduplication_window = 1000;
 
--- @distributed events cityHash64(cluster_uid)
+-- Sharded by the pair the sink's marks are kept for (below): all rows of one (Kafka
+-- partition, raw partition) land on one shard, so that shard's mark speaks for all of
+-- them. A key that split them (cluster_uid: several clusters share a raw partition)
+-- would let one shard's mark cover rows another shard failed to store (an INSERT that
+-- reached one shard, then a rebalance before its retry). docs/clickhouse-cluster.md.
+-- @distributed events cityHash64(kafka_partition, src_partition)
 
 -- The high-water mark of what the sink stored, per output table, Kafka partition
 -- it was read from and raw partition it came from, written by the same INSERT as

@@ -7,10 +7,11 @@
 //!
 //! Template language (kept tiny on purpose):
 //! - `{{db}}` → the database; `{{ttl_days}}` → raw-row retention in days.
-//! - `{{on_cluster}}` → `""` or ` ON CLUSTER 'name'`.
+//! - `{{on_cluster}}` → `""`, or ` ON CLUSTER 'name'` on a cluster with Keeper replication.
 //! - `{{local:T}}` → `T` on one node, `T_local` on a cluster (the shard-local table).
-//! - `{{engine:E}}` / `{{engine:E(args)}}` → `E(args)` on one node;
-//!   `ReplicatedE('/clickhouse/tables/{shard}/db/T_local', '{replica}', args)` on a cluster.
+//! - `{{engine:E}}` / `{{engine:E(args)}}` → `E(args)` on one node and on a cluster with
+//!   `Distributed` replication; `ReplicatedE('/clickhouse/tables/{shard}/db/T_local',
+//!   '{replica}', args)` on a cluster with Keeper replication.
 //! - A line `-- @distributed T sharding_key` → on a cluster, a `Distributed` table `T`
 //!   over `T_local`; nothing on one node.
 //!
@@ -66,11 +67,42 @@ pub const MIGRATIONS_TABLE: &str = "kevents_migrations";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOptions {
     pub database: String,
-    /// `Some(name)`: render for the ClickHouse cluster `name` (Replicated engines,
-    /// Distributed tables, `ON CLUSTER`).
-    pub cluster: Option<String>,
+    /// `Some(cluster)`: render for a ClickHouse cluster (`T_local` tables on every node,
+    /// `Distributed` tables over them); how depends on its [`Replication`].
+    pub cluster: Option<ClusterTarget>,
     /// Retention of raw event rows, days.
     pub ttl_days: u32,
+}
+
+/// A ClickHouse cluster the migrations render for: its name in `remote_servers` and how
+/// its replicas get their rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTarget {
+    pub name: String,
+    pub replication: Replication,
+}
+
+impl From<&str> for ClusterTarget {
+    /// A cluster with Keeper replication (the servers' usual set-up).
+    fn from(name: &str) -> Self {
+        ClusterTarget { name: name.to_string(), replication: Replication::Keeper }
+    }
+}
+
+/// How the replicas of a cluster's shards get their rows (docs/clickhouse-cluster.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// `Replicated*MergeTree` through ZooKeeper/Keeper, replicas fetching parts from each
+    /// other over the interserver HTTP port; DDL `ON CLUSTER` (the DDLWorker spreads it).
+    /// Needs `clickhouse-server` on every node.
+    #[default]
+    Keeper,
+    /// Plain `*MergeTree` on every node, the same engines as on one node; the
+    /// `Distributed` tables write every replica themselves (`internal_replication` false
+    /// in `remote_servers`); no `ON CLUSTER`: the caller runs the DDL on each node. For
+    /// nodes that serve the native protocol but cannot replicate or run distributed DDL,
+    /// such as chdb (clickhouse-local) processes.
+    Distributed,
 }
 
 impl RenderOptions {
@@ -79,6 +111,14 @@ impl RenderOptions {
             database: database.to_string(),
             cluster: None,
             ttl_days: 30,
+        }
+    }
+
+    /// `Some(name)` when the DDL says `ON CLUSTER name` (Keeper replication only).
+    fn on_cluster(&self) -> Option<&str> {
+        match &self.cluster {
+            Some(c) if c.replication == Replication::Keeper => Some(&c.name),
+            _ => None,
         }
     }
 }
@@ -102,8 +142,9 @@ pub fn render(m: &Migration, opts: &RenderOptions) -> Result<Vec<String>, Render
         for line in raw.lines() {
             let t = line.trim();
             if let Some(rest) = t.strip_prefix("-- @distributed") {
-                let mut parts = rest.split_whitespace();
-                let (Some(table), Some(key)) = (parts.next(), parts.next()) else {
+                // The key is the rest of the line (it may hold spaces).
+                let mut parts = rest.trim().splitn(2, char::is_whitespace);
+                let (Some(table), Some(key)) = (parts.next(), parts.next().map(str::trim).filter(|k| !k.is_empty())) else {
                     return Err(RenderError::BadDirective {
                         version: m.version,
                         line: t.to_string(),
@@ -111,9 +152,11 @@ pub fn render(m: &Migration, opts: &RenderOptions) -> Result<Vec<String>, Render
                 };
                 if let Some(c) = &opts.cluster {
                     let db = &opts.database;
+                    let name = &c.name;
+                    let on_cluster = opts.on_cluster().map(|c| format!(" ON CLUSTER '{c}'")).unwrap_or_default();
                     extra.push(format!(
-                        "CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER '{c}' AS {db}.{table}_local \
-                         ENGINE = Distributed('{c}', '{db}', '{table}_local', {key})"
+                        "CREATE TABLE IF NOT EXISTS {db}.{table}{on_cluster} AS {db}.{table}_local \
+                         ENGINE = Distributed('{name}', '{db}', '{table}_local', {key})"
                     ));
                 }
             } else if !t.starts_with("--") && !t.is_empty() {
@@ -177,7 +220,7 @@ fn placeholder(version: u32, ph: &str, table: &str, opts: &RenderOptions) -> Res
     Ok(match ph {
         "db" => db.clone(),
         "ttl_days" => opts.ttl_days.to_string(),
-        "on_cluster" => match &opts.cluster {
+        "on_cluster" => match opts.on_cluster() {
             Some(c) => format!(" ON CLUSTER '{c}'"),
             None => String::new(),
         },
@@ -194,8 +237,12 @@ fn placeholder(version: u32, ph: &str, table: &str, opts: &RenderOptions) -> Res
                 Some(i) => (&e[..i], e[i + 1..].trim_end_matches(')')),
                 None => (e, ""),
             };
-            match opts.cluster {
-                None => format!("{name}({args})"),
+            match &opts.cluster {
+                None
+                | Some(ClusterTarget {
+                    replication: Replication::Distributed,
+                    ..
+                }) => format!("{name}({args})"),
                 Some(_) => {
                     let sep = if args.is_empty() { "" } else { ", " };
                     format!(
@@ -216,7 +263,9 @@ fn placeholder(version: u32, ph: &str, table: &str, opts: &RenderOptions) -> Res
 /// The bookkeeping table's DDL (created before any migration runs).
 pub fn migrations_table_ddl(opts: &RenderOptions) -> String {
     let db = &opts.database;
-    match &opts.cluster {
+    // Distributed replication: each node keeps its own record (the caller migrates
+    // every node), so the plain table, as on one node.
+    match opts.on_cluster() {
         None => format!(
             "CREATE TABLE IF NOT EXISTS {db}.{MIGRATIONS_TABLE} (version UInt32, name String, \
              applied_at DateTime DEFAULT now()) ENGINE = ReplacingMergeTree ORDER BY version"
@@ -265,7 +314,7 @@ mod tests {
         );
         assert!(events.contains("INTERVAL 7 DAY"));
         assert!(stmts.iter().any(|s| s.contains(
-            "CREATE TABLE IF NOT EXISTS kev.events ON CLUSTER 'fleet' AS kev.events_local ENGINE = Distributed('fleet', 'kev', 'events_local', cityHash64(cluster_uid))"
+            "CREATE TABLE IF NOT EXISTS kev.events ON CLUSTER 'fleet' AS kev.events_local ENGINE = Distributed('fleet', 'kev', 'events_local', cityHash64(kafka_partition, src_partition))"
         )));
         assert!(migrations_table_ddl(&opts).contains("ReplicatedReplacingMergeTree"));
     }
@@ -316,6 +365,29 @@ mod tests {
         let hourly = rollups.iter().find(|s| s.contains("kev.events_per_hour_local ON CLUSTER")).unwrap();
         assert!(hourly.contains("ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/kev/events_per_hour_local', '{replica}')"), "{hourly}");
         assert!(rollups.iter().any(|s| s.contains("Distributed('fleet', 'kev', 'events_per_minute_local', cityHash64(cluster))")));
+    }
+
+    #[test]
+    fn distributed_replication_renders_plain_engines_without_on_cluster() {
+        let opts = RenderOptions {
+            database: "kev".into(),
+            cluster: Some(ClusterTarget { name: "fleet".into(), replication: Replication::Distributed }),
+            ttl_days: 7,
+        };
+        let all: Vec<String> = MIGRATIONS.iter().flat_map(|m| render(m, &opts).unwrap()).collect();
+        for s in &all {
+            assert!(!s.contains("ON CLUSTER"), "each node gets the DDL itself: {s}");
+            assert!(!s.contains("Replicated"), "{s}");
+            assert!(!s.contains("{{"), "{s}");
+        }
+        let events = all.iter().find(|s| s.contains("TABLE IF NOT EXISTS kev.events_local")).unwrap();
+        assert!(events.contains("ENGINE = ReplacingMergeTree()"), "{events}");
+        assert!(all.iter().any(|s| s
+            == "CREATE TABLE IF NOT EXISTS kev.events AS kev.events_local ENGINE = Distributed('fleet', 'kev', 'events_local', cityHash64(kafka_partition, src_partition))"));
+        let mv = all.iter().find(|s| s.contains("kev.events_progress_mv_local")).unwrap();
+        assert!(mv.contains("TO kev.sink_progress_local") && mv.contains("FROM kev.events_local"), "{mv}");
+        let migrations = migrations_table_ddl(&opts);
+        assert!(!migrations.contains("ON CLUSTER") && !migrations.contains("Replicated"), "{migrations}");
     }
 
     #[test]

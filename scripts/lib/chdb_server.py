@@ -20,6 +20,15 @@ How it works (see ../../../shared/README.md section 1 — every step here is req
   acknowledged is already on disk (MergeTree writes parts synchronously), so nothing
   acknowledged is lost; tests that want a crash use SIGKILL instead.
 
+A cluster member (docs/clickhouse-cluster.md) also serves the native protocol
+(`--tcp-port`: `SYSTEM START LISTEN TCP` in the same keep-alive query) and gets
+`remote_servers`, `macros` and `zookeeper` in config.xml from `--cluster NAME --shard
+H:P,H:P ... --shard-index I --replica-index J [--zookeeper H:P]` (one `--shard` per
+shard, its replicas' native addresses; `internal_replication` false: the Distributed
+tables write every replica, since clickhouse-local cannot replicate), or any elements
+from `--config-extra FILE`. Without these options config.xml and the keep-alive query
+are exactly the single node's.
+
 Prints one line `ready http://127.0.0.1:PORT pid=PID` on stdout when /ping answers.
 Exit codes: 0 on SIGTERM, 2 port in use, 3 did not come up, 4 the server query ended.
 """
@@ -36,7 +45,7 @@ import urllib.request
 CONFIG_XML = """<clickhouse>
     <listen_host>127.0.0.1</listen_host>
     <http_port>{port}</http_port>
-    <users_config>users.xml</users_config>
+{extra}    <users_config>users.xml</users_config>
     <logger>
         <level>warning</level>
         <console>true</console>
@@ -77,10 +86,34 @@ USERS_XML = """<clickhouse>
 # find it in system.processes (never KILL QUERY everything: this query is the server).
 KEEPALIVE_SQL = (
     "SYSTEM START LISTEN HTTP; "
+    "{listen_tcp}"
     "SELECT /* kevents-chdb-keepalive */ count() FROM numbers(1000000000) "
     "WHERE sleepEachRow(1) = 1 "
     "SETTINGS max_block_size = 1, function_sleep_max_microseconds_per_block = 0"
 )
+
+
+def cluster_xml(args):
+    """remote_servers, macros and zookeeper elements for a cluster member."""
+    shards = "".join(
+        "            <shard>\n"
+        "                <internal_replication>false</internal_replication>\n"
+        + "".join(
+            f"                <replica><host>{h}</host><port>{p}</port></replica>\n"
+            for h, p in (r.rsplit(":", 1) for r in shard.split(","))
+        )
+        + "            </shard>\n"
+        for shard in args.shard
+    )
+    xml = (
+        f"    <remote_servers>\n        <{args.cluster}>\n{shards}        </{args.cluster}>\n    </remote_servers>\n"
+        f"    <macros>\n        <cluster>{args.cluster}</cluster>\n"
+        f"        <shard>{args.shard_index:02d}</shard>\n        <replica>r{args.replica_index:02d}</replica>\n    </macros>\n"
+    )
+    if args.zookeeper:
+        h, p = args.zookeeper.rsplit(":", 1)
+        xml += f"    <zookeeper>\n        <node><host>{h}</host><port>{p}</port></node>\n    </zookeeper>\n"
+    return xml
 
 
 def log(msg):
@@ -113,17 +146,46 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", required=True, help="run dir: config, users and data")
     ap.add_argument("--port", required=True, type=int, help="HTTP port on 127.0.0.1")
+    ap.add_argument(
+        "--tcp-port", type=int, help="also serve the native protocol on 127.0.0.1 (cluster members)"
+    )
+    ap.add_argument(
+        "--config-extra",
+        help="a file of config.xml elements added as they are (remote_servers, macros, zookeeper)",
+    )
+    ap.add_argument("--cluster", help="cluster name in remote_servers (with --shard ...)")
+    ap.add_argument(
+        "--shard", action="append", default=[], help="one shard's replicas: HOST:TCP_PORT,... (repeat per shard)"
+    )
+    ap.add_argument("--shard-index", type=int, default=1, help="this node's shard, from 1 (macro {shard})")
+    ap.add_argument("--replica-index", type=int, default=1, help="this node's replica, from 1 (macro {replica})")
+    ap.add_argument("--zookeeper", help="HOST:PORT of ZooKeeper, written as <zookeeper>")
     ap.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for /ping")
     args = ap.parse_args()
 
     run_dir = os.path.abspath(args.dir)
     data_dir = os.path.join(run_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
-    if not port_free(args.port):
-        log(f"port {args.port} on 127.0.0.1 is in use; refusing to start")
-        return 2
+    for port in [args.port] + ([args.tcp_port] if args.tcp_port else []):
+        if not port_free(port):
+            log(f"port {port} on 127.0.0.1 is in use; refusing to start")
+            return 2
+    # With neither option, config.xml and the keep-alive query are exactly the
+    # single node's of before.
+    extra = ""
+    if args.tcp_port:
+        extra += f"    <tcp_port>{args.tcp_port}</tcp_port>\n"
+    if args.cluster:
+        if not args.shard or not args.tcp_port:
+            log("--cluster needs --shard and --tcp-port")
+            return 2
+        extra += cluster_xml(args)
+    if args.config_extra:
+        with open(args.config_extra) as f:
+            extra += f.read().rstrip("\n") + "\n"
+    listen_tcp = "SYSTEM START LISTEN TCP; " if args.tcp_port else ""
     with open(os.path.join(run_dir, "config.xml"), "w") as f:
-        f.write(CONFIG_XML.format(port=args.port))
+        f.write(CONFIG_XML.format(port=args.port, extra=extra))
     with open(os.path.join(run_dir, "users.xml"), "w") as f:
         f.write(USERS_XML)
 
@@ -143,7 +205,7 @@ def main():
 
     def serve():
         try:
-            _chdb.query(KEEPALIVE_SQL, "TabSeparated", path=data_dir)
+            _chdb.query(KEEPALIVE_SQL.format(listen_tcp=listen_tcp), "TabSeparated", path=data_dir)
             outcome["error"] = "the keep-alive query returned"
         except Exception as e:  # noqa: BLE001  (report whatever chdb raised)
             outcome["error"] = f"the server query failed: {e}"

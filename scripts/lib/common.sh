@@ -21,12 +21,17 @@ KEVENTS_SERVICES_ENV="${KEVENTS_SERVICES_ENV:-$KEVENTS_DIR/services.env}"
 KAFKA_VERSION="4.1.1"
 CARGO_FUZZ_VERSION="0.13.2"
 CHDB_VERSION="26.9.0"
+# Must match tools/zookeeper/pom.xml (3.9.5: the newest 3.9 on Maven Central here).
+ZOOKEEPER_VERSION="3.9.5"
 
 # The broker's jars (tools/kafka/pom.xml resolved by Maven) and Maven's own repository,
 # both in the cache so that CI runs and later clones reuse them.
 KAFKA_LIBS="$KEVENTS_CACHE/kafka-$KAFKA_VERSION/libs"
 KAFKA_BROKER_SH="$REPO_ROOT/scripts/lib/kafka_broker.sh"
 MAVEN_REPO="$KEVENTS_CACHE/m2"
+# ZooKeeper for the local ClickHouse cluster (tools/zookeeper/pom.xml, scripts/lib/zookeeper.sh).
+ZOOKEEPER_LIBS="$KEVENTS_CACHE/zookeeper-$ZOOKEEPER_VERSION/libs"
+ZOOKEEPER_SH="$REPO_ROOT/scripts/lib/zookeeper.sh"
 CHDB_VENV="$KEVENTS_CACHE/chdb-venv"
 CHDB_PYTHON="$CHDB_VENV/bin/python"
 CHDB_SERVER_PY="$REPO_ROOT/scripts/lib/chdb_server.py"

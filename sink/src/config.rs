@@ -2,7 +2,7 @@
 //! documentation, defaults are named functions that say where the number comes from,
 //! `validate` names the bad field.
 
-use schemas::clickhouse::RenderOptions;
+use schemas::clickhouse::{ClusterTarget, RenderOptions, Replication};
 use runtime::kafka::{FieldError, KafkaConfig};
 use runtime::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -33,11 +33,27 @@ pub struct ClickHouseConfig {
     /// Read the password from this file (trailing newline removed).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// ClickHouse cluster name: when set, migrations create Replicated tables with
-    /// Distributed tables over them, `ON CLUSTER`, and inserts wait for the shards
-    /// (`distributed_foreground_insert`). Unset: one server.
+    /// ClickHouse cluster name (in the servers' `remote_servers`): when set, migrations
+    /// create `T_local` tables on every node with `Distributed` tables `T` over them, the
+    /// sink writes the `Distributed` tables through `url`, and an insert is acknowledged
+    /// only once its rows are on the shards (`distributed_foreground_insert`). Unset: one
+    /// server. See docs/clickhouse-cluster.md.
     #[serde(default)]
     pub cluster: Option<String>,
+    /// How the cluster's replicas get their rows, with `cluster`. `keeper` (default):
+    /// Replicated tables through ZooKeeper/Keeper and DDL `ON CLUSTER` — ClickHouse
+    /// servers. `distributed`: the single node's engines on every node, the `Distributed`
+    /// tables write every replica themselves (`internal_replication` false), and the
+    /// migrations run on each of `cluster_nodes` — for nodes that cannot replicate or
+    /// run distributed DDL, such as chdb processes (`scripts/services up
+    /// --clickhouse-shards 2`).
+    #[serde(default)]
+    pub cluster_replication: ClusterReplication,
+    /// With `cluster_replication: distributed`: the HTTP URL of every node of `cluster`
+    /// (the migrations run on each; they check first that these are exactly the
+    /// cluster's members in `system.clusters`, by host and native port).
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
     /// Raw event retention, days (rollups per minute follow it; hourly rollups are
     /// kept 365 days). Default 30. Applies when the tables are created.
     #[serde(default = "default_ttl_days")]
@@ -54,6 +70,15 @@ pub struct ClickHouseConfig {
     /// ClickHouse restart, a burst of TOO_MANY_PARTS) pass without one.
     #[serde(default = "default_unhealthy_after")]
     pub unhealthy_after_secs: u64,
+}
+
+/// See [`ClickHouseConfig::cluster_replication`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterReplication {
+    #[default]
+    Keeper,
+    Distributed,
 }
 
 fn default_url() -> String {
@@ -84,6 +109,8 @@ impl Default for ClickHouseConfig {
             password: None,
             password_file: None,
             cluster: None,
+            cluster_replication: ClusterReplication::default(),
+            cluster_nodes: Vec::new(),
             ttl_days: default_ttl_days(),
             insert_timeout_secs: default_insert_timeout(),
             unhealthy_after_secs: default_unhealthy_after(),
@@ -108,8 +135,13 @@ impl ClickHouseConfig {
     /// A client for the server, without a default database (the database may not
     /// exist yet: the migrations create it). Tables are always named `db.table`.
     pub fn client(&self) -> Result<clickhouse::Client, FieldError> {
+        self.client_for(&self.url)
+    }
+
+    /// [`client`](Self::client) for one node of the cluster (`cluster_nodes`).
+    pub fn client_for(&self, url: &str) -> Result<clickhouse::Client, FieldError> {
         let mut c = clickhouse::Client::default()
-            .with_url(&self.url)
+            .with_url(url)
             .with_user(&self.user)
             .with_compression(clickhouse::Compression::Lz4);
         let pw = self.password()?;
@@ -128,7 +160,13 @@ impl ClickHouseConfig {
     pub fn render_options(&self) -> RenderOptions {
         RenderOptions {
             database: self.database.clone(),
-            cluster: self.cluster.clone(),
+            cluster: self.cluster.as_ref().map(|name| ClusterTarget {
+                name: name.clone(),
+                replication: match self.cluster_replication {
+                    ClusterReplication::Keeper => Replication::Keeper,
+                    ClusterReplication::Distributed => Replication::Distributed,
+                },
+            }),
             ttl_days: self.ttl_days,
         }
     }
@@ -354,6 +392,21 @@ impl SinkConfig {
                 return Err(FieldError::new("clickhouse.cluster", "must be a plain cluster name"));
             }
         }
+        match ch.cluster_replication {
+            ClusterReplication::Distributed if ch.cluster.is_none() => {
+                return Err(FieldError::new("clickhouse.cluster_replication", "distributed needs clickhouse.cluster"));
+            }
+            ClusterReplication::Distributed if ch.cluster_nodes.is_empty() => {
+                return Err(FieldError::new("clickhouse.cluster_nodes", "list the HTTP URL of every node of the cluster"));
+            }
+            ClusterReplication::Keeper if !ch.cluster_nodes.is_empty() => {
+                return Err(FieldError::new("clickhouse.cluster_nodes", "only with cluster_replication: distributed"));
+            }
+            _ => {}
+        }
+        if ch.cluster_nodes.iter().any(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(FieldError::new("clickhouse.cluster_nodes", "every URL must start with http:// or https://"));
+        }
         if self.batch.max_rows == 0 {
             return Err(FieldError::new("batch.max_rows", "must be at least 1"));
         }
@@ -399,6 +452,17 @@ mod tests {
         c = SinkConfig::default();
         c.clickhouse.url = "clickhouse:8123".into();
         assert_eq!(c.validate().unwrap_err().field, "clickhouse.url");
+        c = SinkConfig::default();
+        c.clickhouse.cluster_replication = ClusterReplication::Distributed;
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.cluster_replication");
+        c.clickhouse.cluster = Some("kevents".into());
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.cluster_nodes");
+        c.clickhouse.cluster_nodes = vec!["http://127.0.0.1:1".into(), "127.0.0.1:2".into()];
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.cluster_nodes");
+        c.clickhouse.cluster_nodes.pop();
+        c.validate().unwrap();
+        c.clickhouse.cluster_replication = ClusterReplication::Keeper;
+        assert_eq!(c.validate().unwrap_err().field, "clickhouse.cluster_nodes");
     }
 
     #[test]
@@ -416,6 +480,19 @@ mod tests {
         std::fs::write(&f, "s3cret\n").unwrap();
         let c = ClickHouseConfig { password_file: Some(f), ..Default::default() };
         assert_eq!(c.password().unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn cluster_replication_reads_as_lowercase_words() {
+        let c: SinkConfig = serde_norway::from_str(
+            "clickhouse: {url: 'http://a:1', cluster: kevents, cluster_replication: distributed, cluster_nodes: ['http://a:1', 'http://b:1']}\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let opts = c.clickhouse.render_options();
+        assert_eq!(opts.cluster.unwrap().replication, Replication::Distributed);
+        let deploy: SinkConfig = serde_norway::from_str(include_str!("../../deploy/config/sink.yaml")).unwrap();
+        assert_eq!(deploy.clickhouse.cluster_replication, ClusterReplication::Keeper);
     }
 
     #[test]

@@ -70,7 +70,36 @@ pub enum SinkError {
 pub async fn migrate(cfg: &SinkConfig) -> Result<migrate::Report, SinkError> {
     cfg.validate()?;
     let client = cfg.clickhouse.client()?;
-    Ok(migrate::apply(&client, &cfg.clickhouse.render_options()).await?)
+    Ok(migrate_or_check(cfg, &client, &cluster_nodes(cfg)?, true).await?)
+}
+
+/// The nodes the migrations run on one by one: every node of a cluster with
+/// `Distributed` replication (see `migrate`); none otherwise.
+fn cluster_nodes(cfg: &SinkConfig) -> Result<Vec<migrate::Node>, runtime::kafka::FieldError> {
+    let ch = &cfg.clickhouse;
+    if ch.cluster_replication != config::ClusterReplication::Distributed {
+        return Ok(Vec::new());
+    }
+    ch.cluster_nodes
+        .iter()
+        .map(|url| Ok(migrate::Node { url: url.clone(), client: ch.client_for(url)? }))
+        .collect()
+}
+
+/// Apply the migrations (`apply`) or check them, on `server` or on each of `nodes`.
+async fn migrate_or_check(
+    cfg: &SinkConfig,
+    server: &clickhouse::Client,
+    nodes: &[migrate::Node],
+    apply: bool,
+) -> Result<migrate::Report, migrate::MigrateError> {
+    let ch = &cfg.clickhouse;
+    match (&ch.cluster, nodes.is_empty(), apply) {
+        (Some(_), false, true) => migrate::apply_each_node(server, nodes, &ch.render_options()).await,
+        (Some(cluster), false, false) => migrate::check_each_node(server, cluster, nodes, &ch.database).await,
+        (_, _, true) => migrate::apply(server, &ch.render_options()).await,
+        (_, _, false) => migrate::check(server, &ch.database).await,
+    }
 }
 
 /// Run the sink until `shutdown` resolves; then write the open batches, commit,
@@ -96,17 +125,14 @@ async fn run_inner(
     stop: runtime::shutdown::CancellationToken,
 ) -> Result<(), SinkError> {
     let server = cfg.clickhouse.client()?;
+    let nodes = cluster_nodes(cfg)?;
     let failing = retrying::Failing::start(&health, std::time::Duration::from_secs(cfg.clickhouse.unhealthy_after_secs));
     health.set_ready(READY_MIGRATIONS, false, "not applied yet");
     health.set_ready(insert::READY_CLICKHOUSE, false, "not reached yet");
     let mut backoff = runtime::backoff::Backoff::up_to(std::time::Duration::from_millis(cfg.max_backoff_ms));
     let mut streak = None;
     loop {
-        let result = if cfg.migrate {
-            migrate::apply(&server, &cfg.clickhouse.render_options()).await
-        } else {
-            migrate::check(&server, &cfg.clickhouse.database).await
-        };
+        let result = migrate_or_check(cfg, &server, &nodes, cfg.migrate).await;
         match result {
             Ok(report) => {
                 tracing::info!(?report, "schema ready");

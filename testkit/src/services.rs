@@ -19,14 +19,18 @@
 //! - `services/process.rs`: child processes, signals, ports, a tiny blocking HTTP client.
 //! - `services/kafka.rs`: [`TestTopics`] and [`OwnedBroker`].
 //! - `services/clickhouse.rs`: [`TestDb`] and [`OwnedClickHouse`].
+//! - `services/clickhouse_cluster.rs`: [`OwnedClickHouseCluster`], chdb nodes and a
+//!   ZooKeeper as a ClickHouse cluster (docs/clickhouse-cluster.md).
 //! - `services/read.rs`: [`read_topic`], every message of a topic, to count what a stage wrote.
 
 mod clickhouse;
+mod clickhouse_cluster;
 mod kafka;
 pub(crate) mod process;
 mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
+pub use self::clickhouse_cluster::OwnedClickHouseCluster;
 pub use self::kafka::{OwnedBroker, SaslListener, TestTopics};
 pub use self::process::{free_port, http_request};
 pub use self::read::{read_topic, ReadMessage};

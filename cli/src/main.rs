@@ -225,7 +225,7 @@ fn main() -> anyhow::Result<()> {
     if let Command::Analyze(args) = cli.command {
         return analyze::run(args);
     }
-    if matches!(cli.command, Command::Collector { .. }) {
+    if matches!(cli.command, Command::Collector { .. } | Command::Processor { .. } | Command::Sink { .. }) {
         footprint::no_transparent_huge_pages();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -12,22 +12,26 @@
 //!   isolate themselves with [`Services::create_topics`] and [`Services::fresh_database`]
 //!   (unique names), never by restarting the shared services.
 //! - [`OwnedBroker`] / [`OwnedClickHouse`]: a **private** process with its own port and
-//!   data dir, for fault tests that kill, stop and restart it (on the same port and data).
+//!   data dir, for fault tests that kill, stop and restart it (on the same port and data);
+//!   [`OwnedKafkaCluster`]: N such brokers forming one KRaft cluster.
 //!
 //! Layout:
 //! - `services.rs` (this file): the shared services, the env file, tool discovery, errors.
 //! - `services/process.rs`: child processes, signals, ports, a tiny blocking HTTP client.
 //! - `services/kafka.rs`: [`TestTopics`] and [`OwnedBroker`].
+//! - `services/kafka_cluster.rs`: [`OwnedKafkaCluster`], N KRaft nodes to kill one by one.
 //! - `services/clickhouse.rs`: [`TestDb`] and [`OwnedClickHouse`].
 //! - `services/read.rs`: [`read_topic`], every message of a topic, to count what a stage wrote.
 
 mod clickhouse;
 mod kafka;
+mod kafka_cluster;
 pub(crate) mod process;
 mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
 pub use self::kafka::{OwnedBroker, SaslListener, TestTopics};
+pub use self::kafka_cluster::OwnedKafkaCluster;
 pub use self::process::{free_port, http_request};
 pub use self::read::{read_topic, ReadMessage};
 

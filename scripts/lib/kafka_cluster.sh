@@ -206,6 +206,8 @@ kafka_cluster_env() {
     ENV[KEVENTS_KAFKA_LOGS]="$logs"
 }
 
+# SIGTERM to every node at once, then wait for each: stopped one by one, the last
+# node's controlled shutdown waits for a controller quorum that is gone (until KILL).
 kafka_cluster_stop() {
     kafka_cluster_load
     local i pid
@@ -213,8 +215,12 @@ kafka_cluster_stop() {
         pid="$(kafka_cluster_pid "$i")"
         if kafka_node_pid_ok "$i"; then
             say "stopping kafka node $i (pid $pid)"
-            stop_pid "$pid" 10
+            kill -TERM "$pid" 2>/dev/null || true
         fi
+    done
+    for ((i = 1; i <= ${KCLUSTER[NODES]:-0}; i++)); do
+        pid="$(kafka_cluster_pid "$i")"
+        if kafka_node_pid_ok "$i"; then stop_pid "$pid" 10; fi
     done
     ENV[KEVENTS_KAFKA_PIDS]=""
     ENV[KEVENTS_KAFKA_PID]=""
@@ -252,7 +258,7 @@ kafka_cluster_status() {
     kafka_cluster_load
     local i state
     for ((i = 1; i <= ${KCLUSTER[NODES]:-0}; i++)); do
-        if kafka_node_pid_ok "$i" && kafka_node_ready "$i"; then state="up  "; else state="DOWN"; fi
+        if kafka_node_pid_ok "$i" && kafka_ping "${KCLUSTER[PORT_$i]}"; then state="up  "; else state="DOWN"; fi
         echo "  node $i    $state  127.0.0.1:${KCLUSTER[PORT_$i]} (SASL_SSL ${KCLUSTER[SASL_PORT_$i]}, controller ${KCLUSTER[CONTROLLER_PORT_$i]}) pid $(kafka_cluster_pid "$i"); log $(kafka_node_dir "$i")/kafka.log"
     done
 }

@@ -335,7 +335,15 @@ impl OwnedKafkaCluster {
 }
 
 impl Drop for OwnedKafkaCluster {
+    /// SIGTERM to every node at once, then wait for each (SIGKILL after 10 s). One
+    /// by one, the last node's controlled shutdown would wait for a controller quorum
+    /// that is gone, until its SIGKILL.
     fn drop(&mut self) {
+        for node in &self.nodes {
+            if let Some(p) = &node.process {
+                p.terminate();
+            }
+        }
         for node in &mut self.nodes {
             if let Some(mut p) = node.process.take() {
                 p.stop(Duration::from_secs(10));

@@ -358,8 +358,9 @@ async fn kill9_mid_stream(scenario: Victim) {
     let killed_at = Instant::now();
     cluster.kill9(victim);
 
-    // While it is down (and while it comes back): the longest time in which no new
-    // row reached ClickHouse.
+    // From the kill until everything is stored: the longest time in which no new row
+    // reached ClickHouse (production stops halfway through, but the backlog keeps
+    // rows coming until the end).
     let (mut last, mut last_change, mut longest_stall) = (stored_at_kill, killed_at, Duration::ZERO);
     let mut sample = |now: i64| {
         if now != last {
@@ -395,6 +396,7 @@ async fn kill9_mid_stream(scenario: Victim) {
     loop {
         processor.supervise();
         sink.supervise();
+        sample(scalar(&ch, format!("SELECT count() FROM {}.events", db.name)).await);
         let n = scalar(&ch, format!("SELECT uniqExact(event_uid, resource_version) FROM {}.events", db.name)).await;
         if n as usize >= served.len() {
             break;

@@ -301,9 +301,8 @@ async fn kill9_mid_stream(scenario: Victim) {
     std::fs::write(
         &processor_cfg,
         format!(
-            "kafka: {{brokers: \"{brokers}\"{}}}\ntopics: {{raw: {raw}, processed: {}, heartbeats: {}, dlq: {}, incidents: {}, patterns: {}, alerts: {}}}\n\
+            "kafka: {{brokers: \"{brokers}\"}}\ntopics: {{raw: {raw}, processed: {}, heartbeats: {}, dlq: {}, incidents: {}, patterns: {}, alerts: {}}}\n\
              group_id: {group}\ntransactional_id: {txn_id}\ncreate_topic_partitions: 3\nlisten: 127.0.0.1:{processor_port}\nstall_timeout_secs: {STALL_SECS}\n",
-            std::env::var("KCF_PROCESSOR_KAFKA_EXTRA").map(|e| format!(", extra: {{{e}}}")).unwrap_or_default(),
             out("processed"), out("heartbeats"), out("dlq"), out("incidents"), out("patterns"), out("alerts")
         ),
     )

@@ -12,49 +12,16 @@
 
 mod collector_proc;
 
-use collector_proc::{ops_get, published_async, wait_ready, Collector};
+use collector_proc::{drive, ops_get, published_async, wait_ready, Collector};
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use testkit::apiserver::{ApiServer, ServerOptions, Store};
 use testkit::services::{free_port, read_topic, OwnedBroker, Services};
-use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
 use tokio::sync::watch;
 
 const RATE: u64 = 2_000;
-
-/// Applies the simulator's scenarios (fresh seeds, one run after another) to `store`
-/// at `RATE` events/s until `stop`. Returns how many changes it applied.
-fn drive(store: Store, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let cluster = ClusterCtx::new("sim-1", 5);
-        let mut applied = 0u64;
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let per_tick = (RATE / 100) as usize;
-        for seed in 1.. {
-            let run = generate_run(&ScenarioKind::ALL, seed, SystemTime::now(), &cluster, Duration::from_secs(1));
-            for chunk in run.emissions.chunks(per_tick) {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => return applied,
-                }
-                for e in chunk {
-                    match &e.emission {
-                        Emission::Apply(ev) => {
-                            store.apply(ev.clone());
-                        }
-                        Emission::Delete { namespace, name } => {
-                            store.delete(namespace, name);
-                        }
-                    }
-                    applied += 1;
-                }
-            }
-        }
-        applied
-    })
-}
 
 /// Collector logs outlive the test (kept for reading after a failure).
 fn log_path(test: &str) -> PathBuf {
@@ -134,7 +101,7 @@ async fn kill9_and_restart_lose_and_double_nothing() {
     let mut c = Collector::start(&cfg, &log);
     wait_ready(port).await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let driver = drive(server.store(), stop_rx);
+    let driver = drive(server.store(), stop_rx, RATE);
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_secs(3)).await;
         c.kill9();
@@ -177,7 +144,7 @@ async fn broker_restart_and_kafka_down_lose_and_double_nothing() {
     let mut c = Collector::start(&cfg, &log);
     wait_ready(port).await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let driver = drive(server.store(), stop_rx);
+    let driver = drive(server.store(), stop_rx, RATE);
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.restart().expect("broker restarts");
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -226,7 +193,7 @@ async fn leader_killed_standby_takes_over_without_loss_or_doubles() {
     wait_ready(port_a).await; // a holds the lease and watches
     let mut b = Collector::start(&cfg_b, &log);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let driver = drive(server.store(), stop_rx);
+    let driver = drive(server.store(), stop_rx, RATE);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let lease = server.store().get_lease("kube-system", "kevents-collector").expect("the leader created the lease");
     let holder = lease.spec.unwrap().holder_identity.unwrap();

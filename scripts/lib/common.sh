@@ -66,6 +66,18 @@ host_python() {
     fi
 }
 
+# A new KRaft cluster id: 16 random bytes, URL-safe base64, never starting with '-'
+# (which the format tool would parse as an option; Kafka's own Uuid.randomUuid() skips
+# those too).
+new_cluster_id() {
+    "$(host_python)" -c 'import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break'
+}
+
 # Is PID a live process (and not a zombie)?
 pid_alive() {
     local pid="$1"

@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # scripts/lib/kafka_broker.sh — run one Apache Kafka broker (KRaft, combined broker +
-# controller, a single node) from the jars scripts/install-deps put in the cache. Used by
-# scripts/services (the shared broker) and by testkit's OwnedBroker (private brokers that
-# fault tests kill and restart), so both run exactly the same broker.
+# controller) from the jars scripts/install-deps put in the cache: a single node, or one
+# node of a cluster. Used by scripts/services (the shared broker, and the shared cluster
+# of scripts/lib/kafka_cluster.sh) and by testkit's OwnedBroker and OwnedKafkaCluster
+# (private brokers that fault tests kill and restart), so all run exactly the same broker.
 #
-#   kafka_broker.sh DIR PORT SASL_PORT     exec the broker in the foreground
+#   kafka_broker.sh DIR PORT SASL_PORT     exec a single-node broker in the foreground
+#   kafka_broker.sh DIR PORT SASL_PORT NODE_ID CONTROLLER_PORT VOTERS CLUSTER_ID [TLS_FROM]
+#                                          exec node NODE_ID of a cluster: VOTERS is the
+#                                          static controller quorum
+#                                          (1@127.0.0.1:P1,2@127.0.0.1:P2,...), CLUSTER_ID
+#                                          the id every node is formatted with, TLS_FROM a
+#                                          node directory whose tls/ this node copies (one
+#                                          CA and one SCRAM password for the whole cluster)
+#
+# A cluster's internal topics get replication factor 3 (fewer when it has fewer nodes),
+# min.insync.replicas 2, and default.replication.factor 3: what KEVENTS_KAFKA_RF_* below
+# say. The single node keeps 1 everywhere.
 #
 # DIR holds everything of this broker: server.properties, the KRaft log dirs (data/), the
 # TLS material and the SCRAM user's password (tls/). DIR/extra.properties, when present
@@ -20,14 +32,22 @@
 #   CONTROLLER (a free port chosen at the first start; KRaft only, never for clients)
 #
 # Environment: KEVENTS_KAFKA_LIBS (the jars; default from common.sh),
-# KEVENTS_KAFKA_HEAP (default "-Xms256m -Xmx1g": plenty for one node on a 2-core machine).
+# KEVENTS_KAFKA_HEAP (default "-Xms256m -Xmx1g": plenty for one node on a 2-core machine;
+# "-Xms128m -Xmx512m" for a cluster node, three of which share the machine).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-[ $# -eq 3 ] || die "usage: kafka_broker.sh DIR PORT SASL_PORT"
+[ $# -eq 3 ] || [ $# -eq 7 ] || [ $# -eq 8 ] ||
+    die "usage: kafka_broker.sh DIR PORT SASL_PORT [NODE_ID CONTROLLER_PORT VOTERS CLUSTER_ID [TLS_FROM]]"
 DIR="$1"
 PORT="$2"
 SASL_PORT="$3"
+# Cluster node: its id, its controller port and the quorum, fixed at the first start.
+NODE_ID="${4:-1}"
+CONTROLLER_PORT="${5:-}"
+VOTERS="${6:-}"
+CLUSTER_ID="${7:-}"
+TLS_FROM="${8:-}"
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 LIBS="${KEVENTS_KAFKA_LIBS:-$KAFKA_LIBS}"
@@ -42,6 +62,12 @@ JAVA_LOG=(-Dlog4j2.configurationFile="file:$LOG4J" -Dkafka.logs.dir="$DIR/logs")
 # The CA and a server certificate for 127.0.0.1/localhost, as one PEM keystore file
 # (private key, then certificate), which Kafka reads with ssl.keystore.type=PEM.
 make_tls() {
+    if [ -n "$TLS_FROM" ]; then
+        # Another node of the cluster made them: same CA, same SCRAM password.
+        [ -f "$TLS_FROM/tls/ca.pem" ] || die "$TLS_FROM/tls has no CA yet (start that node first)"
+        cp -a "$TLS_FROM/tls" "$TLS"
+        return
+    fi
     mkdir -p "$TLS"
     chmod 700 "$TLS"
     (
@@ -65,12 +91,17 @@ make_tls() {
 }
 
 write_properties() {
-    local controller_port="$1"
+    local controller_port="$1" voters="$2" nodes="$3"
+    # Replication of the internal topics and of topics created without a factor: the
+    # cluster keeps 3 copies (fewer nodes: all of them) and acknowledges an acks=all
+    # write once 2 have it, so one node may die without losing or refusing a write.
+    local rf=$((nodes < 3 ? nodes : 3))
+    local min_isr=$((rf < 2 ? 1 : 2))
     cat >"$PROPS.tmp" <<EOF
 # Written by scripts/lib/kafka_broker.sh at the first start of this directory.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$controller_port
+node.id=$NODE_ID
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_SSL://127.0.0.1:$SASL_PORT,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_SSL://127.0.0.1:$SASL_PORT
 inter.broker.listener.name=PLAINTEXT
@@ -80,14 +111,16 @@ log.dirs=$DIR/data
 num.partitions=1
 num.network.threads=2
 num.io.threads=4
-# One node: every internal topic has one replica.
-offsets.topic.replication.factor=1
+# $nodes node(s): internal topics with $rf replica(s), writes acknowledged by $min_isr.
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
 transaction.state.log.num.partitions=8
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$min_isr
 # Tests join and leave groups all the time: no initial delay, and session timeouts down
 # to 1 s allowed (the default floor, 6 s, is for production fleets).
 group.initial.rebalance.delay.ms=0
@@ -113,16 +146,17 @@ EOF
 if [ ! -f "$PROPS" ]; then
     started_ms=$(now_ms)
     make_tls
-    controller_port="$(free_port)"
-    write_properties "$controller_port"
-    # 16 random bytes, URL-safe base64, never starting with '-' (which the format
-    # tool would parse as an option; Kafka's own Uuid.randomUuid() skips those too).
-    cluster_id="$("$(host_python)" -c 'import base64, uuid
-while True:
-    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not s.startswith("-"):
-        print(s)
-        break')"
+    if [ -n "$VOTERS" ]; then
+        controller_port="$CONTROLLER_PORT"
+        voters="$VOTERS"
+        cluster_id="$CLUSTER_ID"
+    else
+        controller_port="$(free_port)"
+        voters="1@127.0.0.1:$controller_port"
+        cluster_id="$(new_cluster_id)"
+    fi
+    nodes="$(tr ',' '\n' <<<"$voters" | grep -c @)"
+    write_properties "$controller_port" "$voters" "$nodes"
     say "formatting KRaft storage in $DIR/data (cluster $cluster_id)"
     mkdir -p "$DIR/logs"
     if ! java -Xmx256m "${JAVA_LOG[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
@@ -137,7 +171,8 @@ while True:
 fi
 
 # The JVM options of Kafka's bin/kafka-run-class.sh, with a heap for a small machine.
+if [ -n "$VOTERS" ]; then DEFAULT_HEAP="-Xms128m -Xmx512m"; else DEFAULT_HEAP="-Xms256m -Xmx1g"; fi
 # shellcheck disable=SC2086
-exec java ${KEVENTS_KAFKA_HEAP:--Xms256m -Xmx1g} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+exec java ${KEVENTS_KAFKA_HEAP:-$DEFAULT_HEAP} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
     -Djava.awt.headless=true "${JAVA_LOG[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS"

@@ -12,12 +12,14 @@
 //!   isolate themselves with [`Services::create_topics`] and [`Services::fresh_database`]
 //!   (unique names), never by restarting the shared services.
 //! - [`OwnedBroker`] / [`OwnedClickHouse`]: a **private** process with its own port and
-//!   data dir, for fault tests that kill, stop and restart it (on the same port and data).
+//!   data dir, for fault tests that kill, stop and restart it (on the same port and data);
+//!   [`OwnedKafkaCluster`]: N such brokers forming one KRaft cluster.
 //!
 //! Layout:
 //! - `services.rs` (this file): the shared services, the env file, tool discovery, errors.
 //! - `services/process.rs`: child processes, signals, ports, a tiny blocking HTTP client.
 //! - `services/kafka.rs`: [`TestTopics`] and [`OwnedBroker`].
+//! - `services/kafka_cluster.rs`: [`OwnedKafkaCluster`], N KRaft nodes to kill one by one.
 //! - `services/clickhouse.rs`: [`TestDb`] and [`OwnedClickHouse`].
 //! - `services/clickhouse_cluster.rs`: [`OwnedClickHouseCluster`], chdb nodes and a
 //!   ZooKeeper as a ClickHouse cluster (docs/clickhouse-cluster.md).
@@ -26,12 +28,14 @@
 mod clickhouse;
 mod clickhouse_cluster;
 mod kafka;
+mod kafka_cluster;
 pub(crate) mod process;
 mod read;
 
 pub use self::clickhouse::{OwnedClickHouse, TestDb};
 pub use self::clickhouse_cluster::OwnedClickHouseCluster;
 pub use self::kafka::{OwnedBroker, SaslListener, TestTopics};
+pub use self::kafka_cluster::OwnedKafkaCluster;
 pub use self::process::{free_port, http_request};
 pub use self::read::{read_topic, ReadMessage};
 
@@ -101,6 +105,8 @@ pub struct Services {
     kafka_bootstrap: String,
     clickhouse_url: String,
     kafka_pid: u32,
+    /// Every node's pid: one for the single broker, N for a cluster.
+    kafka_pids: Vec<u32>,
     clickhouse_pid: u32,
     sasl: SaslListener,
     env_file: PathBuf,
@@ -162,10 +168,20 @@ impl Services {
                 key,
             })
         };
+        let kafka_pid = pid("KEVENTS_KAFKA_PID")?;
+        // A cluster records every node's pid (KEVENTS_KAFKA_PIDS, comma-separated).
+        let kafka_pids = match vars.get("KEVENTS_KAFKA_PIDS").filter(|v| !v.is_empty()) {
+            None => vec![kafka_pid],
+            Some(list) => list
+                .split(',')
+                .map(|p| p.parse().map_err(|_| ServicesError::EnvKey { path: path.to_owned(), key: "KEVENTS_KAFKA_PIDS" }))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Services {
             kafka_bootstrap: get("KEVENTS_KAFKA_BOOTSTRAP")?,
             clickhouse_url: get("KEVENTS_CLICKHOUSE_URL")?,
-            kafka_pid: pid("KEVENTS_KAFKA_PID")?,
+            kafka_pid,
+            kafka_pids,
             clickhouse_pid: pid("KEVENTS_CLICKHOUSE_PID")?,
             sasl: SaslListener {
                 bootstrap: get("KEVENTS_KAFKA_SASL_BOOTSTRAP")?,
@@ -181,14 +197,17 @@ impl Services {
 
     /// Both processes alive, the broker accepting connections, ClickHouse answering
     /// /ping. (A cheap check: `scripts/services up` does the full Kafka metadata check.)
+    /// For a cluster (`scripts/services up --kafka-brokers 3`) every node's pid and
+    /// address is checked.
     pub fn healthy(&self) -> bool {
-        process::pid_alive(self.kafka_pid)
+        self.kafka_pids.iter().all(|pid| process::pid_alive(*pid))
             && process::pid_alive(self.clickhouse_pid)
-            && process::tcp_open(&self.kafka_bootstrap)
+            && self.kafka_bootstrap.split(',').all(process::tcp_open)
             && self::clickhouse::ping(&self.clickhouse_url)
     }
 
-    /// `127.0.0.1:PORT` of the shared broker.
+    /// `127.0.0.1:PORT` of the shared broker (every node, comma-separated, when the
+    /// services run a Kafka cluster).
     pub fn kafka_bootstrap(&self) -> String {
         self.kafka_bootstrap.clone()
     }
@@ -198,8 +217,14 @@ impl Services {
         self.clickhouse_url.clone()
     }
 
+    /// The broker's pid (node 1's for a cluster).
     pub fn kafka_pid(&self) -> u32 {
         self.kafka_pid
+    }
+
+    /// Every Kafka node's pid, in node order (one for the single broker).
+    pub fn kafka_pids(&self) -> &[u32] {
+        &self.kafka_pids
     }
 
     pub fn clickhouse_pid(&self) -> u32 {
@@ -396,6 +421,7 @@ pub(crate) fn keep_test_data() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     #[test]
     fn parses_env_file_lines() {
@@ -446,8 +472,51 @@ mod tests {
         let s = Services::read(&path).unwrap();
         assert_eq!(s.kafka_bootstrap(), format!("127.0.0.1:{port}"));
         assert_eq!(s.kafka_sasl().username, "kevents");
+        assert_eq!(s.kafka_pids(), &[std::process::id()]);
         // Our own pid is alive, but nothing listens on the port.
         assert!(!s.healthy());
+    }
+
+    #[test]
+    fn a_cluster_is_healthy_only_when_every_node_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.env");
+        let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ch = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Something answering /ping for ClickHouse.
+        let ch_port = ch.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in ch.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut s = s;
+                let _ = s.read(&mut [0u8; 1024]);
+                let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nOk.");
+            }
+        });
+        let bootstrap: Vec<String> = listeners.iter().map(|l| l.local_addr().unwrap().to_string()).collect();
+        let me = std::process::id();
+        let write = |pids: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    "KEVENTS_KAFKA_BOOTSTRAP={}\nKEVENTS_CLICKHOUSE_URL=http://127.0.0.1:{ch_port}\n\
+                     KEVENTS_KAFKA_PID={me}\nKEVENTS_CLICKHOUSE_PID={me}\nKEVENTS_KAFKA_LOG=/x\nKEVENTS_CLICKHOUSE_LOG=/y\n\
+                     KEVENTS_KAFKA_SASL_BOOTSTRAP=127.0.0.1:1\nKEVENTS_KAFKA_CA_FILE=/ca.pem\n\
+                     KEVENTS_KAFKA_SASL_USER=kevents\nKEVENTS_KAFKA_PASSWORD_FILE=/pw\nKEVENTS_KAFKA_BROKERS=3\n\
+                     KEVENTS_KAFKA_PIDS={pids}\n",
+                    bootstrap.join(",")
+                ),
+            )
+            .unwrap();
+            Services::read(&path).unwrap()
+        };
+        let s = write(&format!("{me},{me},{me}"));
+        assert_eq!(s.kafka_pids().len(), 3);
+        assert!(s.healthy(), "three live pids, three listening nodes");
+        // A node whose pid is gone (i32::MAX is never a live pid).
+        let s = write(&format!("{me},{},{me}", i32::MAX));
+        assert!(!s.healthy());
+        drop(listeners);
     }
 
     #[test]

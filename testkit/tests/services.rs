@@ -4,7 +4,7 @@
 //! inserts into ClickHouse, and tables surviving a ClickHouse stop/start and crash.
 //!
 //! Runs against `scripts/services` (started on demand by `Services::get`) and private
-//! `OwnedBroker` / `OwnedClickHouse` processes.
+//! `OwnedBroker` / `OwnedKafkaCluster` / `OwnedClickHouse` processes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use schemas::model::ClusterId;
 use schemas::records::{CollectorMeta, Heartbeat, RawRecord, WatchEvent, WatchKind};
 use serde::{Deserialize, Serialize};
 
-use kevents_testkit::services::{OwnedBroker, OwnedClickHouse, Services};
+use kevents_testkit::services::{OwnedBroker, OwnedClickHouse, OwnedKafkaCluster, Services};
 
 const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -394,6 +394,45 @@ async fn owned_broker_keeps_messages_and_offsets_across_kill9() {
     let all = consumer(&broker.bootstrap(), &format!("{group}-fresh"), false);
     all.subscribe(&[topic.as_str()]).unwrap();
     assert_eq!(receive(&all, 100, Duration::from_secs(1)).await.len(), 100);
+}
+
+/// Three KRaft nodes: topics with 3 replicas and min.insync 2; a partition leader
+/// `kill -9`ed, acks=all writes go on (to the new leader), the node comes back on the
+/// same port, catches up, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owned_cluster_survives_a_leader_kill9() {
+    let started = Instant::now();
+    let mut cluster = OwnedKafkaCluster::spawn(3).expect("owned 3-node cluster");
+    eprintln!("owned cluster up in {:?} on {}", started.elapsed(), cluster.bootstrap());
+    let topics = cluster.create_topics("svc-cluster", &[("in", 3)]).await;
+    let topic = topics.name("in").to_owned();
+    let md = cluster.metadata(Some(&topic)).unwrap();
+    assert_eq!(md.brokers().len(), 3);
+    for p in md.topics()[0].partitions() {
+        assert_eq!((p.replicas().len(), p.isr().len()), (3, 3), "partition {}", p.id());
+    }
+    let payloads = |from: usize| -> Vec<(i32, String, Vec<u8>)> {
+        (from..from + 300).map(|i| ((i % 3) as i32, format!("k{i}"), format!("m{i}").into_bytes())).collect()
+    };
+    let p = producer(&cluster.bootstrap());
+    produce_all(&p, &topic, &payloads(0)).await;
+
+    let victim = cluster.leader_of(&topic, 0).expect("partition 0 has a leader");
+    cluster.kill9(victim);
+    assert!(!cluster.is_running(victim));
+    // Two of three replicas remain: min.insync is met, writes are acknowledged.
+    produce_all(&p, &topic, &payloads(300)).await;
+    let new_leader = cluster.leader_of(&topic, 0).expect("a new leader for partition 0");
+    assert_ne!(new_leader, victim);
+    let restart = cluster.start(victim).expect("restart after kill -9");
+    let healed = cluster.wait_fully_replicated(&[topic.as_str()], Duration::from_secs(60)).expect("ISR full again");
+    eprintln!("node {victim} killed (partition 0's leader; {new_leader} took over), restarted in {restart:?}, ISR full {healed:?} later");
+
+    let c = consumer(&cluster.bootstrap(), &format!("{topic}-group"), false);
+    c.subscribe(&[topic.as_str()]).unwrap();
+    let got = receive(&c, 600, Duration::from_secs(1)).await;
+    let values: std::collections::BTreeSet<Vec<u8>> = got.iter().map(|m| m.2.clone()).collect();
+    assert_eq!((got.len(), values.len()), (600, 600), "every acknowledged record, once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,20 @@
 //! The `kevents collector` binary as a child process of a fault test, and what the
 //! tests read back from it: start, `kill -9`, graceful stop, readiness, `/metrics`, and
-//! every (uid, resourceVersion) it published. Shared by `collector_faults.rs` (test
-//! API servers) and `real_apiserver_sim.rs` (a real kube-apiserver).
+//! every (uid, resourceVersion) it published; and [`drive`], the simulator's scenarios
+//! applied to a test API server at a fixed rate. Shared by `collector_faults.rs` (test
+//! API servers), `kafka_cluster_faults.rs` (the pipeline on a Kafka cluster) and
+//! `real_apiserver_sim.rs` (a real kube-apiserver).
 
 use schemas::avro::Codec;
 use schemas::records::RawRecord;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+use testkit::apiserver::Store;
 use testkit::services::{http_request, read_topic};
+use testkit::sim::{generate_run, ClusterCtx, Emission, ScenarioKind};
+use tokio::sync::watch;
 
 /// A running `kevents collector --config FILE`, its log appended to a file; killed on
 /// drop so a failed assertion leaves no process behind.
@@ -89,4 +94,37 @@ pub fn published(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
 pub async fn published_async(brokers: &str, topic: &str) -> HashMap<(String, u64), u32> {
     let (b, t) = (brokers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || published(&b, &t)).await.unwrap()
+}
+
+/// Applies the simulator's scenarios (fresh seeds, one run after another) to `store`
+/// at `rate` events/s until `stop`. Returns how many changes it applied.
+#[allow(dead_code)] // not every test binary drives a test API server
+pub fn drive(store: Store, mut stop: watch::Receiver<bool>, rate: u64) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let cluster = ClusterCtx::new("sim-1", 5);
+        let mut applied = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let per_tick = (rate / 100) as usize;
+        for seed in 1.. {
+            let run = generate_run(&ScenarioKind::ALL, seed, SystemTime::now(), &cluster, Duration::from_secs(1));
+            for chunk in run.emissions.chunks(per_tick) {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return applied,
+                }
+                for e in chunk {
+                    match &e.emission {
+                        Emission::Apply(ev) => {
+                            store.apply(ev.clone());
+                        }
+                        Emission::Delete { namespace, name } => {
+                            store.delete(namespace, name);
+                        }
+                    }
+                    applied += 1;
+                }
+            }
+        }
+        applied
+    })
 }

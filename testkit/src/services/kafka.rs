@@ -65,7 +65,7 @@ impl Drop for TestTopics {
     }
 }
 
-fn admin_client(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, ServicesError> {
+pub(crate) fn admin_client(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, ServicesError> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("client.id", "kevents-testkit-admin")
@@ -78,6 +78,18 @@ pub(crate) async fn create_topics(
     bootstrap: &str,
     prefix: &str,
     names_and_partitions: &[(&str, i32)],
+) -> Result<TestTopics, ServicesError> {
+    create_replicated_topics(bootstrap, prefix, names_and_partitions, 1, &[]).await
+}
+
+/// [`create_topics`] with `replication` replicas per partition and topic `configs`
+/// (e.g. `("min.insync.replicas", "2")`): a cluster's topics.
+pub(crate) async fn create_replicated_topics(
+    bootstrap: &str,
+    prefix: &str,
+    names_and_partitions: &[(&str, i32)],
+    replication: i32,
+    configs: &[(&str, &str)],
 ) -> Result<TestTopics, ServicesError> {
     let suffix = unique_suffix();
     let topics = TestTopics {
@@ -93,7 +105,10 @@ pub(crate) async fn create_topics(
         .iter()
         .zip(names_and_partitions)
         .map(|((_, real), (_, partitions))| {
-            NewTopic::new(real, *partitions, TopicReplication::Fixed(1))
+            configs.iter().fold(
+                NewTopic::new(real, *partitions, TopicReplication::Fixed(replication)),
+                |t, (k, v)| t.set(k, v),
+            )
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));

@@ -125,6 +125,15 @@ impl ServiceProcess {
         }
     }
 
+    /// Send SIGTERM and return at once (`stop` then waits): to stop several
+    /// processes together, such as a cluster's nodes, each of which waits for the others.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: signalling our own child, not reaped yet (its pid is not reused).
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
     /// SIGTERM, wait up to `grace`, then SIGKILL. Returns how it ended.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;

@@ -129,11 +129,13 @@ pub fn producer_config(kafka: &KafkaConfig, budget: Budget) -> Result<ClientConf
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
-        // 25 ms, not librdkafka's 5: at the few hundred events/s of a typical cluster,
-        // 5 ms sent an acks=all request every 5 ms and kept the broker thread waking
-        // (64 % of the collector's CPU in the side-by-side bench, BENCHMARKS.md); at high
-        // rates batches fill by size first, so only a quiet cluster's latency grows.
-        .set("linger.ms", "25")
+        // 100 ms, not librdkafka's 5: a cluster's events come a few hundred a second,
+        // and each acks=all request costs the collector and the broker a wake-up; at
+        // 5 ms that was most of the collector's CPU in the side-by-side bench
+        // (BENCHMARKS.md). Batches fill by size first at high rates, so only a quiet
+        // cluster's latency grows, by at most 0.1 s. (The broker thread's spin while
+        // the idempotent in-flight limit is reached is fixed in vendor/rdkafka-sys.)
+        .set("linger.ms", "100")
         .set("message.timeout.ms", "0")
         .set("message.max.bytes", MESSAGE_MAX_BYTES.to_string())
         .set("queue.buffering.max.messages", budget.queue_messages().to_string())

@@ -232,7 +232,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         match cli.command {
             Command::Collector { config, cluster, kubeconfig, print_config } => {
                 let mut cfg: collector::CollectorConfig = runtime::config::load(config.as_deref())
@@ -339,5 +339,10 @@ fn main() -> anyhow::Result<()> {
             Command::Report(args) => report::run(args).await,
             Command::Analyze(_) => unreachable!("analyze runs without a runtime"),
         }
-    })
+    });
+    // A stage that failed may leave a thread stuck in a call that ignores its own
+    // timeout (a processor stalled inside librdkafka): its error is what counts, so
+    // the exit does not wait for that thread the way dropping the runtime would.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }

@@ -145,8 +145,9 @@ pub struct ProcessorConfig {
     /// member fences its former self and aborts its open transaction at once.
     #[serde(default)]
     pub transactional_id: Option<String>,
-    /// `/healthz` fails when the consume loop made no progress for this long,
-    /// seconds. Default 60.
+    /// When the consume loop made no progress for this long, seconds, `/healthz`
+    /// and `/readyz` fail and the member exits non-zero (`crate::shutdown`).
+    /// Default 60.
     #[serde(default = "default_stall")]
     pub stall_timeout_secs: u64,
     /// Ops endpoint (`/healthz`, `/readyz`, `/metrics`). Default 127.0.0.1:9471.
@@ -156,7 +157,7 @@ pub struct ProcessorConfig {
     /// fields are `notify::NotifyConfig`).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
-    /// Fault injection for tests (`panic_on_text`, `panic_in`): off by default,
+    /// Fault injection for tests (`panic_on_text`, `panic_in`, `action`): off by default,
     /// never for production. See `crate::fault`.
     #[serde(default, skip_serializing_if = "crate::fault::DebugConfig::is_off")]
     pub debug: crate::fault::DebugConfig,

@@ -1,8 +1,10 @@
 //! Fault injection for tests: a documented setting (`debug.panic_on_text`, off by
-//! default) that makes one part of a member panic on a chosen record, so a test can
-//! prove that a panic fails the member loudly (non-zero exit, the panic in the log,
-//! the group rebalances and the next owner takes over; see [`crate::shutdown`])
-//! instead of stalling a partition behind a green health check.
+//! default) that makes one part of a member panic on a chosen record — or, with
+//! `debug.action: hang`, block there for good, as a librdkafka call that ignores its
+//! timeout does — so a test can prove that either fails the member loudly (non-zero
+//! exit, the cause in the log, the group rebalances and the next owner takes over;
+//! see [`crate::shutdown`]) instead of stalling a partition behind a green health
+//! check.
 //!
 //! Never set in production: a member with it set panics as soon as a matching
 //! record reaches the chosen site, on every restart.
@@ -24,6 +26,17 @@ pub enum FaultSite {
     Notifier,
 }
 
+/// What the injected fault does at its site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Panic (the default).
+    #[default]
+    Panic,
+    /// Block the site's thread forever: no panic, no error, no progress.
+    Hang,
+}
+
 /// `debug:` in the processor's config. Off by default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +49,9 @@ pub struct DebugConfig {
     /// Where the panic is raised: `worker` (default), `consume_loop` or `notifier`.
     #[serde(default)]
     pub panic_in: FaultSite,
+    /// `panic` (default) or `hang`.
+    #[serde(default)]
+    pub action: FaultAction,
 }
 
 impl DebugConfig {
@@ -50,6 +66,7 @@ impl DebugConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Fault {
     armed: Option<(FaultSite, Vec<u8>)>,
+    action: FaultAction,
 }
 
 impl Fault {
@@ -58,7 +75,7 @@ impl Fault {
         if let Some((site, text)) = &armed {
             tracing::warn!(?site, text = %String::from_utf8_lossy(text), "fault injection armed (debug.panic_on_text): this member will panic on a matching record");
         }
-        Fault { armed }
+        Fault { armed, action: c.action }
     }
 
     /// Armed for `site`: `crate::start` hooks the notifiers only then.
@@ -71,6 +88,12 @@ impl Fault {
     pub fn check(&self, site: FaultSite, payload: &[u8], what: impl FnOnce() -> String) {
         let Some((at, text)) = &self.armed else { return };
         if *at == site && payload.windows(text.len()).any(|w| w == text.as_slice()) {
+            if self.action == FaultAction::Hang {
+                tracing::error!(?site, where_ = %what(), "fault injection (debug.action: hang): this thread blocks for good");
+                loop {
+                    std::thread::park();
+                }
+            }
             panic!("fault injection (debug.panic_on_text {:?}) in the {site:?}: {}", String::from_utf8_lossy(text), what());
         }
     }

@@ -95,6 +95,11 @@ pub enum ProcessorError {
     Panicked { what: String, message: String },
     #[error("{what} ended unexpectedly")]
     Ended { what: String },
+    /// A progress probe went stale (`stall_timeout_secs`): the consume loop made no
+    /// progress, typically stuck inside a librdkafka call that outlived its own
+    /// timeout (see [`shutdown`]). The member exits so that any supervisor restarts it.
+    #[error("stalled: {report}")]
+    Stalled { report: String },
 }
 
 impl From<runtime::kafka::TopicError> for ProcessorError {
@@ -222,7 +227,7 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
         tokio::runtime::Handle::current(),
         cfg.drain_timeout(),
         cfg.commit_interval(),
-        health,
+        health.clone(),
         stop.clone(),
     )?;
     let guard = stop.clone();
@@ -234,12 +239,34 @@ pub async fn start(cfg: ProcessorConfig, shutdown: impl Future<Output = ()> + Se
             lp.run()
         })
         .map_err(|source| ProcessorError::Listen { addr: cfg.listen, source })?;
-    let done = tokio::spawn(supervise(stop, shutdown, consume, notifier, ops_task, shared));
+    let bound = Bound { join: cfg.drain_timeout() + cfg.transaction_timeout(), health };
+    let done = tokio::spawn(supervise(stop, shutdown, consume, notifier, ops_task, shared, bound));
     Ok(Running { ops_addr, metrics, done })
 }
 
-/// Wait for the stop signal (or `shutdown`, which raises it), then join what runs
-/// and return the first error (see [`shutdown`]).
+/// What the supervisor watches besides the stop signal, and how long it waits for
+/// the consume loop once stopping.
+struct Bound {
+    /// The drain plus one transaction: a consume loop that has not ended by then is
+    /// stuck in a blocking call and is left behind (the process exits).
+    join: std::time::Duration,
+    /// Its probes: a stale one stops the member ([`ProcessorError::Stalled`]).
+    health: runtime::ops::Health,
+}
+
+/// Resolves when a progress probe of `health` is stale, with its report.
+async fn stalled(health: &runtime::ops::Health) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(report) = health.liveness() {
+            return report;
+        }
+    }
+}
+
+/// Wait for the stop signal (or `shutdown`, which raises it, or a stall), then join
+/// what runs and return the first error (see [`shutdown`]).
 async fn supervise(
     stop: shutdown::CancellationToken,
     requested: impl Future<Output = ()>,
@@ -247,9 +274,11 @@ async fn supervise(
     notifier: Option<notify::Notifier>,
     mut ops_task: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
+    bound: Bound,
 ) -> Result<(), ProcessorError> {
     // The ops endpoint ending by itself is a failure too: nobody would see the health.
     let mut ops_failure = None;
+    let mut stall = None;
     tokio::select! {
         _ = requested => tracing::info!("shutdown requested: draining"),
         _ = stop.cancelled() => {}
@@ -257,9 +286,25 @@ async fn supervise(
             let what = "the ops endpoint";
             ops_failure = Some(shutdown::task_result::<ProcessorError>(what, r.map(Ok)).err().unwrap_or(ProcessorError::Ended { what: what.into() }));
         }
+        report = stalled(&bound.health) => {
+            tracing::error!(%report, "the member stalled: stopping it, so that its supervisor restarts it");
+            shared.txn.poison();
+            stall = Some(ProcessorError::Stalled { report });
+        }
     }
     stop.cancel();
-    let mut result = shutdown::join_thread("the consume loop", consume).await;
+    let joined = tokio::time::timeout(bound.join, shutdown::join_thread("the consume loop", consume)).await;
+    let Ok(mut result) = joined else {
+        // Stuck in a call that ignores its timeout (librdkafka's
+        // send_offsets_to_transaction with its group coordinator gone): nothing of
+        // this member can be trusted to end, so neither the notifiers nor the abort
+        // are waited for. The broker aborts the open transaction at its timeout.
+        tracing::error!(waited = ?bound.join, "the consume loop did not stop: leaving it behind");
+        return Err(stall.unwrap_or(ProcessorError::Stalled { report: "the consume loop did not stop when told to".into() }));
+    };
+    if let Some(e) = stall {
+        result = result.and(Err(e));
+    }
     if let Some(n) = notifier {
         let r = n.join().await.map_err(ProcessorError::from);
         result = result.and(r);
@@ -272,7 +317,9 @@ async fn supervise(
         }
     }
     let failed = result.is_err();
-    let _ = tokio::task::spawn_blocking(move || {
+    // Bounded like the join: an abort into a wedged producer must not keep a failed
+    // member from exiting.
+    let finish = tokio::task::spawn_blocking(move || {
         use rdkafka::producer::Producer;
         if failed {
             // Nothing of the open transaction may be committed; aborting it now
@@ -282,7 +329,9 @@ async fn supervise(
             // Deliver whatever is still queued (nothing is, after a clean drain).
             let _ = shared.producer.flush(std::time::Duration::from_secs(5));
         }
-    })
-    .await;
+    });
+    if tokio::time::timeout(bound.join, finish).await.is_err() {
+        tracing::error!(waited = ?bound.join, "ending the open transaction did not return: leaving it to the broker's timeout");
+    }
     result
 }

@@ -3,7 +3,7 @@
 //! module says what cancels it in the processor and who owns which thread.
 //!
 //! The signal is one [`CancellationToken`] per member (`stop`), made in
-//! [`crate::start`]. Three things cancel it:
+//! [`crate::start`]. Four things cancel it:
 //! - the caller's `shutdown` future resolving (SIGTERM in the binaries);
 //! - a failure anywhere: a partition worker that returned an error or panicked, a
 //!   failed transaction commit, a notifier whose send task panicked (each records
@@ -15,6 +15,15 @@
 //!   crate: `crate::start` passes them this token, the same type, and they hold
 //!   their guards and check it themselves; their errors and panics come back as
 //!   `notify::NotifyError`, wrapped in [`ProcessorError::Notify`].)
+//! - a stall: the supervisor watches the member's progress probes, and one stale for
+//!   `stall_timeout_secs` ends the member with [`ProcessorError::Stalled`] instead of
+//!   leaving it alive behind a red `/healthz` that only Kubernetes acts on. This is
+//!   what happens when the consume loop is stuck inside librdkafka:
+//!   `send_offsets_to_transaction` can block past its own timeout while the group
+//!   coordinator's broker is gone (librdkafka issues #5456, #5511; seen in 6 of 17
+//!   runs of `cli/tests/kafka_cluster_faults.rs` before this). The supervisor then
+//!   waits for the consume loop at most the drain plus one transaction timeout and
+//!   returns without it: the process exits, the broker aborts the open transaction.
 //!
 //! Everyone who runs checks it: the consume loop and the notifier threads test
 //! [`CancellationToken::is_cancelled`] on every round (their blocking `poll`s last

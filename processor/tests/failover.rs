@@ -38,7 +38,7 @@ async fn crash_and_join_mid_stream_lose_nothing_and_replay_identically() {
             // A crash inside a transaction: wait until the member had outputs
             // acknowledged (its metrics flush every 500 ms) with no commit in between
             // (rebalances commit; the interval is 10 s), then SIGKILL: no drain, no
-            // commit. Its partitions move after the session timeout (10 s) to the
+            // commit. Its partitions move after the session timeout (30 s) to the
             // survivors, which replay to rebuild state.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             loop {

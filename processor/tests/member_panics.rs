@@ -11,7 +11,7 @@ mod common;
 
 use common::member::{Member, Members};
 use common::*;
-use kevents_processor::fault::{DebugConfig, FaultSite};
+use kevents_processor::fault::{DebugConfig, FaultAction, FaultSite};
 use schemas::avro::Codec;
 use schemas::records::{Alert, RawRecord};
 use std::path::Path;
@@ -23,7 +23,7 @@ const POISON: &str = "kevents-test-poison";
 
 fn with_fault(cfg: &kevents_processor::ProcessorConfig, site: FaultSite) -> kevents_processor::ProcessorConfig {
     let mut c = cfg.clone();
-    c.debug = DebugConfig { panic_on_text: Some(POISON.into()), panic_in: site };
+    c.debug = DebugConfig { panic_on_text: Some(POISON.into()), panic_in: site, ..Default::default() };
     c
 }
 
@@ -130,6 +130,39 @@ async fn a_panicking_consume_loop_stops_its_member() {
     produce(&producer(topics.bootstrap()), topics.name("raw"), &w.records).await;
     let last = assert_failed_loudly(&mut members.0[0], &log, "consume loop");
     assert!(last.contains("the consume loop panicked"), "{last}");
+}
+
+/// A consume loop stuck for good — as in a librdkafka call that outlives its own
+/// timeout (`send_offsets_to_transaction` with the group coordinator's broker gone,
+/// `cli/tests/kafka_cluster_faults.rs`) — fails the member after
+/// `stall_timeout_secs`: it exits non-zero with the stall in its log, under any
+/// supervisor, instead of living on behind a red `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_consume_loop_stops_its_member() {
+    let s = Services::get();
+    let topics = s.create_topics("proc-stuck-loop", &[("raw", 2), ("processed", 1), ("heartbeats", 1), ("dlq", 1)]).await;
+    let mut w = workload(7, 2, 2, 40);
+    assert!(poison(&mut w.records[20..]) > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = with_fault(&config(&topics, &format!("g-{}", topics.name("raw"))), FaultSite::ConsumeLoop);
+    cfg.debug.action = FaultAction::Hang;
+    cfg.stall_timeout_secs = 5;
+    cfg.drain_timeout_secs = 1;
+    cfg.transaction_timeout_ms = 3_000;
+    let log = dir.path().join("member.log");
+    let mut members = Members(vec![Member::spawn(&write(dir.path(), "p.yaml", &cfg), Some(&log))]);
+    let started = Instant::now();
+    produce(&producer(topics.bootstrap()), topics.name("raw"), &w.records).await;
+    // Stall limit 5 s, checked each second, then at most drain (1 s) + one
+    // transaction (3 s) for the stuck loop.
+    let st = members.0[0].exited_within(Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let Some(st) = st else { panic!("the stuck member did not exit within 60 s; its log:\n{text}") };
+    assert!(!st.success(), "a stalled member exits non-zero, not {st}");
+    assert!(text.contains("fault injection (debug.action: hang)"), "the hang did not happen:\n{text}");
+    assert!(text.contains("consume_loop: STALLED"), "the member's error does not name the stall:\n{text}");
+    assert!(!text.contains("panicked"), "a hang is not a panic:\n{text}");
+    eprintln!("stuck consume loop: exit status {st} {:.1} s after the records were produced", started.elapsed().as_secs_f64());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,8 +368,13 @@ pub fn consumer_config(base: &ClientConfig, group_id: &str) -> ClientConfig {
     // End-to-end latency: a fetch answers within 100 ms even when little is new
     // (librdkafka's default lets the broker hold it 500 ms).
     set_default(&mut c, "fetch.wait.max.ms", "100");
-    // A crashed member's partitions move after this long.
-    set_default(&mut c, "session.timeout.ms", "10000");
+    // A crashed member's partitions move after this long (a stopped one leaves the
+    // group at once). 30 s, not 10: longer than a broker cluster takes to notice a dead
+    // node and move its group coordinator (`broker.session.timeout.ms` 9 s, then the
+    // group's load), and than a heartbeat waits on a saturated machine — with 10 s a
+    // member's session expired in both (docs/kafka-cluster.md, BENCHMARKS.md), its next
+    // commit failed with UNKNOWN_MEMBER_ID and the member stopped.
+    set_default(&mut c, "session.timeout.ms", "30000");
     set_default(&mut c, "heartbeat.interval.ms", "1000");
     // Feeds the lag gauges.
     set_default(&mut c, "statistics.interval.ms", "5000");

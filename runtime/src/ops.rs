@@ -84,16 +84,20 @@ impl Health {
         }
     }
 
-    /// `Ok(report)` when every readiness condition holds (and there is at least one).
+    /// `Ok(report)` when every readiness condition holds (and there is at least one)
+    /// and no progress probe is stale: a stalled stage takes no traffic either.
     pub fn readiness(&self) -> Result<String, String> {
         let s = self.inner.lock().unwrap();
-        let ok = !s.ready.is_empty() && s.ready.values().all(|(r, _)| *r);
+        let stalled: Vec<String> =
+            s.probes.iter().filter(|(_, p)| p.last.elapsed() > p.limit).map(|(n, _)| format!("{n}: STALLED")).collect();
+        let ok = !s.ready.is_empty() && s.ready.values().all(|(r, _)| *r) && stalled.is_empty();
         let text = if s.ready.is_empty() {
             "starting".to_string()
         } else {
             s.ready
                 .iter()
                 .map(|(n, (r, d))| format!("{n}: {} {d}", if *r { "ready" } else { "NOT READY" }))
+                .chain(stalled)
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -219,5 +223,8 @@ mod tests {
         assert!(h.readiness().unwrap_err().contains("watch: NOT READY relisting"));
         h.set_ready("watch", true, "");
         assert!(h.readiness().is_ok());
+        h.probe("watch", Duration::from_millis(0));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(h.readiness().unwrap_err().contains("watch: STALLED"), "a stalled stage is not ready either");
     }
 }

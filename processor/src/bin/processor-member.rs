@@ -46,7 +46,9 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("processor-member: {e}");
-            std::process::ExitCode::from(1)
+            // As the kevents binary does, without waiting for a thread stuck in a
+            // blocking call (a stalled consume loop) the way the runtime's drop would.
+            std::process::exit(1)
         }
     }
 }

@@ -29,27 +29,45 @@ async fn wait_for(port: u16, path: &'static str, status: u16, within: Duration) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_follows_kafka_and_the_watch() {
-    let mut broker = OwnedBroker::spawn().expect("private broker");
-    let topics = broker.create_topics("health", &[("raw", 1)]).await;
-    let server = ApiServer::start(ServerOptions::default()).await.unwrap();
+type Collector = tokio::task::JoinHandle<Result<(), collector::CollectorError>>;
+
+/// The real collector for cluster `name` of `server`, publishing to `topic` on
+/// `brokers`, its ops endpoint on a free port; `tune` sets the test's intervals.
+/// Returns the port, the stop signal, the task and the temp dir of its kubeconfig.
+fn spawn_collector(
+    server: &ApiServer,
+    name: &str,
+    brokers: String,
+    topic: &str,
+    tune: impl FnOnce(&mut CollectorConfig),
+) -> (u16, tokio::sync::oneshot::Sender<()>, Collector, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kc, "health").unwrap();
+    server.write_kubeconfig(&kc, name).unwrap();
     let port = free_port().unwrap();
-    let mut cfg = CollectorConfig::for_cluster("health");
+    let mut cfg = CollectorConfig::for_cluster(name);
     cfg.kubeconfig = Some(kc);
-    cfg.kafka.brokers = broker.bootstrap();
-    cfg.topic = topics.name("raw").to_string();
-    cfg.heartbeat_interval_secs = 1;
-    cfg.stall_timeout_secs = 3;
-    cfg.watch_timeout_secs = 2;
+    cfg.kafka.brokers = brokers;
+    cfg.topic = topic.to_string();
+    tune(&mut cfg);
     cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(collector::run(cfg, async move {
         let _ = rx.await;
     }));
+    (port, stop, task, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_kafka_and_the_watch() {
+    let mut broker = OwnedBroker::spawn().expect("private broker");
+    let topics = broker.create_topics("health", &[("raw", 1)]).await;
+    let server = ApiServer::start(ServerOptions::default()).await.unwrap();
+    let (port, stop, task, _dir) = spawn_collector(&server, "health", broker.bootstrap(), topics.name("raw"), |cfg| {
+        cfg.heartbeat_interval_secs = 1;
+        cfg.stall_timeout_secs = 3;
+        cfg.watch_timeout_secs = 2;
+    });
 
     let ready = wait_for(port, "/readyz", 200, Duration::from_secs(30)).await;
     assert!(ready.contains("watch: ready"), "{ready}");
@@ -85,21 +103,10 @@ async fn acknowledgements_are_counted_when_the_watch_goes_quiet() {
     let services = testkit::services::Services::get();
     let topics = services.create_topics("quiet-acks", &[("raw", 1)]).await;
     let server = ApiServer::start(ServerOptions::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kc, "quiet").unwrap();
-    let port = free_port().unwrap();
-    let mut cfg = CollectorConfig::for_cluster("quiet");
-    cfg.kubeconfig = Some(kc);
-    cfg.kafka.brokers = services.kafka_bootstrap();
-    cfg.topic = topics.name("raw").to_string();
-    cfg.heartbeat_interval_secs = 600;
-    cfg.stall_timeout_secs = 1200;
-    cfg.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(collector::run(cfg, async move {
-        let _ = rx.await;
-    }));
+    let (port, stop, task, _dir) = spawn_collector(&server, "quiet", services.kafka_bootstrap(), topics.name("raw"), |cfg| {
+        cfg.heartbeat_interval_secs = 600;
+        cfg.stall_timeout_secs = 1200;
+    });
     wait_for(port, "/readyz", 200, Duration::from_secs(30)).await;
 
     const N: u64 = 2_000;

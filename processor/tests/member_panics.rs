@@ -117,17 +117,26 @@ async fn a_panicking_worker_stops_its_member_and_the_other_takes_over_exactly_on
     assert!(st.success(), "survivor exit status {st}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_consume_loop_stops_its_member() {
+/// One member armed at its consume loop (`tune` adds the test's settings) and a small
+/// workload with poisoned records, produced once the member runs. Returns the member,
+/// its log and the temp dir holding both.
+async fn consume_loop_member(prefix: &str, seed: u64, tune: impl FnOnce(&mut kevents_processor::ProcessorConfig)) -> (Members, std::path::PathBuf, tempfile::TempDir) {
     let s = Services::get();
-    let topics = s.create_topics("proc-panic-loop", &[("raw", 2), ("processed", 1), ("heartbeats", 1), ("dlq", 1)]).await;
-    let mut w = workload(5, 2, 2, 40);
+    let topics = s.create_topics(prefix, &[("raw", 2), ("processed", 1), ("heartbeats", 1), ("dlq", 1)]).await;
+    let mut w = workload(seed, 2, 2, 40);
     assert!(poison(&mut w.records[20..]) > 0);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = with_fault(&config(&topics, &format!("g-{}", topics.name("raw"))), FaultSite::ConsumeLoop);
+    let mut cfg = with_fault(&config(&topics, &format!("g-{}", topics.name("raw"))), FaultSite::ConsumeLoop);
+    tune(&mut cfg);
     let log = dir.path().join("member.log");
-    let mut members = Members(vec![Member::spawn(&write(dir.path(), "p.yaml", &cfg), Some(&log))]);
+    let members = Members(vec![Member::spawn(&write(dir.path(), "p.yaml", &cfg), Some(&log))]);
     produce(&producer(topics.bootstrap()), topics.name("raw"), &w.records).await;
+    (members, log, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_consume_loop_stops_its_member() {
+    let (mut members, log, _dir) = consume_loop_member("proc-panic-loop", 5, |_| {}).await;
     let last = assert_failed_loudly(&mut members.0[0], &log, "consume loop");
     assert!(last.contains("the consume loop panicked"), "{last}");
 }
@@ -139,20 +148,14 @@ async fn a_panicking_consume_loop_stops_its_member() {
 /// supervisor, instead of living on behind a red `/healthz`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_consume_loop_stops_its_member() {
-    let s = Services::get();
-    let topics = s.create_topics("proc-stuck-loop", &[("raw", 2), ("processed", 1), ("heartbeats", 1), ("dlq", 1)]).await;
-    let mut w = workload(7, 2, 2, 40);
-    assert!(poison(&mut w.records[20..]) > 0);
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = with_fault(&config(&topics, &format!("g-{}", topics.name("raw"))), FaultSite::ConsumeLoop);
-    cfg.debug.action = FaultAction::Hang;
-    cfg.stall_timeout_secs = 5;
-    cfg.drain_timeout_secs = 1;
-    cfg.transaction_timeout_ms = 3_000;
-    let log = dir.path().join("member.log");
-    let mut members = Members(vec![Member::spawn(&write(dir.path(), "p.yaml", &cfg), Some(&log))]);
+    let (mut members, log, _dir) = consume_loop_member("proc-stuck-loop", 7, |cfg| {
+        cfg.debug.action = FaultAction::Hang;
+        cfg.stall_timeout_secs = 5;
+        cfg.drain_timeout_secs = 1;
+        cfg.transaction_timeout_ms = 3_000;
+    })
+    .await;
     let started = Instant::now();
-    produce(&producer(topics.bootstrap()), topics.name("raw"), &w.records).await;
     // Stall limit 5 s, checked each second, then at most drain (1 s) + one
     // transaction (3 s) for the stuck loop.
     let st = members.0[0].exited_within(Duration::from_secs(60));

@@ -56,14 +56,20 @@ PAGE_KB = 1
 # ---- process and service probes -----------------------------------------------------
 
 
+def proc_cpu(pid):
+    """CPU seconds (utime + stime, fields 14 and 15 of /proc/PID/stat) of a live PID;
+    OSError when it is gone. scale_bench.py uses it too."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / CLK_TCK
+
+
 def proc_cpu_rss(pid):
     """(cpu seconds, rss MiB, pss MiB) of a live PID, or None. PSS (smaps_rollup) counts
     a page shared by n processes as 1/n: the kevents pipeline's three processes run one
     binary, whose code RSS counts three times."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        cpu = (int(parts[11]) + int(parts[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+        cpu = proc_cpu(pid)
         rss = 0.0
         with open(f"/proc/{pid}/status") as f:
             for line in f:

@@ -22,7 +22,8 @@ import signal
 import statistics
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from peers_bench import proc_cpu  # the same /proc reading as the side-by-side bench
+
 PARTS = ["collector", "processor", "sink", "broker", "clickhouse", "load"]
 
 
@@ -39,12 +40,6 @@ def part_of(argv):
     return None
 
 
-def cpu_of(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / CLK_TCK
-
-
 def cmd_sample(a):
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
@@ -59,7 +54,7 @@ def cmd_sample(a):
                         argv = [x.decode(errors="replace") for x in f.read().split(b"\0") if x]
                     part = part_of(argv)
                     if part:
-                        row["pids"][pid] = [part, round(cpu_of(pid), 2)]
+                        row["pids"][pid] = [part, round(proc_cpu(pid), 2)]
                 except OSError:
                     continue
             out.write(json.dumps(row) + "\n")
